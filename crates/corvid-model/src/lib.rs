@@ -1,7 +1,18 @@
 //! corvid's model runtime: reads weights (GGUF, safetensors), builds architectures,
 //! tokenizes and renders chat templates. It knows nothing of scheduling or HTTP.
 
+pub mod arch;
+pub mod config;
+pub mod default_model;
 pub mod error;
 pub mod gguf;
+pub mod kv_cache;
+pub mod loader;
+pub mod model;
+pub mod weights;
 
+pub use config::ModelConfig;
 pub use error::{ModelError, Result};
+pub use kv_cache::KvCache;
+pub use loader::{load_model, LoadOptions};
+pub use model::{CausalLm, SeqInput};
