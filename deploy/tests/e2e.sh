@@ -47,7 +47,7 @@ cleanup() {
   if [ -n "${E2E_KEEP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 FAILS=0
 run() { "$@" || FAILS=$((FAILS + 1)); }
