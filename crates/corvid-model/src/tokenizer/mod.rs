@@ -37,13 +37,16 @@ pub struct Tokenizer {
 /// Where encoding happens.
 enum Model {
     /// A GGUF vocabulary and its algorithm.
-    Gguf {
-        vocab: Vocab,
-        specials: SpecialMatcher,
-        algo: Algo,
-    },
+    Gguf(Box<GgufModel>),
     /// An HF `tokenizers` tokenizer.
     Hf(Box<hf::HfModel>),
+}
+
+/// A GGUF vocabulary with its special-token matcher and algorithm.
+struct GgufModel {
+    vocab: Vocab,
+    specials: SpecialMatcher,
+    algo: Algo,
 }
 
 /// The GGUF tokenization algorithm.
@@ -59,11 +62,12 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
         match &self.model {
             Model::Hf(hf) => hf.encode(text, add_special, parse_special),
-            Model::Gguf {
-                vocab,
-                specials,
-                algo,
-            } => {
+            Model::Gguf(g) => {
+                let GgufModel {
+                    vocab,
+                    specials,
+                    algo,
+                } = &**g;
                 let mut out = Vec::new();
                 if add_special && self.add_bos {
                     out.extend(self.bos);
@@ -142,7 +146,7 @@ impl Tokenizer {
     /// The id of a token spelled as in the vocabulary (e.g. `<|im_start|>`, `Ġthe`).
     pub fn token_id(&self, token: &str) -> Option<u32> {
         match &self.model {
-            Model::Gguf { vocab, .. } => vocab.token_to_id.get(token).copied(),
+            Model::Gguf(g) => g.vocab.token_to_id.get(token).copied(),
             Model::Hf(hf) => hf.token_id(token),
         }
     }
@@ -156,12 +160,10 @@ impl Tokenizer {
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.model {
-            Model::Gguf {
-                algo: Algo::Bpe(_), ..
-            } => "gguf-bpe",
-            Model::Gguf {
-                algo: Algo::Spm(_), ..
-            } => "gguf-spm",
+            Model::Gguf(g) => match g.algo {
+                Algo::Bpe(_) => "gguf-bpe",
+                Algo::Spm(_) => "gguf-spm",
+            },
             Model::Hf(_) => "hf",
         };
         f.debug_struct("Tokenizer")

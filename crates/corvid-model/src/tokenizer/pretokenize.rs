@@ -43,9 +43,11 @@ impl PreTokenizer {
         };
         let regexes = exprs
             .iter()
-            .map(|e| Regex::new(e))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| ModelError::Tokenizer(format!("pre-tokenizer regex: {e}")))?;
+            .map(|e| {
+                Regex::new(e)
+                    .map_err(|e| ModelError::Tokenizer(format!("pre-tokenizer regex: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             regexes,
             ignore_merges,
