@@ -1,6 +1,12 @@
 //! CPU hot paths for corvid: quantized block formats and their matmuls, norms, RoPE,
 //! softmax and paged attention. Pure compute on slices; no model or engine knowledge.
 
+pub mod attention;
+pub mod dot;
 mod ggml_type;
+pub mod matmul;
+pub mod ops;
+pub mod quant;
 
 pub use ggml_type::GgmlType;
+pub use matmul::{QMatrix, WeightData};

@@ -1,0 +1,174 @@
+//! Weight matrices in their compute format and the batched `out = x · Wᵀ` product.
+
+use crate::dot::{dot_f32, dot_q4_0_q8_0, dot_q4_1_q8_1, dot_q8_0_q8_0};
+use crate::quant::quantize::{quantize_q8_0, quantize_q8_1};
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
+use rayon::prelude::*;
+
+/// The element storage of a weight matrix, row-major, one row per output feature.
+#[derive(Clone, Debug)]
+pub enum WeightData {
+    /// Plain f32 (safetensors F32/F16/BF16 without `--quantization`).
+    F32(Vec<f32>),
+    /// Q4_0 blocks.
+    Q4_0(Vec<BlockQ4_0>),
+    /// Q4_1 blocks.
+    Q4_1(Vec<BlockQ4_1>),
+    /// Q8_0 blocks.
+    Q8_0(Vec<BlockQ8_0>),
+}
+
+/// A `rows × cols` weight matrix ready for [`QMatrix::matmul`].
+#[derive(Clone, Debug)]
+pub struct QMatrix {
+    /// Output features.
+    pub rows: usize,
+    /// Input features (row length).
+    pub cols: usize,
+    /// The elements.
+    pub data: WeightData,
+}
+
+/// Rows computed per parallel task: large enough to amortize scheduling, small enough
+/// to balance two to sixteen cores on 576-row matrices.
+const ROWS_PER_TASK: usize = 32;
+
+/// Raw output pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint (token, row) cells; the borrow outlives the parallel scope.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Activations quantized once per matmul into the format the weights pair with.
+enum Activations<'a> {
+    F32(&'a [f32]),
+    Q8_0(Vec<BlockQ8_0>),
+    Q8_1(Vec<BlockQ8_1>),
+}
+
+impl QMatrix {
+    /// Human-readable name of the storage format.
+    pub fn format(&self) -> &'static str {
+        match self.data {
+            WeightData::F32(_) => "F32",
+            WeightData::Q4_0(_) => "Q4_0",
+            WeightData::Q4_1(_) => "Q4_1",
+            WeightData::Q8_0(_) => "Q8_0",
+        }
+    }
+
+    /// Bytes the weights occupy.
+    pub fn nbytes(&self) -> usize {
+        match &self.data {
+            WeightData::F32(v) => v.len() * 4,
+            WeightData::Q4_0(v) => v.len() * 18,
+            WeightData::Q4_1(v) => v.len() * 20,
+            WeightData::Q8_0(v) => v.len() * 34,
+        }
+    }
+
+    /// Writes row `r` as f32 into `out` (embedding lookup).
+    pub fn row_f32(&self, r: usize, out: &mut [f32]) {
+        let c = self.cols;
+        let nb = c / QK;
+        match &self.data {
+            WeightData::F32(v) => out.copy_from_slice(&v[r * c..(r + 1) * c]),
+            WeightData::Q4_0(v) => {
+                for (b, o) in v[r * nb..(r + 1) * nb].iter().zip(out.chunks_exact_mut(QK)) {
+                    let d = b.d.to_f32();
+                    for j in 0..16 {
+                        o[j] = ((b.qs[j] & 0xF) as i32 - 8) as f32 * d;
+                        o[j + 16] = ((b.qs[j] >> 4) as i32 - 8) as f32 * d;
+                    }
+                }
+            }
+            WeightData::Q4_1(v) => {
+                for (b, o) in v[r * nb..(r + 1) * nb].iter().zip(out.chunks_exact_mut(QK)) {
+                    let (d, m) = (b.d.to_f32(), b.m.to_f32());
+                    for j in 0..16 {
+                        o[j] = (b.qs[j] & 0xF) as f32 * d + m;
+                        o[j + 16] = (b.qs[j] >> 4) as f32 * d + m;
+                    }
+                }
+            }
+            WeightData::Q8_0(v) => {
+                for (b, o) in v[r * nb..(r + 1) * nb].iter().zip(out.chunks_exact_mut(QK)) {
+                    let d = b.d.to_f32();
+                    for (oj, &q) in o.iter_mut().zip(&b.qs) {
+                        *oj = q as f32 * d;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[t][r] = Σ_c x[t][c] · W[r][c]` for `n = x.len() / cols` tokens.
+    ///
+    /// Quantized weights are multiplied against activations quantized once per call
+    /// (Q8_1 for Q4_1, Q8_0 otherwise), the way ggml does; rows are split across the
+    /// rayon pool.
+    pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
+        let n = x.len() / self.cols;
+        assert_eq!(x.len(), n * self.cols, "activation length");
+        assert_eq!(out.len(), n * self.rows, "output length");
+        let acts = self.quantize_activations(x, n);
+        let ptr = OutPtr(out.as_mut_ptr());
+        let rows = self.rows;
+        let tasks = rows.div_ceil(ROWS_PER_TASK);
+        let run = |task: usize| {
+            let r0 = task * ROWS_PER_TASK;
+            let r1 = (r0 + ROWS_PER_TASK).min(rows);
+            for t in 0..n {
+                for r in r0..r1 {
+                    let v = self.dot_row(r, &acts, t);
+                    let p = ptr;
+                    // SAFETY: (t, r) is written by exactly this task; index < n * rows.
+                    unsafe { *p.0.add(t * rows + r) = v };
+                }
+            }
+        };
+        if tasks * n * self.cols < 1 << 14 {
+            (0..tasks).for_each(run);
+        } else {
+            (0..tasks).into_par_iter().for_each(run);
+        }
+    }
+
+    fn quantize_activations<'a>(&self, x: &'a [f32], n: usize) -> Activations<'a> {
+        let nb = self.cols / QK;
+        match self.data {
+            WeightData::F32(_) => Activations::F32(x),
+            WeightData::Q4_1(_) => {
+                let mut q = vec![BlockQ8_1::default(); n * nb];
+                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
+                    quantize_q8_1(xs, qs);
+                }
+                Activations::Q8_1(q)
+            }
+            WeightData::Q4_0(_) | WeightData::Q8_0(_) => {
+                let mut q = vec![BlockQ8_0::default(); n * nb];
+                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
+                    quantize_q8_0(xs, qs);
+                }
+                Activations::Q8_0(q)
+            }
+        }
+    }
+
+    #[inline]
+    fn dot_row(&self, r: usize, acts: &Activations<'_>, t: usize) -> f32 {
+        let c = self.cols;
+        let nb = c / QK;
+        let (w, a) = (r * nb..(r + 1) * nb, t * nb..(t + 1) * nb);
+        match (&self.data, acts) {
+            (WeightData::F32(v), Activations::F32(x)) => {
+                dot_f32(&v[r * c..(r + 1) * c], &x[t * c..(t + 1) * c])
+            }
+            (WeightData::Q4_0(v), Activations::Q8_0(q)) => dot_q4_0_q8_0(&v[w], &q[a]),
+            (WeightData::Q4_1(v), Activations::Q8_1(q)) => dot_q4_1_q8_1(&v[w], &q[a]),
+            (WeightData::Q8_0(v), Activations::Q8_0(q)) => dot_q8_0_q8_0(&v[w], &q[a]),
+            _ => unreachable!("activations are quantized to match the weights"),
+        }
+    }
+}

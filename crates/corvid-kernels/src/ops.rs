@@ -1,0 +1,130 @@
+//! Element-wise and per-row operations of a transformer layer, each computed the way
+//! ggml's CPU backend computes it (f64 accumulation where ggml uses it) so that corvid
+//! and llama.cpp agree closely on logits.
+
+/// RMSNorm of each `w.len()`-wide row of `x` in place: `x / sqrt(mean(x²) + eps) * w`.
+pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
+    for row in x.chunks_exact_mut(w.len()) {
+        let sum: f64 = row.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let scale = 1.0 / ((sum / row.len() as f64) as f32 + eps).sqrt();
+        for (v, &g) in row.iter_mut().zip(w) {
+            *v = (*v * scale) * g;
+        }
+    }
+}
+
+/// How RoPE pairs up the dimensions of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs (2i, 2i+1): llama.cpp's layout for LLaMA GGUF files, whose Q/K
+    /// weights were permuted at conversion.
+    Adjacent,
+    /// Pairs (i, i + d/2): Hugging Face's `rotate_half`, used by Qwen and by HF LLaMA.
+    Half,
+}
+
+/// Precomputed inverse frequencies for RoPE (with optional per-pair frequency factors,
+/// e.g. LLaMA 3's `rope_freqs`).
+#[derive(Clone, Debug)]
+pub struct Rope {
+    /// Rotated dimensions per head.
+    pub dims: usize,
+    /// Pairing convention.
+    pub style: RopeStyle,
+    theta_scale: f32,
+    freq_factors: Option<Vec<f32>>,
+}
+
+impl Rope {
+    /// Builds RoPE for `dims` rotated dimensions and base `theta`.
+    pub fn new(dims: usize, theta: f32, style: RopeStyle, freq_factors: Option<Vec<f32>>) -> Self {
+        Self {
+            dims,
+            style,
+            theta_scale: theta.powf(-2.0 / dims as f32),
+            freq_factors,
+        }
+    }
+
+    /// Rotates every head (`head_dim` wide) of the `heads * head_dim` row `x` for
+    /// position `pos`.
+    pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
+        let half = self.dims / 2;
+        let mut cs = [(0.0f32, 0.0f32); 256];
+        let mut theta = pos as f32;
+        for (i, c) in cs.iter_mut().enumerate().take(half) {
+            let f = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
+            let t = theta / f;
+            *c = (t.cos(), t.sin());
+            theta *= self.theta_scale;
+        }
+        for head in x.chunks_exact_mut(head_dim) {
+            for (i, &(c, s)) in cs.iter().enumerate().take(half) {
+                let (a, b) = match self.style {
+                    RopeStyle::Adjacent => (2 * i, 2 * i + 1),
+                    RopeStyle::Half => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * c - x1 * s;
+                head[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/// `gate = silu(gate) * up`, the SwiGLU activation.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `x += y`.
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Softmax in place (f64 sum, as ggml).
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rope_styles_agree_after_permutation() {
+        // Rotating the permuted vector with adjacent pairs equals permuting the
+        // half-rotated vector.
+        let d = 8;
+        let x: Vec<f32> = (0..d).map(|i| i as f32 * 0.3 - 1.0).collect();
+        let perm: Vec<usize> = (0..d / 2).flat_map(|i| [i, i + d / 2]).collect();
+        let mut half = x.clone();
+        Rope::new(d, 10000.0, RopeStyle::Half, None).apply(&mut half, d, 5);
+        let mut adj: Vec<f32> = perm.iter().map(|&p| x[p]).collect();
+        Rope::new(d, 10000.0, RopeStyle::Adjacent, None).apply(&mut adj, d, 5);
+        for (k, &p) in perm.iter().enumerate() {
+            assert!((adj[k] - half[p]).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut x = vec![1.0, 2.0, 3.0, -1.0];
+        softmax(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(x[2] > x[1] && x[1] > x[0]);
+    }
+}

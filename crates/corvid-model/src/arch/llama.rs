@@ -1,0 +1,310 @@
+//! The LLaMA-family decoder (LLaMA 2/3, Mistral, SmolLM, TinyLlama) with the Qwen2
+//! (QKV bias) and Qwen3 (per-head Q/K RMSNorm) variations: RMSNorm, RoPE, grouped-query
+//! attention over the paged KV cache, SwiGLU MLP, optionally tied embeddings.
+
+use crate::config::{Arch, ModelConfig};
+use crate::error::{ModelError, Result};
+use crate::kv_cache::KvCache;
+use crate::model::{CausalLm, SeqInput};
+use crate::weights::convert::{to_matrix, to_vector};
+use crate::weights::{LoadQuantization, TensorSource};
+use corvid_kernels::attention::{paged_attention_head, write_kv, AttnScratch};
+use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
+use corvid_kernels::QMatrix;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: QMatrix,
+    wk: QMatrix,
+    wv: QMatrix,
+    bias: Option<[Vec<f32>; 3]>,
+    qk_norm: Option<[Vec<f32>; 2]>,
+    wo: QMatrix,
+    ffn_norm: Vec<f32>,
+    w_gate: QMatrix,
+    w_up: QMatrix,
+    w_down: QMatrix,
+}
+
+/// A loaded LLaMA/Qwen model.
+pub struct Llama {
+    config: ModelConfig,
+    embed: QMatrix,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    /// `None` when the output projection is tied to the embedding.
+    lm_head: Option<QMatrix>,
+    rope: Rope,
+}
+
+impl Llama {
+    /// Builds the model from any tensor source, with a progress bar over the layers.
+    pub fn load(
+        config: ModelConfig,
+        src: &dyn TensorSource,
+        quant: Option<LoadQuantization>,
+        rope_freqs: Option<Vec<f32>>,
+    ) -> Result<Self> {
+        let c = &config;
+        let (h, q, kv, ff) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
+        let mat = |name: &str, rows, cols| to_matrix(&src.require(name)?, rows, cols, quant);
+        let vector = |name: &str, len| to_vector(&src.require(name)?, len);
+        let bar = ProgressBar::new(c.num_layers as u64 + 2);
+        bar.set_style(
+            ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} tensors groups")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(
+            src.location()
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let embed = mat("token_embd.weight", c.vocab_size, h)?;
+        bar.inc(1);
+        let layers = (0..c.num_layers)
+            .map(|i| {
+                let n = |part: &str| format!("blk.{i}.{part}");
+                let bias = match c.arch {
+                    Arch::Qwen2 => Some([
+                        vector(&n("attn_q.bias"), q)?,
+                        vector(&n("attn_k.bias"), kv)?,
+                        vector(&n("attn_v.bias"), kv)?,
+                    ]),
+                    _ => None,
+                };
+                let qk_norm = match c.arch {
+                    Arch::Qwen3 => Some([
+                        vector(&n("attn_q_norm.weight"), c.head_dim)?,
+                        vector(&n("attn_k_norm.weight"), c.head_dim)?,
+                    ]),
+                    _ => None,
+                };
+                let layer = Layer {
+                    attn_norm: vector(&n("attn_norm.weight"), h)?,
+                    wq: mat(&n("attn_q.weight"), q, h)?,
+                    wk: mat(&n("attn_k.weight"), kv, h)?,
+                    wv: mat(&n("attn_v.weight"), kv, h)?,
+                    bias,
+                    qk_norm,
+                    wo: mat(&n("attn_output.weight"), h, q)?,
+                    ffn_norm: vector(&n("ffn_norm.weight"), h)?,
+                    w_gate: mat(&n("ffn_gate.weight"), ff, h)?,
+                    w_up: mat(&n("ffn_up.weight"), ff, h)?,
+                    w_down: mat(&n("ffn_down.weight"), h, ff)?,
+                };
+                bar.inc(1);
+                Ok(layer)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let norm = vector("output_norm.weight", h)?;
+        let lm_head = match src.get("output.weight")? {
+            Some(t) => Some(to_matrix(&t, c.vocab_size, h, quant)?),
+            None => None,
+        };
+        bar.inc(1);
+        bar.finish_and_clear();
+        let freq_factors = rope_freqs.or_else(|| {
+            c.rope_scaling
+                .map(|s| s.freq_factors(c.head_dim, c.rope_theta))
+        });
+        let rope = Rope::new(c.head_dim, c.rope_theta, c.rope_style, freq_factors);
+        Ok(Self {
+            config,
+            embed,
+            layers,
+            norm,
+            lm_head,
+            rope,
+        })
+    }
+
+    /// Bytes the weights occupy in memory.
+    pub fn weight_bytes(&self) -> usize {
+        let l: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
+                    .iter()
+                    .map(|m| m.nbytes())
+                    .sum::<usize>()
+            })
+            .sum();
+        l + self.embed.nbytes() + self.lm_head.as_ref().map_or(0, QMatrix::nbytes)
+    }
+
+    fn check(&self, batch: &[SeqInput<'_>], kv: &KvCache) -> Result<()> {
+        let bs = kv.layout.block_size;
+        for s in batch {
+            let end = s.start_pos + s.tokens.len();
+            if s.tokens.is_empty() {
+                return Err(ModelError::Input("empty sequence in batch".into()));
+            }
+            if let Some(&t) = s
+                .tokens
+                .iter()
+                .find(|&&t| t as usize >= self.config.vocab_size)
+            {
+                return Err(ModelError::Input(format!(
+                    "token id {t} is outside the vocabulary"
+                )));
+            }
+            if s.block_table.len() * bs < end {
+                return Err(ModelError::Input(format!(
+                    "block table covers {} tokens, need {end}",
+                    s.block_table.len() * bs
+                )));
+            }
+            if let Some(&b) = s.block_table.iter().find(|&&b| b as usize >= kv.num_blocks) {
+                return Err(ModelError::Input(format!(
+                    "block {b} is outside the KV pool"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-token bookkeeping for one step.
+struct TokenMeta {
+    seq: usize,
+    pos: usize,
+}
+
+impl CausalLm for Llama {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>> {
+        self.check(batch, kv)?;
+        let c = &self.config;
+        let (h, qd, kvd, hd) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.head_dim);
+        let meta: Vec<TokenMeta> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(seq, s)| {
+                (0..s.tokens.len()).map(move |i| TokenMeta {
+                    seq,
+                    pos: s.start_pos + i,
+                })
+            })
+            .collect();
+        let n = meta.len();
+        let bs = kv.layout.block_size;
+        let slots: Vec<usize> = meta
+            .iter()
+            .map(|m| batch[m.seq].block_table[m.pos / bs] as usize * bs + m.pos % bs)
+            .collect();
+
+        let mut x = vec![0.0f32; n * h];
+        for (row, &tok) in x
+            .chunks_exact_mut(h)
+            .zip(batch.iter().flat_map(|s| s.tokens))
+        {
+            self.embed.row_f32(tok as usize, row);
+        }
+        let mut xn = vec![0.0f32; n * h];
+        let (mut q, mut k, mut v) = (vec![0.0; n * qd], vec![0.0; n * kvd], vec![0.0; n * kvd]);
+        let mut attn = vec![0.0f32; n * qd];
+        let mut proj = vec![0.0f32; n * h];
+        let (mut gate, mut up) = (
+            vec![0.0f32; n * c.intermediate_size],
+            vec![0.0f32; n * c.intermediate_size],
+        );
+        let scale = 1.0 / (hd as f32).sqrt();
+        let group = c.num_heads / c.num_kv_heads;
+
+        for (layer, cache) in self.layers.iter().zip(kv.layers.iter_mut()) {
+            xn.copy_from_slice(&x);
+            rms_norm(&mut xn, &layer.attn_norm, c.rms_norm_eps);
+            layer.wq.matmul(&xn, &mut q);
+            layer.wk.matmul(&xn, &mut k);
+            layer.wv.matmul(&xn, &mut v);
+            if let Some([bq, bk, bv]) = &layer.bias {
+                for (buf, b) in [(&mut q, bq), (&mut k, bk), (&mut v, bv)] {
+                    for row in buf.chunks_exact_mut(b.len()) {
+                        add_assign(row, b);
+                    }
+                }
+            }
+            if let Some([qn, kn]) = &layer.qk_norm {
+                rms_norm(&mut q, qn, c.rms_norm_eps);
+                rms_norm(&mut k, kn, c.rms_norm_eps);
+            }
+            for (i, m) in meta.iter().enumerate() {
+                self.rope.apply(&mut q[i * qd..(i + 1) * qd], hd, m.pos);
+                self.rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, m.pos);
+                write_kv(
+                    &kv.layout,
+                    &mut cache.k,
+                    &mut cache.v,
+                    slots[i],
+                    &k[i * kvd..(i + 1) * kvd],
+                    &v[i * kvd..(i + 1) * kvd],
+                );
+            }
+            let layout = kv.layout;
+            let (kp, vp) = (&cache.k, &cache.v);
+            attn.par_chunks_mut(hd).enumerate().for_each_init(
+                AttnScratch::default,
+                |scratch, (idx, out)| {
+                    let (t, head) = (idx / c.num_heads, idx % c.num_heads);
+                    let m = &meta[t];
+                    let s = &batch[m.seq];
+                    let qh = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
+                    paged_attention_head(
+                        &layout,
+                        kp,
+                        vp,
+                        s.block_table,
+                        m.pos + 1,
+                        head / group,
+                        qh,
+                        scale,
+                        scratch,
+                        out,
+                    );
+                },
+            );
+            layer.wo.matmul(&attn, &mut proj);
+            add_assign(&mut x, &proj);
+
+            xn.copy_from_slice(&x);
+            rms_norm(&mut xn, &layer.ffn_norm, c.rms_norm_eps);
+            layer.w_gate.matmul(&xn, &mut gate);
+            layer.w_up.matmul(&xn, &mut up);
+            silu_mul(&mut gate, &up);
+            layer.w_down.matmul(&gate, &mut proj);
+            add_assign(&mut x, &proj);
+        }
+
+        // Final norm and output projection only for the rows that need logits.
+        let mut last = Vec::new();
+        let mut end = 0;
+        for s in batch {
+            end += s.tokens.len();
+            if s.want_logits {
+                last.extend_from_slice(&x[(end - 1) * h..end * h]);
+            }
+        }
+        let rows = last.len() / h;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        rms_norm(&mut last, &self.norm, c.rms_norm_eps);
+        let mut logits = vec![0.0f32; rows * c.vocab_size];
+        self.lm_head
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .matmul(&last, &mut logits);
+        Ok(logits
+            .chunks_exact(c.vocab_size)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+}

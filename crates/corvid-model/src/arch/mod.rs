@@ -1,0 +1,5 @@
+//! Model architectures.
+
+pub mod llama;
+
+pub use llama::Llama;

@@ -1,0 +1,248 @@
+//! Architecture hyper-parameters, read from GGUF metadata or an HF `config.json`.
+
+use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+use corvid_kernels::ops::RopeStyle;
+use serde::Deserialize;
+use std::path::Path;
+
+/// The architectures corvid implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// LLaMA 2/3, Mistral, SmolLM, TinyLlama.
+    Llama,
+    /// Qwen2 / Qwen2.5: QKV bias.
+    Qwen2,
+    /// Qwen3: per-head RMSNorm on Q and K, no bias.
+    Qwen3,
+}
+
+impl Arch {
+    fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "llama" | "mistral" | "LlamaForCausalLM" | "MistralForCausalLM" => Self::Llama,
+            "qwen2" | "Qwen2ForCausalLM" => Self::Qwen2,
+            "qwen3" | "Qwen3ForCausalLM" => Self::Qwen3,
+            other => return Err(ModelError::Unsupported(format!("architecture `{other}`"))),
+        })
+    }
+}
+
+/// LLaMA 3 RoPE frequency scaling (`rope_scaling.rope_type == "llama3"`).
+#[derive(Clone, Copy, Debug, Deserialize)]
+pub struct Llama3Scaling {
+    /// Overall scale factor.
+    pub factor: f32,
+    /// Wavelength threshold factor below which frequencies are scaled fully.
+    pub low_freq_factor: f32,
+    /// Wavelength threshold factor above which frequencies are kept.
+    pub high_freq_factor: f32,
+    /// Context length the base model was trained at.
+    pub original_max_position_embeddings: usize,
+}
+
+impl Llama3Scaling {
+    /// The per-pair frequency divisors llama.cpp stores as `rope_freqs.weight`.
+    pub fn freq_factors(&self, dims: usize, theta: f32) -> Vec<f32> {
+        let low_wavelen = self.original_max_position_embeddings as f32 / self.low_freq_factor;
+        let high_wavelen = self.original_max_position_embeddings as f32 / self.high_freq_factor;
+        (0..dims / 2)
+            .map(|i| {
+                let freq = 1.0 / theta.powf(2.0 * i as f32 / dims as f32);
+                let wavelen = 2.0 * std::f32::consts::PI / freq;
+                if wavelen < high_wavelen {
+                    1.0
+                } else if wavelen > low_wavelen {
+                    self.factor
+                } else {
+                    let smooth = (self.original_max_position_embeddings as f32 / wavelen
+                        - self.low_freq_factor)
+                        / (self.high_freq_factor - self.low_freq_factor);
+                    1.0 / ((1.0 - smooth) / self.factor + smooth)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Everything the forward pass needs to know about a model's shape.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub arch: Arch,
+    /// Model width.
+    pub hidden_size: usize,
+    /// SwiGLU inner width.
+    pub intermediate_size: usize,
+    /// Transformer blocks.
+    pub num_layers: usize,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads (GQA when fewer than query heads).
+    pub num_kv_heads: usize,
+    /// Dimensions per head.
+    pub head_dim: usize,
+    /// Vocabulary size (rows of the embedding).
+    pub vocab_size: usize,
+    /// Context length the model was trained for.
+    pub max_position_embeddings: usize,
+    /// RoPE base.
+    pub rope_theta: f32,
+    /// RMSNorm epsilon.
+    pub rms_norm_eps: f32,
+    /// RoPE pairing convention of the stored Q/K weights.
+    pub rope_style: RopeStyle,
+    /// LLaMA 3 RoPE scaling, when the model uses it.
+    pub rope_scaling: Option<Llama3Scaling>,
+}
+
+impl ModelConfig {
+    /// Reads the config from GGUF metadata (`<arch>.block_count`, ...).
+    pub fn from_gguf(f: &GgufFile) -> Result<Self> {
+        let arch_name = f.get_str("general.architecture")?.to_string();
+        let arch = Arch::from_name(&arch_name)?;
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let num_heads = f.get_u64(&key("attention.head_count"))? as usize;
+        let hidden_size = f.get_u64(&key("embedding_length"))? as usize;
+        let head_dim = match f.get(&key("attention.key_length")).and_then(|v| v.as_u64()) {
+            Some(v) => v as usize,
+            None => hidden_size / num_heads.max(1),
+        };
+        let vocab_size = match f.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
+            Some(v) => v as usize,
+            None => f.tensor("token_embd.weight")?.dims[1],
+        };
+        let cfg = Self {
+            arch,
+            hidden_size,
+            intermediate_size: f.get_u64(&key("feed_forward_length"))? as usize,
+            num_layers: f.get_u64(&key("block_count"))? as usize,
+            num_heads,
+            num_kv_heads: f
+                .get(&key("attention.head_count_kv"))
+                .and_then(|v| v.as_u64())
+                .map_or(num_heads, |v| v as usize),
+            head_dim,
+            vocab_size,
+            max_position_embeddings: f.get_u64(&key("context_length"))? as usize,
+            rope_theta: f
+                .get(&key("rope.freq_base"))
+                .and_then(|v| v.as_f64())
+                .unwrap_or(10000.0) as f32,
+            rms_norm_eps: f.get_f64(&key("attention.layer_norm_rms_epsilon"))? as f32,
+            // llama.cpp permutes LLaMA Q/K for adjacent-pair RoPE; Qwen keeps NEOX order.
+            rope_style: match arch {
+                Arch::Llama => RopeStyle::Adjacent,
+                Arch::Qwen2 | Arch::Qwen3 => RopeStyle::Half,
+            },
+            rope_scaling: None,
+        };
+        cfg.validate(f.path())
+    }
+
+    /// Reads an HF `config.json`.
+    pub fn from_hf_config(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        let hf: HfConfig = serde_json::from_str(&text).map_err(|e| ModelError::Format {
+            file: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        let arch = Arch::from_name(hf.architectures.first().map_or("", String::as_str))?;
+        let num_kv_heads = hf.num_key_value_heads.unwrap_or(hf.num_attention_heads);
+        let rope_scaling = match hf.rope_scaling {
+            Some(v)
+                if v.get("rope_type")
+                    .or(v.get("type"))
+                    .and_then(|t| t.as_str())
+                    == Some("llama3") =>
+            {
+                Some(serde_json::from_value(v).map_err(|e| ModelError::Format {
+                    file: path.to_path_buf(),
+                    msg: format!("rope_scaling: {e}"),
+                })?)
+            }
+            Some(serde_json::Value::Null) | None => None,
+            Some(other) => {
+                return Err(ModelError::Unsupported(format!("rope_scaling {other}")));
+            }
+        };
+        let cfg = Self {
+            arch,
+            hidden_size: hf.hidden_size,
+            intermediate_size: hf.intermediate_size,
+            num_layers: hf.num_hidden_layers,
+            num_heads: hf.num_attention_heads,
+            num_kv_heads,
+            head_dim: hf
+                .head_dim
+                .unwrap_or(hf.hidden_size / hf.num_attention_heads.max(1)),
+            vocab_size: hf.vocab_size,
+            max_position_embeddings: hf.max_position_embeddings,
+            rope_theta: hf.rope_theta.unwrap_or(10000.0),
+            rms_norm_eps: hf.rms_norm_eps,
+            rope_style: RopeStyle::Half,
+            rope_scaling,
+        };
+        cfg.validate(path)
+    }
+
+    fn validate(self, file: &Path) -> Result<Self> {
+        let bad = |msg: String| ModelError::Format {
+            file: file.to_path_buf(),
+            msg,
+        };
+        if self.num_heads == 0
+            || self.num_kv_heads == 0
+            || !self.num_heads.is_multiple_of(self.num_kv_heads)
+        {
+            return Err(bad(format!(
+                "{} heads cannot be grouped over {} KV heads",
+                self.num_heads, self.num_kv_heads
+            )));
+        }
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) || self.head_dim > 512 {
+            return Err(bad(format!("unsupported head_dim {}", self.head_dim)));
+        }
+        if self.hidden_size == 0 || self.num_layers == 0 || self.vocab_size == 0 {
+            return Err(bad("zero-sized model".into()));
+        }
+        Ok(self)
+    }
+
+    /// Query width (`num_heads * head_dim`).
+    pub fn q_dim(&self) -> usize {
+        self.num_heads * self.head_dim
+    }
+
+    /// Key/value width (`num_kv_heads * head_dim`).
+    pub fn kv_dim(&self) -> usize {
+        self.num_kv_heads * self.head_dim
+    }
+}
+
+#[derive(Deserialize)]
+struct HfConfig {
+    #[serde(default)]
+    architectures: Vec<String>,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    vocab_size: usize,
+    #[serde(default = "default_max_pos")]
+    max_position_embeddings: usize,
+    rope_theta: Option<f32>,
+    #[serde(default = "default_eps")]
+    rms_norm_eps: f32,
+    rope_scaling: Option<serde_json::Value>,
+}
+
+fn default_max_pos() -> usize {
+    2048
+}
+
+fn default_eps() -> f32 {
+    1e-6
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Idempotent installer of what deploy/tests needs. Fast when everything is present.
+#   apt:  prometheus (prometheus, promtool), prometheus-alertmanager (+ amtool), nginx
+#   npm:  @grafana/schema, typescript, @kubernetes-models/{prometheus-operator,keda}
+#         (pinned, in $CORVID_CACHE/npm, outside the repo)
+#   PyPI: kubernetes-validate (pinned, venv in $CORVID_CACHE/venv; brings PyYAML)
+# Only the package registries are used.
+set -euo pipefail
+
+CACHE="${CORVID_CACHE:-$HOME/.cache/corvid}"
+NPM_PKGS=(
+  "@grafana/schema@13.2.3"
+  "typescript@5.6.3"
+  "@kubernetes-models/prometheus-operator@6.0.0"
+  "@kubernetes-models/keda@2.0.0"
+)
+PY_PKGS=("kubernetes-validate==1.37.0" "PyYAML==6.0.3")
+
+log() { echo "install: $*" >&2; }
+
+# ---- Debian packages ------------------------------------------------------------------
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+command -v nginx >/dev/null || missing+=(nginx)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  log "apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # Keep the packages from starting their daemons (nginx on :80, prometheus on :9090):
+  # the tests start private instances on loopback. Debian's policy-rc.d mechanism.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  trap '[ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- npm packages ---------------------------------------------------------------------
+mkdir -p "$CACHE/npm"
+want_npm="$(printf '%s\n' "${NPM_PKGS[@]}")"
+if [ "$(cat "$CACHE/npm/.installed" 2>/dev/null)" != "$want_npm" ]; then
+  log "npm install ${NPM_PKGS[*]} into $CACHE/npm"
+  [ -f "$CACHE/npm/package.json" ] || echo '{"private": true}' > "$CACHE/npm/package.json"
+  (cd "$CACHE/npm" && npm install --no-audit --no-fund --loglevel=error --save-exact "${NPM_PKGS[@]}" >/dev/null)
+  printf '%s' "$want_npm" > "$CACHE/npm/.installed"
+fi
+
+# ---- PyPI packages --------------------------------------------------------------------
+want_py="$(printf '%s\n' "${PY_PKGS[@]}")"
+if [ "$(cat "$CACHE/venv/.installed" 2>/dev/null)" != "$want_py" ]; then
+  log "pip install ${PY_PKGS[*]} into $CACHE/venv"
+  python3 -m venv "$CACHE/venv"
+  "$CACHE/venv/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}"
+  printf '%s' "$want_py" > "$CACHE/venv/.installed"
+fi
+
+log "ready (cache: $CACHE)"

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Run every PromQL expression of the dashboards (and of the autoscalers) against a real
+Prometheus through its HTTP API.
+
+  panel_queries.py --prometheus http://127.0.0.1:PORT [--require-data]
+                   [--var name=value ...] [--expect-instances a,b]
+                   [--adapter deploy/kubernetes/prometheus-adapter-values.yaml]
+                   [--keda deploy/kubernetes/keda-scaledobject.yaml]
+                   DASHBOARD.json ...
+
+Every panel target's `expr` has its template variables substituted ($__range -> 5m,
+$__rate_interval -> 1m, $__interval -> 15s; dashboard variables from --var, else `.*`)
+and goes to /api/v1/query: the answer must be status "success" (so it parses and
+evaluates). Template variable queries (label_values) go to /api/v1/label/.../values.
+
+--require-data: every answer must also be non-empty. Event counters that do not exist
+until their first event (preemptions, timeouts, aborts, finished_reason="error") are
+accepted empty when Prometheus has no such series at all; those are listed as such.
+--expect-instances: every panel query grouped `by (instance)` must return a series for
+each of these instances (the dashboard separates replicas).
+
+The prometheus-adapter rule (seriesQuery, and metricsQuery with its <<.Series>>,
+<<.LabelMatchers>>, <<.GroupBy>> template filled in the way the adapter fills it for the
+HPA: the pods' namespace and pod names, grouped by pod) and the KEDA trigger query are run
+the same way.
+
+Prints PASS/FAIL lines and exits 1 if anything failed.
+"""
+import argparse
+import json
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+EVENT_SERIES = [
+    ("vllm_preemptions_total", "vllm_preemptions_total"),
+    ("vllm_request_timeout_total", "vllm_request_timeout_total"),
+    ("vllm_request_aborted_total", "vllm_request_aborted_total"),
+    ('finished_reason="error"', 'vllm_request_finished_total{finished_reason="error"}'),
+    ("vllm:num_preemptions_total", '{__name__="vllm:num_preemptions_total"}'),
+]
+
+results = []
+
+
+def report(ok, name, detail=""):
+    results.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'} queries: {name}" + (f" -- {detail}" if detail else ""), flush=True)
+
+
+class Prom:
+    def __init__(self, base):
+        self.base = base.rstrip("/")
+
+    def get(self, path, params):
+        url = f"{self.base}{path}?{urllib.parse.urlencode(params, doseq=True)}"
+        try:
+            with urllib.request.urlopen(url, timeout=20) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            try:
+                return json.load(e)
+            except Exception:
+                return {"status": "error", "error": f"HTTP {e.code}"}
+        except OSError as e:
+            return {"status": "error", "error": str(e)}
+
+    def query(self, expr):
+        return self.get("/api/v1/query", {"query": expr})
+
+    def exists(self, selector):
+        r = self.query(f"count({selector})")
+        return r.get("status") == "success" and bool(r["data"]["result"])
+
+
+def substitute(expr, variables):
+    builtins = {"__range": "5m", "__rate_interval": "1m", "__interval": "15s"}
+
+    def sub(m):
+        name = m.group(1) or m.group(2)
+        if name in builtins:
+            return builtins[name]
+        return variables.get(name, ".*")
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", sub, expr)
+
+
+def result_instances(resp):
+    return {s["metric"].get("instance") for s in resp["data"]["result"]}
+
+
+def check_expr(prom, name, expr, require_data, expect_instances=None):
+    resp = prom.query(expr)
+    if resp.get("status") != "success":
+        report(False, name, f"{resp.get('errorType', '')} {resp.get('error', '')} :: {expr}")
+        return
+    series = resp["data"]["result"]
+    if require_data and not series:
+        absent = [sel for pat, sel in EVENT_SERIES if pat in expr and not prom.exists(sel)]
+        if absent:
+            report(True, name, f"empty: no {', '.join(absent)} event yet")
+        else:
+            report(False, name, f"no data :: {expr}")
+        return
+    if expect_instances and series:
+        got = result_instances(resp)
+        missing = set(expect_instances) - got
+        if missing:
+            report(False, name, f"instances {sorted(got)} lack {sorted(missing)} :: {expr}")
+            return
+        report(True, name, f"{len(series)} series, instances separated: {sorted(got)}")
+        return
+    report(True, name, f"{len(series)} series" if require_data else "")
+
+
+def label_values(prom, name, query, variables, require_data):
+    m = re.fullmatch(r"\s*label_values\((?:(.*),\s*)?(\w+)\)\s*", query)
+    if not m:
+        report(False, name, f"not a label_values() query: {query}")
+        return
+    params = {}
+    if m.group(1):
+        params["match[]"] = substitute(m.group(1), variables)
+    resp = prom.get(f"/api/v1/label/{m.group(2)}/values", params)
+    ok = resp.get("status") == "success" and (not require_data or bool(resp.get("data")))
+    report(ok, name, json.dumps(resp.get("data", resp.get("error")))[:200])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prometheus", required=True)
+    ap.add_argument("--require-data", action="store_true")
+    ap.add_argument("--var", action="append", default=[])
+    ap.add_argument("--expect-instances", default="")
+    ap.add_argument("--adapter")
+    ap.add_argument("--keda")
+    ap.add_argument("dashboards", nargs="*")
+    a = ap.parse_args()
+    prom = Prom(a.prometheus)
+    variables = dict(v.split("=", 1) for v in a.var)
+    expect = [i for i in a.expect_instances.split(",") if i]
+
+    for path in a.dashboards:
+        d = json.load(open(path, encoding="utf-8"))
+        short = path.rsplit("/", 1)[-1]
+        for var in d.get("templating", {}).get("list", []):
+            if var.get("type") == "query":
+                q = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+                label_values(prom, f"{short} variable ${var['name']}", q, variables, a.require_data)
+        panels = []
+        for p in d.get("panels", []):
+            panels.append(p)
+            panels.extend(p.get("panels", []))
+        for p in panels:
+            for t in p.get("targets", []):
+                expr = substitute(t["expr"], variables)
+                per_instance = expect if re.search(r"by \(instance[,)]", t["expr"]) else None
+                check_expr(prom, f"{short} [{p['title']}] {t['refId']}", expr, a.require_data, per_instance)
+
+    if a.adapter or a.keda:
+        import yaml
+    if a.adapter:
+        values = yaml.safe_load(open(a.adapter))
+        pods = variables.get("pods", ".*")
+        ns = variables.get("namespace", "llm")
+        for i, rule in enumerate(values["rules"]["custom"]):
+            series_q = rule["seriesQuery"]
+            resp = prom.get("/api/v1/series", {"match[]": series_q})
+            ok = resp.get("status") == "success" and (not a.require_data or bool(resp.get("data")))
+            report(ok, f"adapter rule {i} seriesQuery", f"{len(resp.get('data') or [])} series")
+            metric = re.match(r"[\w:]+", series_q).group(0)
+            filled = (rule["metricsQuery"]
+                      .replace("<<.Series>>", metric)
+                      .replace("<<.LabelMatchers>>", f'namespace="{ns}",pod=~"{pods}"')
+                      .replace("<<.GroupBy>>", "pod"))
+            check_expr(prom, f"adapter rule {i} metricsQuery", filled, a.require_data)
+            if a.require_data:
+                resp = prom.query(filled)
+                pods_seen = {s["metric"].get("pod") for s in resp["data"]["result"]}
+                report(None not in pods_seen and bool(pods_seen),
+                       f"adapter rule {i} answers per pod (what the HPA averages)", str(sorted(map(str, pods_seen))))
+    if a.keda:
+        for doc in yaml.safe_load_all(open(a.keda)):
+            if not doc or doc.get("kind") != "ScaledObject":
+                continue
+            for i, trig in enumerate(doc["spec"]["triggers"]):
+                if trig["type"] == "prometheus":
+                    check_expr(prom, f"KEDA trigger {i} query", trig["metadata"]["query"], a.require_data)
+
+    passed = sum(1 for r in results if r)
+    print(f"queries: {passed} passed, {len(results) - passed} failed")
+    return 0 if results and all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
