@@ -5,17 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use corvid_model::default_model::corvid_home;
 use corvid_model::gguf::GgufFile;
 use corvid_model::tokenizer::Tokenizer;
-
-/// `$CORVID_HOME`, else `~/.cache/corvid`.
-pub fn corvid_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("CORVID_HOME") {
-        return PathBuf::from(h);
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache").join("corvid")
-}
 
 /// A file installed by `crates/corvid-model/tests/install_vocab.sh`; panics (fails the
 /// test) with instructions when it is missing.
