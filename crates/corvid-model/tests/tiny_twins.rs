@@ -38,3 +38,11 @@ fn gguf_and_hf_tokenizers_agree() {
         assert_eq!(gt.is_some(), ht.is_some(), "{name}");
     }
 }
+
+#[test]
+fn tokenizer_and_template_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Tokenizer>();
+    check::<corvid_model::tokenizer::ChatTemplate>();
+    check::<corvid_model::tokenizer::IncrementalDecoder>();
+}
