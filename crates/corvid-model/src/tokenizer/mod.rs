@@ -1,6 +1,12 @@
 //! Tokenizers: GGUF-embedded vocabularies (byte-level BPE and SentencePiece, matching
 //! llama.cpp token for token) and HF `tokenizer.json` directories, plus streaming
 //! detokenization and the model's chat template.
+//!
+//! Decoding concatenates each token's raw bytes ([`Tokenizer::token_to_piece`]); the only
+//! rewrite is dropping the space a SentencePiece vocabulary prepends, from the first
+//! decoded token (as HF's decoders do). No `clean_up_tokenization_spaces`, so
+//! `decode(encode(text)) == text` for byte-level vocabularies and streaming with
+//! [`IncrementalDecoder`] yields exactly what [`Tokenizer::decode`] does.
 
 mod byte_level;
 mod gguf_bpe;
