@@ -2,8 +2,9 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use corvid_model::default_model::corvid_home;
 use corvid_model::gguf::GgufFile;
@@ -22,10 +23,17 @@ pub fn vocab_file(name: &str) -> PathBuf {
     path
 }
 
-/// The tokenizer of `ggml-vocab-{name}.gguf`.
+/// The tokenizer of `ggml-vocab-{name}.gguf`, loaded once per test binary.
 pub fn gguf_vocab(name: &str) -> Arc<Tokenizer> {
-    let file = GgufFile::open(vocab_file(&format!("ggml-vocab-{name}.gguf"))).unwrap();
-    Arc::new(Tokenizer::from_gguf(&file).unwrap())
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Tokenizer>>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
+    cache
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let file = GgufFile::open(vocab_file(&format!("ggml-vocab-{name}.gguf"))).unwrap();
+            Arc::new(Tokenizer::from_gguf(&file).unwrap())
+        })
+        .clone()
 }
 
 /// llama.cpp's test vectors for a vocab, read as `tests/test-tokenizer-0.cpp` does:
