@@ -26,7 +26,10 @@ pub fn vocab_file(name: &str) -> PathBuf {
 /// The tokenizer of `ggml-vocab-{name}.gguf`, loaded once per test binary.
 pub fn gguf_vocab(name: &str) -> Arc<Tokenizer> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Tokenizer>>>> = OnceLock::new();
-    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     cache
         .entry(name.to_owned())
         .or_insert_with(|| {
