@@ -102,3 +102,28 @@ fn llama3_end_of_turn_tokens() {
         .unwrap();
     assert_eq!(ids.len(), 3, "{ids:?}");
 }
+
+/// More llama.cpp vocabs from the same sdist, covering the other pre-tokenizers
+/// (`starcoder` uses the same regexes as SmolLM's `smollm`).
+macro_rules! more_vocabs {
+    ($($test:ident => $name:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                check_vocab($name);
+            }
+        )*
+    };
+}
+
+more_vocabs! {
+    starcoder_vectors => "starcoder",
+    refact_vectors => "refact",
+    command_r_vectors => "command-r",
+    mpt_vectors => "mpt",
+    falcon_vectors => "falcon",
+    deepseek_llm_vectors => "deepseek-llm",
+    deepseek_coder_vectors => "deepseek-coder",
+    phi3_vectors => "phi-3",
+    qwen35_vectors => "qwen35",
+}
