@@ -20,6 +20,9 @@ struct Cli {
 enum Command {
     /// Generate text offline from one prompt or a file of prompts.
     Generate(generate::GenerateArgs),
+    /// Benchmarks: `serve` (HTTP load generator) and `throughput` (offline engine).
+    #[command(subcommand)]
+    Bench(corvid_bench::BenchCommand),
 }
 
 fn main() {
@@ -32,6 +35,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Bench(cmd) => corvid_bench::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,0 +1,54 @@
+//! corvid's benchmarks.
+//!
+//! * [`serve`] — `corvid bench serve`: a streaming load generator for any
+//!   OpenAI-compatible server (corvid, llama.cpp's llama-server, vLLM), reporting
+//!   requests/s, tokens/s, TTFT / inter-token / end-to-end percentiles and errors.
+//! * [`throughput`] — `corvid bench throughput`: the offline engine benchmark under the
+//!   same [`workload`]s, plus single-stream prefill/decode speed, prefix-cache TTFT and
+//!   the paged-vs-contiguous KV capacity report.
+//!
+//! The binary adds `Bench { #[command(subcommand)] cmd: BenchCommand }` and calls [`run`].
+
+pub mod client;
+pub mod kv_capacity;
+pub mod prompt;
+pub mod report;
+pub mod scrape;
+pub mod serve;
+pub mod sink;
+pub mod sse;
+pub mod stats;
+pub mod throughput;
+pub mod workload;
+
+pub use serve::ServeBenchArgs;
+pub use throughput::ThroughputArgs;
+
+/// `corvid bench` subcommands.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Load-test an OpenAI-compatible server over HTTP (streaming).
+    Serve(ServeBenchArgs),
+    /// Benchmark the engine offline (no HTTP): throughput, single-stream, prefix TTFT.
+    Throughput(ThroughputArgs),
+}
+
+/// Runs a `corvid bench` subcommand.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Serve(a) => serve::run(a),
+        BenchCommand::Throughput(a) => throughput::run(a),
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`, creating parent folders.
+pub fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "result written");
+    Ok(())
+}
