@@ -118,7 +118,10 @@ pub async fn send(
     let err = match outcome {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
-        Err(_) => Some(("timeout", format!("no complete response in {:?}", timeouts.total))),
+        Err(_) => Some((
+            "timeout",
+            format!("no complete response in {:?}", timeouts.total),
+        )),
     };
     if let Some((kind, msg)) = err {
         r.success = false;

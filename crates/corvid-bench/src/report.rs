@@ -95,12 +95,36 @@ impl ServeMetrics {
         for (k, n) in &self.errors {
             line(&mut s, &format!("  {k}:"), n.to_string());
         }
-        line(&mut s, "Benchmark duration (s):", format!("{:.2}", self.duration_s));
-        line(&mut s, "Total input tokens:", self.total_input_tokens.to_string());
-        line(&mut s, "Total generated tokens:", self.total_output_tokens.to_string());
-        line(&mut s, "Request throughput (req/s):", format!("{:.2}", self.request_throughput));
-        line(&mut s, "Output token throughput (tok/s):", format!("{:.2}", self.output_throughput));
-        line(&mut s, "Total token throughput (tok/s):", format!("{:.2}", self.total_token_throughput));
+        line(
+            &mut s,
+            "Benchmark duration (s):",
+            format!("{:.2}", self.duration_s),
+        );
+        line(
+            &mut s,
+            "Total input tokens:",
+            self.total_input_tokens.to_string(),
+        );
+        line(
+            &mut s,
+            "Total generated tokens:",
+            self.total_output_tokens.to_string(),
+        );
+        line(
+            &mut s,
+            "Request throughput (req/s):",
+            format!("{:.2}", self.request_throughput),
+        );
+        line(
+            &mut s,
+            "Output token throughput (tok/s):",
+            format!("{:.2}", self.output_throughput),
+        );
+        line(
+            &mut s,
+            "Total token throughput (tok/s):",
+            format!("{:.2}", self.total_token_throughput),
+        );
         for (name, sm) in [
             ("Time to First Token", &self.ttft_ms),
             ("Time per Output Token (excl. 1st token)", &self.tpot_ms),
@@ -108,14 +132,37 @@ impl ServeMetrics {
             ("End-to-end Latency", &self.e2el_ms),
         ] {
             s.push_str(&format!("{:-^54}\n", format!(" {name} ")));
-            let abbrev = name.split_whitespace().map(|w| w.chars().next().unwrap_or(' ')).collect::<String>();
-            line(&mut s, &format!("Mean {abbrev} (ms):"), format!("{:.2}", sm.mean));
-            line(&mut s, &format!("P50 {abbrev} (ms):"), format!("{:.2}", sm.p50));
-            line(&mut s, &format!("P90 {abbrev} (ms):"), format!("{:.2}", sm.p90));
-            line(&mut s, &format!("P99 {abbrev} (ms):"), format!("{:.2}", sm.p99));
+            let abbrev = name
+                .split_whitespace()
+                .map(|w| w.chars().next().unwrap_or(' '))
+                .collect::<String>();
+            line(
+                &mut s,
+                &format!("Mean {abbrev} (ms):"),
+                format!("{:.2}", sm.mean),
+            );
+            line(
+                &mut s,
+                &format!("P50 {abbrev} (ms):"),
+                format!("{:.2}", sm.p50),
+            );
+            line(
+                &mut s,
+                &format!("P90 {abbrev} (ms):"),
+                format!("{:.2}", sm.p90),
+            );
+            line(
+                &mut s,
+                &format!("P99 {abbrev} (ms):"),
+                format!("{:.2}", sm.p99),
+            );
         }
         if self.usage_missing > 0 {
-            line(&mut s, "Requests without usage (counted chunks):", self.usage_missing.to_string());
+            line(
+                &mut s,
+                "Requests without usage (counted chunks):",
+                self.usage_missing.to_string(),
+            );
         }
         s.push_str(&"=".repeat(54));
         s.push('\n');

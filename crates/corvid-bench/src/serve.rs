@@ -37,7 +37,9 @@ impl FromStr for RequestRate {
             v => match v.parse::<f64>() {
                 Ok(r) if r.is_infinite() && r > 0.0 => Ok(Self::Infinite),
                 Ok(r) if r > 0.0 => Ok(Self::PerSecond(r)),
-                _ => Err(format!("invalid request rate `{s}` (a positive number or inf)")),
+                _ => Err(format!(
+                    "invalid request rate `{s}` (a positive number or inf)"
+                )),
             },
         }
     }
@@ -143,11 +145,7 @@ fn http_client(args: &ServeBenchArgs) -> Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(1024)
         .build()
-        .context("building the HTTP client")
-        .map(|c| {
-            tracing::debug!(base = %args.base_url, "HTTP client ready");
-            c
-        })
+        .with_context(|| format!("building the HTTP client for {}", args.base_url))
 }
 
 async fn discover_model(client: &reqwest::Client, base: &str) -> Result<String> {
@@ -188,19 +186,38 @@ fn delta(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(b? - a?)
 }
 
-/// Runs requests against `url` honouring arrival times and the concurrency cap;
+/// Where and how requests are sent.
+#[derive(Clone)]
+pub struct Target {
+    /// HTTP client (connection pool).
+    pub client: reqwest::Client,
+    /// Full endpoint URL.
+    pub url: String,
+    /// API flavour.
+    pub api: Api,
+    /// Model name sent.
+    pub model: String,
+    /// Per-request limits.
+    pub timeouts: Timeouts,
+}
+
+/// Runs requests against `target` honouring arrival times and the concurrency cap;
 /// returns per-request results (in input order) and the wall time.
 pub async fn run_requests(
-    client: &reqwest::Client,
-    url: &str,
-    api: Api,
-    model: &str,
+    target: &Target,
     specs: &[RequestSpec],
     offsets: &[f64],
     max_concurrency: Option<usize>,
-    timeouts: Timeouts,
     bar: &ProgressBar,
 ) -> (Vec<RequestResult>, f64) {
+    let Target {
+        client,
+        url,
+        api,
+        model,
+        timeouts,
+    } = target;
+    let (api, timeouts) = (*api, *timeouts);
     let sem = Arc::new(Semaphore::new(
         max_concurrency.unwrap_or(Semaphore::MAX_PERMITS).max(1),
     ));
@@ -208,7 +225,7 @@ pub async fn run_requests(
     let mut tasks = Vec::with_capacity(specs.len());
     for (spec, &at) in specs.iter().zip(offsets) {
         tokio::time::sleep_until((start + Duration::from_secs_f64(at)).into()).await;
-        let (client, url, sem, bar) = (client.clone(), url.to_string(), sem.clone(), bar.clone());
+        let (client, url, sem, bar) = (client.clone(), url.clone(), sem.clone(), bar.clone());
         let body = client::request_body(api, model, spec);
         let prompt_len = spec.prompt_len();
         tasks.push(tokio::spawn(async move {
@@ -290,25 +307,26 @@ pub async fn run_with(
         total: Duration::from_secs_f64(args.request_timeout.max(0.001)),
         idle: Duration::from_secs_f64(args.idle_timeout.max(0.001)),
     };
+    let target = Target {
+        client: client.clone(),
+        url: url.clone(),
+        api,
+        model: model.clone(),
+        timeouts,
+    };
     if !warmup.is_empty() {
         let bar = progress(warmup.len(), args.no_progress, "warm-up");
-        let conc = args.max_concurrency.unwrap_or(warmup.len()).min(warmup.len());
-        let (res, _) = run_requests(
-            &client,
-            &url,
-            api,
-            &model,
-            warmup,
-            &vec![0.0; warmup.len()],
-            Some(conc),
-            timeouts,
-            &bar,
-        )
-        .await;
+        let conc = args
+            .max_concurrency
+            .unwrap_or(warmup.len())
+            .min(warmup.len());
+        let (res, _) =
+            run_requests(&target, warmup, &vec![0.0; warmup.len()], Some(conc), &bar).await;
         bar.finish_and_clear();
         let failed = res.iter().filter(|r| !r.success).count();
         if failed > 0 {
-            tracing::warn!(failed, "warm-up requests failed: {:?}", res[0].error);
+            let example = res.iter().find_map(|r| r.error.clone()).unwrap_or_default();
+            tracing::warn!(failed, %example, "warm-up requests failed");
         }
     }
     let before = if args.scrape_metrics {
@@ -322,18 +340,8 @@ pub async fn run_with(
         .map_or(0, |d| d.as_secs());
     tracing::info!(%url, %model, n = measured.len(), rate = ?args.request_rate, conc = ?args.max_concurrency, "benchmark starts");
     let bar = progress(measured.len(), args.no_progress, "requests");
-    let (requests, duration) = run_requests(
-        &client,
-        &url,
-        api,
-        &model,
-        measured,
-        &offsets,
-        args.max_concurrency,
-        timeouts,
-        &bar,
-    )
-    .await;
+    let (requests, duration) =
+        run_requests(&target, measured, &offsets, args.max_concurrency, &bar).await;
     bar.finish_and_clear();
     let server_counters = match before {
         Some(b) => {
@@ -366,11 +374,17 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
     let result = rt.block_on(run_with(&args, &measured, &warmup))?;
     let title = format!(
         "Serving Benchmark Result{}",
-        args.label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default()
+        args.label
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
     );
     print!("{}", result.metrics.table(&title));
     if let Some(c) = &result.server_counters {
-        println!("server /metrics deltas: requests={:?} generation_tokens={:?} prompt_tokens={:?}", c.requests, c.generation_tokens, c.prompt_tokens);
+        println!(
+            "server /metrics deltas: requests={:?} generation_tokens={:?} prompt_tokens={:?}",
+            c.requests, c.generation_tokens, c.prompt_tokens
+        );
     }
     if let Some(path) = &args.result_json {
         crate::write_json(path, &result)?;

@@ -30,6 +30,21 @@ pub struct CollectingSink {
 }
 
 impl CollectingSink {
+    /// Waits (at most `timeout`) until `n` finished requests are recorded: the engine
+    /// reports a request's stats just after sending its last output.
+    pub fn wait_for_requests(&self, n: usize, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.state.lock().expect("sink lock").requests.len() >= n {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Returns what was collected and starts afresh.
     pub fn take(&self) -> Collected {
         std::mem::take(&mut *self.state.lock().expect("sink lock"))

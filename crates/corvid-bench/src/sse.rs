@@ -26,7 +26,7 @@ impl SseParser {
             let text = String::from_utf8_lossy(&raw[..end]);
             let data: Vec<&str> = text
                 .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|l| l.trim_end_matches('\r').strip_prefix("data:"))
                 .map(|d| d.strip_prefix(' ').unwrap_or(d))
                 .collect();
             if !data.is_empty() {
@@ -68,7 +68,10 @@ mod tests {
     fn splits_events_across_chunks() {
         let mut p = SseParser::new();
         assert!(p.push(b"data: {\"a\"").unwrap().is_empty());
-        assert_eq!(p.push(b":1}\n\ndata: [DONE]\n\n").unwrap(), vec!["{\"a\":1}", "[DONE]"]);
+        assert_eq!(
+            p.push(b":1}\n\ndata: [DONE]\n\n").unwrap(),
+            vec!["{\"a\":1}", "[DONE]"]
+        );
         assert_eq!(p.pending(), 0);
     }
 

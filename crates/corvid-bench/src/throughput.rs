@@ -155,6 +155,9 @@ pub struct ThroughputReport {
     pub prefix_ttft: Option<PrefixTtftResult>,
 }
 
+/// How long to wait for the engine's stats after the last output.
+const SINK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn start(args: &EngineArgs) -> Result<(EngineHandle, Arc<CollectingSink>)> {
     let sink = Arc::new(CollectingSink::default());
     let handle = EngineHandle::start(args.clone(), Some(sink.clone()))
@@ -204,7 +207,12 @@ fn run_all(h: &EngineHandle, tag: &str, specs: &[RequestSpec]) -> Result<(usize,
     Ok((out, t0.elapsed().as_secs_f64()))
 }
 
-fn warm(h: &EngineHandle, args: &ThroughputArgs, tok: &dyn crate::prompt::TokenCounter) -> Result<()> {
+fn warm(
+    h: &EngineHandle,
+    sink: &CollectingSink,
+    args: &ThroughputArgs,
+    tok: &dyn crate::prompt::TokenCounter,
+) -> Result<()> {
     if args.warmup == 0 {
         return Ok(());
     }
@@ -214,6 +222,8 @@ fn warm(h: &EngineHandle, args: &ThroughputArgs, tok: &dyn crate::prompt::TokenC
     w.output_len = 8;
     let specs = workload::generate_n(&w, args.warmup, args.workload.seed ^ 0x77, tok);
     run_all(h, "warmup", &specs)?;
+    sink.wait_for_requests(specs.len(), SINK_WAIT);
+    sink.take();
     Ok(())
 }
 
@@ -221,14 +231,18 @@ fn throughput(args: &ThroughputArgs, ea: &EngineArgs) -> Result<ThroughputResult
     let (h, sink) = start(ea)?;
     let tok = h.tokenizer().clone();
     let specs = workload::generate(&args.workload, tok.as_ref());
-    warm(&h, args, tok.as_ref())?;
+    warm(&h, &sink, args, tok.as_ref())?;
     sink.take();
     let (out, elapsed) = run_all(&h, "run", &specs)?;
+    sink.wait_for_requests(specs.len(), SINK_WAIT);
     let c: Collected = sink.take();
     let snap = h.snapshot();
     h.shutdown();
     let input: usize = specs.iter().map(RequestSpec::prompt_len).sum();
-    let lens: Vec<usize> = specs.iter().map(|s| s.prompt_len() + s.output_len).collect();
+    let lens: Vec<usize> = specs
+        .iter()
+        .map(|s| s.prompt_len() + s.output_len)
+        .collect();
     let ttft: Vec<f64> = c.requests.iter().filter_map(|r| r.ttft_seconds).collect();
     Ok(ThroughputResult {
         num_requests: specs.len(),
@@ -255,7 +269,7 @@ fn throughput(args: &ThroughputArgs, ea: &EngineArgs) -> Result<ThroughputResult
 fn single_stream(args: &ThroughputArgs, ea: &EngineArgs) -> Result<SingleStreamResult> {
     let (h, sink) = start(ea)?;
     let tok = h.tokenizer().clone();
-    warm(&h, args, tok.as_ref())?;
+    warm(&h, &sink, args, tok.as_ref())?;
     let mut w = args.workload.clone();
     w.workload = WorkloadKind::Fixed;
     let mut r = SingleStreamResult {
@@ -265,12 +279,18 @@ fn single_stream(args: &ThroughputArgs, ea: &EngineArgs) -> Result<SingleStreamR
     };
     for rep in 0..args.repetitions.max(1) {
         // A fresh prompt each time so the prefix cache never shortens the prefill.
-        let spec = workload::generate_n(&w, 1, w.seed.wrapping_add(1000 + rep as u64), tok.as_ref());
+        let spec =
+            workload::generate_n(&w, 1, w.seed.wrapping_add(1000 + rep as u64), tok.as_ref());
         sink.take();
         run_all(&h, &format!("ss{rep}"), &spec)?;
+        sink.wait_for_requests(1, SINK_WAIT);
         let c = sink.take();
-        let st = c.requests.first().context("the engine reported no finished request")?;
-        r.prefill_tps.push(st.prompt_tokens as f64 / st.prefill_seconds.max(1e-9));
+        let st = c
+            .requests
+            .first()
+            .context("the engine reported no finished request")?;
+        r.prefill_tps
+            .push(st.prompt_tokens as f64 / st.prefill_seconds.max(1e-9));
         r.decode_tps
             .push(st.generation_tokens.saturating_sub(1) as f64 / st.decode_seconds.max(1e-9));
     }
@@ -293,6 +313,7 @@ fn ttft_side(args: &ThroughputArgs, ea: &EngineArgs, caching: bool) -> Result<Tt
     // Prime: one request carrying the system prompt (fills the cache when it is on).
     let prime = workload::generate_n(&w, 1, w.seed ^ 0x9e37, tok.as_ref());
     run_all(&h, "prime", &prime)?;
+    sink.wait_for_requests(1, SINK_WAIT);
     let specs = workload::generate(&w, tok.as_ref());
     sink.take();
     let mut client = Vec::new();
@@ -303,6 +324,7 @@ fn ttft_side(args: &ThroughputArgs, ea: &EngineArgs, caching: bool) -> Result<Tt
             client.push(f.duration_since(t0).as_secs_f64());
         }
     }
+    sink.wait_for_requests(specs.len(), SINK_WAIT);
     let c = sink.take();
     h.shutdown();
     let ttft: Vec<f64> = c.requests.iter().filter_map(|r| r.ttft_seconds).collect();
@@ -372,8 +394,13 @@ pub fn render(rep: &ThroughputReport) -> String {
     if let Some(r) = &rep.single_stream {
         s += &format!(
             "Single stream pp{}: {:.2} ± {:.2} t/s   tg{}: {:.2} ± {:.2} t/s   ({} reps)\n",
-            r.prompt_tokens, r.prefill_tps_mean, r.prefill_tps_std,
-            r.output_tokens, r.decode_tps_mean, r.decode_tps_std, r.prefill_tps.len(),
+            r.prompt_tokens,
+            r.prefill_tps_mean,
+            r.prefill_tps_std,
+            r.output_tokens,
+            r.decode_tps_mean,
+            r.decode_tps_std,
+            r.prefill_tps.len(),
         );
     }
     if let Some(p) = &rep.prefix_ttft {
@@ -382,10 +409,17 @@ pub fn render(rep: &ThroughputReport) -> String {
              caching on : mean {:.1} ms  p50 {:.1} ms  (client mean {:.1} ms, {} cached tokens)\n\
              caching off: mean {:.1} ms  p50 {:.1} ms  (client mean {:.1} ms)\n\
              speedup: {:.2}x mean, {:.2}x p50\n",
-            p.system_prompt_len, p.user_len,
-            p.on.ttft_ms.mean, p.on.ttft_ms.p50, p.on.client_ttft_ms.mean, p.on.cached_tokens,
-            p.off.ttft_ms.mean, p.off.ttft_ms.p50, p.off.client_ttft_ms.mean,
-            p.speedup_mean, p.speedup_p50,
+            p.system_prompt_len,
+            p.user_len,
+            p.on.ttft_ms.mean,
+            p.on.ttft_ms.p50,
+            p.on.client_ttft_ms.mean,
+            p.on.cached_tokens,
+            p.off.ttft_ms.mean,
+            p.off.ttft_ms.p50,
+            p.off.client_ttft_ms.mean,
+            p.speedup_mean,
+            p.speedup_p50,
         );
     }
     s
