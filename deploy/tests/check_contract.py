@@ -93,7 +93,9 @@ check("vllm-compat.json uses only vLLM's own vllm: names",
       compat_names and all(n.startswith("vllm:") for n in compat_names), sorted(compat_names))
 
 # ---- the source document's alert rule, exactly ----------------------------------------
-seed = pathlib.Path(os.environ.get("CORVID_SEED_DOC", "/work/shared/seed/vllm-prometheus-grafana.txt"))
+_seeds = [os.environ.get("CORVID_SEED_DOC", ""), "/work/shared/seed/vllm-prometheus-grafana.txt",
+          str(REPO.parent / "shared" / "seed" / "vllm-prometheus-grafana.txt")]
+seed = next((pathlib.Path(s) for s in _seeds if s and pathlib.Path(s).exists()), pathlib.Path("/nonexistent"))
 alerts = {r["alert"]: r for g in load_yaml("prometheus/rules/corvid-alerts.rules.yml")["groups"]
           for r in g["rules"] if "alert" in r}
 hwr = alerts.get("HighWaitingRequests")

@@ -6,7 +6,7 @@
 #   bash deploy/tests/run.sh
 #
 # Environment: CORVID_BIN (default <repo>/target/release/corvid; e2e runs when it exists),
-# CORVID_TEST_PORT_BASE (default 27400; ports BASE..BASE+99 on 127.0.0.1 are used),
+# CORVID_TEST_PORT_BASE (default 27400; ports BASE..BASE+199 on 127.0.0.1 are used),
 # CORVID_CACHE (default ~/.cache/corvid), SKIP_INSTALL=1 to skip install.sh.
 # Ends with "N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
@@ -23,7 +23,7 @@ PASSED=0
 FAILED=0
 TMP="$(mktemp -d -t corvid-deploy-tests.XXXXXX)"
 trap 'bg_cleanup; rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP PIPE
 
 # check NAME cmd...: one check; its output is shown only when it fails.
 check() {
@@ -207,13 +207,47 @@ queries_parse() {
 }
 suite "dashboard, adapter and KEDA queries on a real Prometheus" queries_parse
 
+# ---- deploy/stack.sh (without corvid: Prometheus + Alertmanager + gateway) --------------
+stack_smoke() {
+  trap bg_cleanup EXIT
+  local b=$((BASE + 100)) prom
+  prom="http://127.0.0.1:$((b + 90))"
+  need_ports $((b + 80)) $((b + 90)) $((b + 93)) $((b + 94))
+  bg_start stack "$TMP" env STACK_PORT_BASE="$b" STACK_DURATION=60 STACK_INTERVAL=1s bash deploy/stack.sh --no-corvid
+  local spid=$BG_LAST
+  wait_http "$prom/-/ready" 30 "$spid" || { cat "$TMP/stack.log"; return 1; }
+  "$PY" - "$prom" <<'PYEOF'
+import json, sys, time, urllib.request
+prom = sys.argv[1]
+def get(p):
+    with urllib.request.urlopen(prom + p, timeout=5) as r:
+        return json.load(r)["data"]
+end = time.time() + 20
+while True:
+    groups = {g["name"] for g in get("/api/v1/rules")["groups"]}
+    ams = get("/api/v1/alertmanagers")["activeAlertmanagers"]
+    if (groups == {"corvid-recording", "corvid-alerts"} and ams) or time.time() > end:
+        break
+    time.sleep(0.5)
+assert groups == {"corvid-recording", "corvid-alerts"}, groups
+assert len(ams) == 1, ams
+PYEOF
+  grep -q "Prometheus      http://127.0.0.1:$((b + 90))" "$TMP/stack.log"
+  kill -TERM "$spid"
+  local end=$((SECONDS + 15))
+  while kill -0 "$spid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.5; done
+  ! kill -0 "$spid" 2>/dev/null || { echo "stack.sh did not stop on SIGTERM"; return 1; }
+  port_free $((b + 90)) && port_free $((b + 93)) || { echo "stack.sh left processes behind"; return 1; }
+}
+check "stack.sh --no-corvid: Prometheus loads the rules, finds Alertmanager, and everything stops on SIGTERM" stack_smoke
+
 # ---- shell scripts ----------------------------------------------------------------------
 check "bash -n on deploy/stack.sh and deploy/tests/*.sh" bash -c '
 for f in deploy/stack.sh deploy/tests/*.sh; do bash -n "$f" || exit 1; done'
 
 # ---- end to end with the real corvid -----------------------------------------------------
 if [ -x "$CORVID_BIN" ]; then
-  suite "end to end with corvid" env E2E_PORT_BASE="$BASE" bash "$HERE/e2e.sh"
+  suite "end to end with corvid" timeout -k 15 900 env E2E_PORT_BASE="$BASE" bash "$HERE/e2e.sh"
 else
   echo "SKIP e2e: no corvid binary at $CORVID_BIN (build it with: cargo build --release -p corvid)"
 fi

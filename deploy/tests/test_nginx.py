@@ -143,12 +143,12 @@ def main():
         hold_ups = []
 
         def hold():
-            r, _ = request(GW, "GET", "/slow?seconds=3")
+            r, _ = request(GW, "GET", "/slow?seconds=4")
             hold_ups.append(r.getheader("X-Upstream"))
         th = threading.Thread(target=hold)
         th.start()
         holders.append(th)
-        time.sleep(0.5)
+        time.sleep(1.0)
         for _ in range(6):
             r, _ = request(GW, "GET", "/v1/models")
             one_busy.append(r.getheader("X-Upstream"))
@@ -164,7 +164,7 @@ def main():
         c = http.client.HTTPConnection("127.0.0.1", GW, timeout=15)
         t0 = time.time()
         c.request("POST", "/v1/completions",
-                  body=json.dumps({"stream": True, "chunks": 4, "interval": 0.7}),
+                  body=json.dumps({"stream": True, "chunks": 4, "interval": 1.0}),
                   headers={"Content-Type": "application/json"})
         r = c.getresponse()
         first = r.readline()
@@ -174,7 +174,7 @@ def main():
         c.close()
         events = [ln for ln in (first + rest).decode().splitlines() if ln.startswith("data:")]
         check("SSE: first event arrives before the stream ends (no proxy buffering)",
-              first.startswith(b"data:") and t_first < 1.0 and t_all > 2.0,
+              first.startswith(b"data:") and t_first < 2.0 and t_all > 3.5,
               f"first after {t_first:.2f}s, all after {t_all:.2f}s")
         check("SSE: content type and every event preserved, ends with [DONE]",
               r.getheader("Content-Type", "").startswith("text/event-stream")

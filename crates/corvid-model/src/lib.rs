@@ -2,6 +2,7 @@
 //! tokenizes and renders chat templates. It knows nothing of scheduling or HTTP.
 
 pub mod arch;
+pub mod chat_template;
 pub mod config;
 pub mod default_model;
 pub mod error;
@@ -9,10 +10,11 @@ pub mod gguf;
 pub mod kv_cache;
 pub mod loader;
 pub mod model;
+pub mod tokenizer;
 pub mod weights;
 
 pub use config::ModelConfig;
 pub use error::{ModelError, Result};
 pub use kv_cache::KvCache;
-pub use loader::{load_model, LoadOptions};
+pub use loader::{load_model, load_tokenizer, LoadOptions};
 pub use model::{CausalLm, SeqInput};

@@ -36,3 +36,13 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Llama> {
         ))
     }
 }
+
+/// Loads the tokenizer of the model at `path`: embedded in a GGUF file, or the
+/// `tokenizer.json` of an HF folder.
+pub fn load_tokenizer(path: &Path) -> Result<crate::tokenizer::Tokenizer> {
+    if path.is_dir() {
+        crate::tokenizer::Tokenizer::from_hf_dir(path)
+    } else {
+        crate::tokenizer::Tokenizer::from_gguf(&GgufFile::open(path)?)
+    }
+}

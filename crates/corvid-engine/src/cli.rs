@@ -1,0 +1,74 @@
+//! The engine's command-line flags (vLLM's names), defined once and flattened into every
+//! corvid subcommand that runs an engine (`generate`, `serve`, `bench throughput`).
+
+use crate::params::{EngineArgs, KvCacheMemory, LoadQuantization};
+use std::path::PathBuf;
+
+/// Engine flags; each can also be set through the environment variable shown.
+#[derive(Clone, Debug, clap::Args)]
+pub struct EngineCliArgs {
+    /// A .gguf file or a Hugging Face model folder; `default` (or nothing) is the
+    /// installed SmolLM2-135M-Instruct.
+    #[arg(long, env = "CORVID_MODEL", default_value = "default")]
+    pub model: String,
+    /// Name reported by the API and in metrics.
+    #[arg(long, env = "CORVID_SERVED_MODEL_NAME")]
+    pub served_model_name: Option<String>,
+    /// Longest prompt + output in tokens (default: the model's context length).
+    #[arg(long, env = "CORVID_MAX_MODEL_LEN")]
+    pub max_model_len: Option<usize>,
+    /// Most sequences batched together.
+    #[arg(long, env = "CORVID_MAX_NUM_SEQS", default_value_t = 64)]
+    pub max_num_seqs: usize,
+    /// Most tokens (prefill + decode) per engine step.
+    #[arg(long, env = "CORVID_MAX_NUM_BATCHED_TOKENS", default_value_t = 1024)]
+    pub max_num_batched_tokens: usize,
+    /// Tokens per KV block.
+    #[arg(long, env = "CORVID_BLOCK_SIZE", default_value_t = 16)]
+    pub block_size: usize,
+    /// KV pool budget: a fraction of RAM (0.1) or a size (512MiB, 2GiB).
+    #[arg(long, env = "CORVID_KV_CACHE_MEMORY", default_value = "1GiB")]
+    pub kv_cache_memory: KvCacheMemory,
+    /// Reuse KV blocks of shared prompt prefixes (on by default).
+    #[arg(long, env = "CORVID_ENABLE_PREFIX_CACHING", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_prefix_caching: bool,
+    /// Turn prefix caching off.
+    #[arg(long, conflicts_with = "enable_prefix_caching")]
+    pub no_enable_prefix_caching: bool,
+    /// Naive baseline: one request at a time, no prefix cache.
+    #[arg(long, env = "CORVID_NO_BATCHING")]
+    pub no_batching: bool,
+    /// Quantize unquantized (safetensors) weights at load: q8_0, q4_0 or q4_1.
+    #[arg(long, env = "CORVID_QUANTIZATION")]
+    pub quantization: Option<LoadQuantization>,
+    /// Compute dtype; only `auto` and `float32` exist on CPU (weights keep their format).
+    #[arg(long, env = "CORVID_DTYPE", default_value = "auto", value_parser = ["auto", "float32", "half", "float16", "bfloat16"])]
+    pub dtype: String,
+    /// Most requests allowed to wait; more get HTTP 503.
+    #[arg(long, env = "CORVID_MAX_WAITING_REQUESTS", default_value_t = 1024)]
+    pub max_waiting_requests: usize,
+}
+
+impl EngineCliArgs {
+    /// The validated engine arguments.
+    pub fn to_engine_args(&self) -> EngineArgs {
+        let model = if self.model == "default" || self.model.is_empty() {
+            corvid_model::default_model::default_model_path()
+        } else {
+            PathBuf::from(&self.model)
+        };
+        EngineArgs {
+            model,
+            served_model_name: self.served_model_name.clone(),
+            max_model_len: self.max_model_len,
+            max_num_seqs: self.max_num_seqs,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+            block_size: self.block_size,
+            kv_cache_memory: self.kv_cache_memory,
+            enable_prefix_caching: self.enable_prefix_caching && !self.no_enable_prefix_caching,
+            no_batching: self.no_batching,
+            quantization: self.quantization,
+            max_waiting_requests: self.max_waiting_requests,
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The engine core: one step is schedule → one batched forward → sample → update →
+//! emit. It runs on the engine thread and owns the model, the KV cache and the queues.
+
+use crate::kv::KvManager;
+use crate::output::FinishReason;
+use crate::sampler::sample;
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::sequence::Sequence;
+use crate::stats::{BusyWindow, EngineSnapshot, IterationStats, RequestStats, StatsSink};
+use corvid_model::{CausalLm, KvCache, SeqInput};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Aggregates a request's samples until the last one finishes.
+struct RequestAgg {
+    remaining: usize,
+    n: usize,
+    generation_tokens: usize,
+}
+
+/// State shared between the engine thread and its handles.
+pub struct Shared {
+    /// Latest snapshot.
+    pub snapshot: Mutex<EngineSnapshot>,
+    /// Requests added and not yet finished.
+    pub unfinished: AtomicUsize,
+    /// Sequences waiting (read by admission control without locking).
+    pub waiting: AtomicUsize,
+}
+
+/// Model, KV cache and scheduler, stepped by the engine loop.
+pub struct EngineCore {
+    model: Arc<dyn CausalLm>,
+    kv_cache: KvCache,
+    sched: Scheduler,
+    eos: Vec<u32>,
+    sink: Option<Arc<dyn StatsSink>>,
+    busy: BusyWindow,
+    requests: HashMap<String, RequestAgg>,
+    shared: Arc<Shared>,
+    base_snapshot: EngineSnapshot,
+}
+
+impl EngineCore {
+    /// A core over a loaded model with a pool of `num_blocks` KV blocks.
+    pub fn new(
+        model: Arc<dyn CausalLm>,
+        num_blocks: usize,
+        cfg: SchedulerConfig,
+        block_size: usize,
+        prefix_caching: bool,
+        eos: Vec<u32>,
+        sink: Option<Arc<dyn StatsSink>>,
+        shared: Arc<Shared>,
+        base_snapshot: EngineSnapshot,
+    ) -> Self {
+        let kv_cache = KvCache::new(model.config(), block_size, num_blocks);
+        Self {
+            model,
+            kv_cache,
+            sched: Scheduler::new(cfg, KvManager::new(num_blocks, block_size, prefix_caching)),
+            eos,
+            sink,
+            busy: BusyWindow::new(Duration::from_secs(10)),
+            requests: HashMap::new(),
+            shared,
+            base_snapshot,
+        }
+    }
+
+    /// True when there is nothing to do.
+    pub fn is_idle(&self) -> bool {
+        self.sched.is_idle()
+    }
+
+    /// Queues the sequences of one request.
+    pub fn add(&mut self, seqs: Vec<Sequence>) {
+        if let Some(first) = seqs.first() {
+            self.requests.insert(
+                first.request_id.clone(),
+                RequestAgg {
+                    remaining: seqs.len(),
+                    n: seqs.len(),
+                    generation_tokens: 0,
+                },
+            );
+        }
+        self.sched.waiting.extend(seqs);
+        self.publish(Instant::now());
+    }
+
+    /// Aborts every sequence of a request.
+    pub fn abort(&mut self, request_id: &str) {
+        for mut seq in self.sched.remove_request(request_id) {
+            seq.emit(String::new(), Some(FinishReason::Abort));
+            self.finished(&seq, FinishReason::Abort, Instant::now());
+        }
+        self.publish(Instant::now());
+    }
+
+    /// Runs one step. Returns false if there was nothing to run.
+    pub fn step(&mut self) -> bool {
+        let start = Instant::now();
+        let plan = self.sched.schedule(start);
+        if plan.num_new.is_empty() {
+            self.publish(start);
+            return false;
+        }
+        let scheduled = plan.num_new.len();
+        let mut num_prompt_tokens = 0;
+        let result = {
+            let (running, kv) = (&self.sched.running, &self.sched.kv);
+            let inputs: Vec<SeqInput<'_>> = running
+                .iter()
+                .zip(&plan.num_new)
+                .map(|(s, &n)| {
+                    num_prompt_tokens += n.min(s.prompt_len.saturating_sub(s.num_computed));
+                    SeqInput {
+                        tokens: &s.tokens[s.num_computed..s.num_computed + n],
+                        start_pos: s.num_computed,
+                        block_table: kv.block_table(s.key),
+                        want_logits: s.num_computed + n == s.tokens.len(),
+                    }
+                })
+                .collect();
+            self.model.forward(&inputs, &mut self.kv_cache)
+        };
+        let now = Instant::now();
+        let mut done: Vec<(usize, FinishReason)> = Vec::new();
+        let mut generated = 0;
+        match result {
+            Ok(mut logits) => {
+                let mut next = 0;
+                for (i, &n) in plan.num_new.iter().enumerate() {
+                    let seq = &mut self.sched.running[i];
+                    seq.num_computed += n;
+                    self.sched.kv.cache_full_blocks(seq.key, &seq.tokens[..seq.num_computed]);
+                    if seq.num_computed < seq.tokens.len() {
+                        continue;
+                    }
+                    let row = &mut logits[next];
+                    next += 1;
+                    generated += 1;
+                    if let Some(reason) = Self::advance(seq, row, &self.eos, now) {
+                        done.push((i, reason));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!("model step failed: {e}");
+                done.extend((0..scheduled).map(|i| (i, FinishReason::Error)));
+            }
+        }
+        for &(i, reason) in done.iter().rev() {
+            let mut seq = self.sched.running.remove(i);
+            self.sched.kv.free(seq.key);
+            if reason == FinishReason::Error {
+                seq.emit(String::new(), Some(reason));
+            }
+            self.finished(&seq, reason, now);
+        }
+        let took = now - start;
+        self.busy.record(now, took);
+        let busy_fraction = self.busy.fraction(now);
+        let stats = IterationStats {
+            num_running: self.sched.running.len(),
+            num_waiting: self.sched.waiting.len(),
+            kv_blocks_used: self.sched.kv.num_used(),
+            kv_blocks_total: self.sched.kv.num_blocks(),
+            batch_size: scheduled,
+            num_tokens: plan.num_new.iter().sum(),
+            num_prompt_tokens,
+            num_generation_tokens: generated,
+            num_preemptions: plan.num_preempted,
+            num_cached_tokens: plan.num_cached_tokens,
+            num_prefix_queries: plan.num_queried_tokens,
+            step_seconds: took.as_secs_f64(),
+            busy_fraction,
+        };
+        if let Some(sink) = &self.sink {
+            sink.on_step(&stats);
+        }
+        self.publish(now);
+        true
+    }
+
+    /// Samples the next token of a sequence whose logits are ready, emits text, and
+    /// says whether it finished.
+    fn advance(seq: &mut Sequence, logits: &mut [f32], eos: &[u32], now: Instant) -> Option<FinishReason> {
+        let p = Arc::clone(&seq.params);
+        let before_min = seq.num_output() < p.min_tokens;
+        let mut banned: Vec<u32> = Vec::new();
+        if before_min {
+            if !p.ignore_eos {
+                banned.extend_from_slice(eos);
+            }
+            banned.extend_from_slice(&p.stop_token_ids);
+        }
+        let (token, lp) = {
+            let (prompt, output) = seq.tokens.split_at(seq.prompt_len);
+            sample(logits, &p, prompt, output, &banned, &mut seq.rng)
+        };
+        seq.append(token, lp, now);
+        let check_stops = !before_min;
+        let mut text = String::new();
+        let mut reason = None;
+        if (!p.ignore_eos && eos.contains(&token)) || p.stop_token_ids.contains(&token) {
+            reason = Some(FinishReason::Stop);
+        } else {
+            let (t, stopped) = seq.text.push(token, check_stops);
+            text = t;
+            if stopped {
+                reason = Some(FinishReason::Stop);
+            }
+        }
+        if reason.is_none() && seq.num_output() >= seq.max_tokens {
+            reason = Some(FinishReason::Length);
+        }
+        if reason.is_some() {
+            text.push_str(&seq.text.finish(check_stops));
+        }
+        seq.emit(text, reason);
+        reason
+    }
+
+    fn finished(&mut self, seq: &Sequence, reason: FinishReason, now: Instant) {
+        let Some(agg) = self.requests.get_mut(&seq.request_id) else {
+            return;
+        };
+        agg.remaining -= 1;
+        agg.generation_tokens += seq.num_output();
+        if agg.remaining > 0 {
+            return;
+        }
+        let agg = self.requests.remove(&seq.request_id).expect("present");
+        self.shared.unfinished.fetch_sub(1, Ordering::Relaxed);
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        let t = &seq.times;
+        let secs = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) if b >= a => (b - a).as_secs_f64(),
+            _ => 0.0,
+        };
+        sink.on_request_finished(&RequestStats {
+            finish_reason: reason,
+            prompt_tokens: seq.prompt_len,
+            generation_tokens: agg.generation_tokens,
+            cached_tokens: seq.num_cached,
+            e2e_seconds: (now - t.arrival).as_secs_f64(),
+            queue_seconds: secs(Some(t.arrival), t.first_scheduled.or(Some(now))),
+            prefill_seconds: secs(t.first_scheduled, t.first_token),
+            decode_seconds: secs(t.first_token, t.last_token),
+            ttft_seconds: t.first_token.map(|f| (f - t.arrival).as_secs_f64()),
+            inter_token_seconds: t.inter_token.clone(),
+            n: agg.n,
+            max_tokens: seq.max_tokens,
+        });
+    }
+
+    fn publish(&mut self, now: Instant) {
+        let snap = EngineSnapshot {
+            running: self.sched.running.len(),
+            waiting: self.sched.waiting.len(),
+            kv_blocks_used: self.sched.kv.num_used(),
+            kv_blocks_total: self.sched.kv.num_blocks(),
+            kv_bytes: self.kv_cache.nbytes(),
+            busy_fraction: self.busy.fraction(now),
+            ..self.base_snapshot.clone()
+        };
+        self.shared.waiting.store(snap.waiting, Ordering::Relaxed);
+        *self.shared.snapshot.lock().expect("snapshot lock") = snap;
+    }
+
+    /// KV blocks in use (for leak checks).
+    pub fn kv_blocks_used(&self) -> usize {
+        self.sched.kv.num_used()
+    }
+}

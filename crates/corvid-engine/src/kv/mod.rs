@@ -1,0 +1,7 @@
+//! Paged KV cache management: the block pool and per-sequence block tables.
+
+pub mod block_pool;
+pub mod manager;
+
+pub use block_pool::{BlockHash, BlockId, BlockPool};
+pub use manager::{KvManager, SeqKey};

@@ -1,0 +1,125 @@
+//! The offline batch API, shaped like vLLM's:
+//! `LLM::new(EngineArgs { .. })?.generate(&prompts, &SamplingParams { .. })`.
+
+use crate::handle::{EngineError, EngineHandle, PromptInput};
+use crate::output::{FinishReason, TokenLogprob};
+use crate::params::{EngineArgs, SamplingParams};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// One generated sample.
+#[derive(Clone, Debug, Default)]
+pub struct CompletionOutput {
+    /// Which of the `n` samples.
+    pub index: usize,
+    /// Generated text.
+    pub text: String,
+    /// Generated token ids.
+    pub token_ids: Vec<u32>,
+    /// Why it stopped.
+    pub finish_reason: Option<FinishReason>,
+    /// Per-token logprobs, when requested.
+    pub logprobs: Vec<TokenLogprob>,
+}
+
+/// The result for one prompt.
+#[derive(Clone, Debug)]
+pub struct GenerationOutput {
+    /// The prompt as given.
+    pub prompt: String,
+    /// Its token ids.
+    pub prompt_token_ids: Vec<u32>,
+    /// Its samples, by index.
+    pub outputs: Vec<CompletionOutput>,
+}
+
+/// An engine for offline batch generation.
+pub struct LLM {
+    engine: EngineHandle,
+}
+
+impl LLM {
+    /// Loads the model and starts the engine.
+    pub fn new(args: EngineArgs) -> Result<Self, EngineError> {
+        Ok(Self {
+            engine: EngineHandle::start(args, None)?,
+        })
+    }
+
+    /// Wraps a running engine.
+    pub fn from_engine(engine: EngineHandle) -> Self {
+        Self { engine }
+    }
+
+    /// The underlying engine.
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// Generates for every prompt, all submitted at once so they batch together;
+    /// results come back in input order.
+    pub fn generate<S: AsRef<str>>(&self, prompts: &[S], params: &SamplingParams) -> Result<Vec<GenerationOutput>, EngineError> {
+        self.generate_with_progress(prompts, params, false)
+    }
+
+    /// [`LLM::generate`] with an optional progress bar on stderr.
+    pub fn generate_with_progress<S: AsRef<str>>(
+        &self,
+        prompts: &[S],
+        params: &SamplingParams,
+        progress: bool,
+    ) -> Result<Vec<GenerationOutput>, EngineError> {
+        let inputs: Vec<PromptInput> = prompts.iter().map(|p| PromptInput::Text(p.as_ref().to_string())).collect();
+        self.run(inputs, params, progress).map(|outs| {
+            outs.into_iter()
+                .zip(prompts)
+                .map(|((ids, outputs), p)| GenerationOutput {
+                    prompt: p.as_ref().to_string(),
+                    prompt_token_ids: ids,
+                    outputs,
+                })
+                .collect()
+        })
+    }
+
+    /// Generates from token-id prompts.
+    pub fn generate_tokens(&self, prompts: &[Vec<u32>], params: &SamplingParams) -> Result<Vec<Vec<CompletionOutput>>, EngineError> {
+        let inputs = prompts.iter().cloned().map(PromptInput::Tokens).collect();
+        Ok(self.run(inputs, params, false)?.into_iter().map(|(_, o)| o).collect())
+    }
+
+    fn run(&self, inputs: Vec<PromptInput>, params: &SamplingParams, progress: bool) -> Result<Vec<(Vec<u32>, Vec<CompletionOutput>)>, EngineError> {
+        let bar = if progress { ProgressBar::new(inputs.len() as u64) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("generating [{bar:30}] {pos}/{len} prompts {elapsed} ({per_sec})")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        let mut streams = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.into_iter().enumerate() {
+            streams.push(self.engine.add_request(format!("offline-{i}-{}", uniq()), input, params.clone())?);
+        }
+        let mut results = Vec::with_capacity(streams.len());
+        for mut stream in streams {
+            let mut outs: Vec<CompletionOutput> = (0..params.n).map(|index| CompletionOutput { index, ..Default::default() }).collect();
+            while let Some(o) = stream.next_blocking() {
+                let c = &mut outs[o.index];
+                c.text.push_str(&o.text);
+                c.token_ids.extend(o.token_ids);
+                c.logprobs.extend(o.logprobs);
+                if o.finish_reason.is_some() {
+                    c.finish_reason = o.finish_reason;
+                }
+            }
+            bar.inc(1);
+            results.push((stream.prompt_token_ids.clone(), outs));
+        }
+        bar.finish_and_clear();
+        Ok(results)
+    }
+}
+
+fn uniq() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,230 @@
+//! What callers configure: engine arguments (vLLM's `EngineArgs`) and per-request
+//! sampling parameters (vLLM's `SamplingParams`), each validated before use.
+
+pub use corvid_model::weights::LoadQuantization;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// How much memory the KV block pool may take.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KvCacheMemory {
+    /// A fraction of physical RAM (like vLLM's `--gpu-memory-utilization`).
+    Fraction(f64),
+    /// An absolute number of bytes.
+    Bytes(u64),
+}
+
+impl FromStr for KvCacheMemory {
+    type Err = String;
+    /// Accepts `0.1` (fraction of RAM), `536870912`, `512MiB`, `2GiB`, `1GB`, `300MB`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let err = || format!("invalid KV cache memory `{s}` (use a fraction like 0.1 or a size like 512MiB)");
+        if let Ok(f) = s.parse::<f64>() {
+            return if f > 0.0 && f < 1.0 {
+                Ok(Self::Fraction(f))
+            } else if f >= 1.0 && f.fract() == 0.0 {
+                Ok(Self::Bytes(f as u64))
+            } else {
+                Err(err())
+            };
+        }
+        let units: [(&str, u64); 6] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1_000)];
+        for (suffix, mult) in units {
+            if let Some(num) = s.strip_suffix(suffix) {
+                let v: f64 = num.trim().parse().map_err(|_| err())?;
+                if v <= 0.0 {
+                    return Err(err());
+                }
+                return Ok(Self::Bytes((v * mult as f64) as u64));
+            }
+        }
+        Err(err())
+    }
+}
+
+impl KvCacheMemory {
+    /// Bytes this budget means on this machine.
+    pub fn bytes(&self) -> u64 {
+        match *self {
+            Self::Bytes(b) => b,
+            Self::Fraction(f) => (total_memory_bytes() as f64 * f) as u64,
+        }
+    }
+}
+
+fn total_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(8 << 30, |kb| kb * 1024)
+}
+
+/// Engine configuration, named as vLLM names it.
+#[derive(Clone, Debug)]
+pub struct EngineArgs {
+    /// A `.gguf` file or a Hugging Face model folder.
+    pub model: PathBuf,
+    /// Name reported in APIs and metrics (defaults to the model's file name).
+    pub served_model_name: Option<String>,
+    /// Longest prompt + output in tokens (defaults to the model's context length).
+    pub max_model_len: Option<usize>,
+    /// Most sequences in one batch.
+    pub max_num_seqs: usize,
+    /// Most tokens (prefill + decode) in one step.
+    pub max_num_batched_tokens: usize,
+    /// Tokens per KV block.
+    pub block_size: usize,
+    /// KV pool budget.
+    pub kv_cache_memory: KvCacheMemory,
+    /// Reuse KV blocks of shared prompt prefixes.
+    pub enable_prefix_caching: bool,
+    /// Naive baseline: one request at a time, no prefix cache.
+    pub no_batching: bool,
+    /// Quantize unquantized weights at load.
+    pub quantization: Option<LoadQuantization>,
+    /// Most requests allowed to wait; more are refused (HTTP 503).
+    pub max_waiting_requests: usize,
+}
+
+impl Default for EngineArgs {
+    fn default() -> Self {
+        Self {
+            model: corvid_model::default_model::default_model_path(),
+            served_model_name: None,
+            max_model_len: None,
+            max_num_seqs: 64,
+            max_num_batched_tokens: 1024,
+            block_size: 16,
+            kv_cache_memory: KvCacheMemory::Bytes(1 << 30),
+            enable_prefix_caching: true,
+            no_batching: false,
+            quantization: None,
+            max_waiting_requests: 1024,
+        }
+    }
+}
+
+/// Per-request generation controls (vLLM's `SamplingParams`).
+#[derive(Clone, Debug)]
+pub struct SamplingParams {
+    /// Parallel samples for the prompt.
+    pub n: usize,
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// Nucleus sampling mass (1 = off).
+    pub top_p: f32,
+    /// Keep only the k most likely tokens.
+    pub top_k: Option<usize>,
+    /// Drop tokens below `min_p` × the top probability (0 = off).
+    pub min_p: f32,
+    /// HF-style repetition penalty over prompt and output (1 = off).
+    pub repetition_penalty: f32,
+    /// OpenAI presence penalty over output tokens.
+    pub presence_penalty: f32,
+    /// OpenAI frequency penalty over output tokens.
+    pub frequency_penalty: f32,
+    /// Seed of this request's random stream (same seed + prompt ⇒ same text).
+    pub seed: Option<u64>,
+    /// Most tokens to generate (default: up to the context length).
+    pub max_tokens: Option<usize>,
+    /// Fewest tokens to generate before EOS/stop can end the request.
+    pub min_tokens: usize,
+    /// Stop strings (not included in the output).
+    pub stop: Vec<String>,
+    /// Extra token ids that end generation.
+    pub stop_token_ids: Vec<u32>,
+    /// Keep generating past EOS.
+    pub ignore_eos: bool,
+    /// Return the sampled token's logprob and this many top alternatives.
+    pub logprobs: Option<usize>,
+    /// Leave special tokens out of the text.
+    pub skip_special_tokens: bool,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            n: 1,
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: None,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            seed: None,
+            max_tokens: Some(16),
+            min_tokens: 0,
+            stop: Vec::new(),
+            stop_token_ids: Vec::new(),
+            ignore_eos: false,
+            logprobs: None,
+            skip_special_tokens: true,
+        }
+    }
+}
+
+/// Most top logprobs a request may ask for.
+pub const MAX_LOGPROBS: usize = 20;
+
+impl SamplingParams {
+    /// Greedy decoding parameters.
+    pub fn greedy(max_tokens: usize) -> Self {
+        Self {
+            temperature: 0.0,
+            max_tokens: Some(max_tokens),
+            ..Self::default()
+        }
+    }
+
+    /// Checks ranges; the message names the offending field.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(msg.to_string()) };
+        check((1..=16).contains(&self.n), "n must be between 1 and 16")?;
+        check(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature), "temperature must be between 0 and 100")?;
+        check(self.top_p > 0.0 && self.top_p <= 1.0, "top_p must be in (0, 1]")?;
+        check(self.top_k != Some(0), "top_k must be at least 1 (omit it to disable)")?;
+        check((0.0..=1.0).contains(&self.min_p), "min_p must be in [0, 1]")?;
+        check(self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0, "repetition_penalty must be in (0, 10]")?;
+        check((-2.0..=2.0).contains(&self.presence_penalty), "presence_penalty must be in [-2, 2]")?;
+        check((-2.0..=2.0).contains(&self.frequency_penalty), "frequency_penalty must be in [-2, 2]")?;
+        check(self.max_tokens != Some(0), "max_tokens must be at least 1")?;
+        check(self.max_tokens.is_none_or(|m| self.min_tokens <= m), "min_tokens must not exceed max_tokens")?;
+        check(self.stop.iter().all(|s| !s.is_empty()), "stop strings must not be empty")?;
+        check(self.stop.len() <= 16, "at most 16 stop strings")?;
+        check(self.logprobs.is_none_or(|l| l <= MAX_LOGPROBS), "logprobs must be at most 20")?;
+        Ok(())
+    }
+
+    /// True when decoding is deterministic argmax.
+    pub fn is_greedy(&self) -> bool {
+        self.temperature == 0.0 || self.top_k == Some(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_memory_parses() {
+        assert_eq!("0.25".parse::<KvCacheMemory>().unwrap(), KvCacheMemory::Fraction(0.25));
+        assert_eq!("512MiB".parse::<KvCacheMemory>().unwrap(), KvCacheMemory::Bytes(512 << 20));
+        assert_eq!("1GB".parse::<KvCacheMemory>().unwrap(), KvCacheMemory::Bytes(1_000_000_000));
+        assert!("-1".parse::<KvCacheMemory>().is_err());
+        assert!("lots".parse::<KvCacheMemory>().is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let p = SamplingParams { top_p: 0.0, ..Default::default() };
+        assert!(p.validate().unwrap_err().contains("top_p"));
+        assert!(SamplingParams::default().validate().is_ok());
+    }
+}
