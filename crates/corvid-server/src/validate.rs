@@ -12,7 +12,7 @@ use crate::protocol::SamplingFields;
 /// Most top logprobs a request may ask for (OpenAI's limit).
 pub const MAX_LOGPROBS: i64 = 20;
 /// Most choices (`n`) one request may ask for.
-pub const MAX_N: i64 = 64;
+pub const MAX_N: i64 = 16;
 
 fn check_range(field: &str, v: Option<f32>, lo: f32, hi: f32, lo_open: bool) -> Result<(), ApiError> {
     if let Some(x) = v {
@@ -42,7 +42,7 @@ pub fn sampling_params(
     check_range("min_p", f.min_p, 0.0, 1.0, false)?;
     check_range("presence_penalty", f.presence_penalty, -2.0, 2.0, false)?;
     check_range("frequency_penalty", f.frequency_penalty, -2.0, 2.0, false)?;
-    check_range("repetition_penalty", f.repetition_penalty, 0.0, 2.0, true)?;
+    check_range("repetition_penalty", f.repetition_penalty, 0.0, 10.0, true)?;
     let top_k = match f.top_k {
         None | Some(-1) | Some(0) => None,
         Some(k) if k > 0 => Some(k as usize),
@@ -106,7 +106,10 @@ pub fn sampling_params(
         logprobs,
         skip_special_tokens: f.skip_special_tokens.unwrap_or(true),
     };
-    params.validate().map_err(ApiError::bad_request)?;
+    params.validate().map_err(|msg| {
+        let field = msg.split_whitespace().next().unwrap_or_default().to_string();
+        ApiError::invalid(field, msg)
+    })?;
     Ok(params)
 }
 

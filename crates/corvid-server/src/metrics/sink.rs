@@ -15,6 +15,9 @@ impl StatsSink for Metrics {
         self.generation_tokens.inc_by(s.num_generation_tokens as u64);
         self.v_generation_tokens.inc_by(s.num_generation_tokens as u64);
         self.preemptions.inc_by(s.num_preemptions as u64);
+        self.prefix_cache_hit_tokens.inc_by(s.num_cached_tokens as u64);
+        self.v_prefix_hits.inc_by(s.num_cached_tokens as u64);
+        self.v_prefix_queries.inc_by(s.num_prefix_queries as u64);
         self.v_preemptions.inc_by(s.num_preemptions as u64);
         self.set_engine_gauges(&EngineGauges {
             running: s.num_running,
@@ -52,9 +55,6 @@ impl StatsSink for Metrics {
             self.v_itl.observe(t);
             self.v_tpot.observe(t);
         }
-        self.prefix_cache_hit_tokens.inc_by(r.cached_tokens as u64);
-        self.v_prefix_hits.inc_by(r.cached_tokens as u64);
-        self.v_prefix_queries.inc_by(r.prompt_tokens as u64);
         self.v_prompt_len.observe(r.prompt_tokens as f64);
         self.v_generation_len.observe(r.generation_tokens as f64);
         self.v_params_n.observe(r.n as f64);
@@ -96,8 +96,6 @@ mod tests {
         assert!(t.contains("vllm:request_success_total{finished_reason=\"abort\",model_name=\"m\"} 1"));
         assert!(t.contains("vllm_request_latency_seconds_count{model_name=\"m\"} 2"));
         assert!(t.contains("vllm_inter_token_latency_seconds_count{model_name=\"m\"} 8"));
-        assert!(t.contains("vllm_prefix_cache_hit_tokens_total{model_name=\"m\"} 8"));
-        assert!(t.contains("vllm:prefix_cache_queries_total{model_name=\"m\"} 20"));
     }
 
     #[test]
@@ -113,6 +111,8 @@ mod tests {
             num_prompt_tokens: 10,
             num_generation_tokens: 2,
             num_preemptions: 1,
+            num_cached_tokens: 4,
+            num_prefix_queries: 10,
             step_seconds: 0.02,
             busy_fraction: 0.9,
         });
@@ -123,5 +123,7 @@ mod tests {
         assert!(t.contains("vllm_running_requests{model_name=\"m\"} 2"));
         assert!(t.contains("vllm_kv_cache_usage_ratio{model_name=\"m\"} 0.5"));
         assert!(t.contains("vllm_batch_size_count{model_name=\"m\"} 1"));
+        assert!(t.contains("vllm_prefix_cache_hit_tokens_total{model_name=\"m\"} 4"));
+        assert!(t.contains("vllm:prefix_cache_queries_total{model_name=\"m\"} 10"));
     }
 }
