@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn bad_timeout_is_rejected() {
-        let cli = Cli::try_parse_from(["corvid", "--shutdown-timeout", "-1"]).unwrap();
+        let cli = Cli::try_parse_from(["corvid", "--shutdown-timeout=-1"]).unwrap();
         assert!(cli.serve.to_config().is_err());
     }
 }
