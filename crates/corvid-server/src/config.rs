@@ -99,7 +99,9 @@ impl ServerConfig {
             if a.model == corvid_model::default_model::default_model_path() {
                 corvid_model::default_model::DEFAULT_MODEL_NAME.to_string()
             } else {
-                a.model.file_stem().map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
+                a.model
+                    .file_stem()
+                    .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
             }
         })
     }
@@ -152,7 +154,10 @@ mod tests {
     fn default_model_is_served_under_its_name() {
         let cli = Cli::try_parse_from(["corvid"]).unwrap();
         let c = cli.serve.to_config().unwrap();
-        assert_eq!(c.served_model_name(), corvid_model::default_model::DEFAULT_MODEL_NAME);
+        assert_eq!(
+            c.served_model_name(),
+            corvid_model::default_model::DEFAULT_MODEL_NAME
+        );
         assert_eq!(c.port, 8000);
     }
 

@@ -52,7 +52,13 @@ pub struct ErrorBody {
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), kind, param: None, code: None }
+        ApiError {
+            status,
+            message: message.into(),
+            kind,
+            param: None,
+            code: None,
+        }
     }
 
     /// 400 `invalid_request_error`, naming the field at fault.
@@ -121,7 +127,11 @@ impl ApiError {
 
     /// 404 for a path that does not exist.
     pub fn not_found_route(path: &str) -> Self {
-        let mut e = Self::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("No route for {path}."));
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("No route for {path}."),
+        );
         e.code = Some("not_found");
         e
     }
@@ -166,10 +176,12 @@ impl IntoResponse for ApiError {
         let retry = self.code == Some("queue_full");
         let mut resp = (self.status, Json(self.body())).into_response();
         if retry {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -190,8 +202,14 @@ mod tests {
 
     #[test]
     fn engine_errors_map_to_statuses() {
-        assert_eq!(ApiError::from(EngineError::QueueFull).status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(ApiError::from(EngineError::Shutdown).status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::from(EngineError::QueueFull).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            ApiError::from(EngineError::Shutdown).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         let e = ApiError::from(EngineError::InvalidRequest("top_p bad".into()));
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }

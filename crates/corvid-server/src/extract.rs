@@ -24,11 +24,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let path = err.path().to_string();
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                Err(ApiError::bad_request(format!("Malformed JSON body: {inner}")))
+                Err(ApiError::bad_request(format!(
+                    "Malformed JSON body: {inner}"
+                )))
             } else if path.is_empty() || path == "." {
-                Err(ApiError::bad_request(format!("Invalid request body: {inner}")))
+                Err(ApiError::bad_request(format!(
+                    "Invalid request body: {inner}"
+                )))
             } else {
-                Err(ApiError::invalid(path.clone(), format!("Invalid value for `{path}`: {inner}")))
+                Err(ApiError::invalid(
+                    path.clone(),
+                    format!("Invalid value for `{path}`: {inner}"),
+                ))
             }
         }
     }
@@ -43,15 +50,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                let mut err = ApiError::too_large(0);
-                err.message = format!("Request body too large: {}", e.body_text());
-                err
-            } else {
-                ApiError::bad_request(e.body_text())
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    let mut err = ApiError::too_large(0);
+                    err.message = format!("Request body too large: {}", e.body_text());
+                    err
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })?;
         parse_json(&bytes).map(ApiJson)
     }
 }

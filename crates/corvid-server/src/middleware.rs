@@ -26,7 +26,10 @@ pub fn new_request_id() -> String {
 
 /// A client-sent id is kept if it is 1–128 characters of `[A-Za-z0-9._:-]`.
 pub fn is_valid_request_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 /// Reads or generates `X-Request-Id`, stores it for handlers, echoes it on the response.
@@ -50,7 +53,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Rejects requests without `Authorization: Bearer <--api-key>` (401).
-pub async fn require_api_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(key) = &state.api_key {
         let sent = req
             .headers()

@@ -42,14 +42,19 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .merge(protected)
         .fallback(misc::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(from_fn_with_state(Arc::clone(&state.metrics), metrics::http::track))
+        .layer(from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::http::track,
+        ))
         .layer(from_fn(request_id))
         .with_state(state)
 }
 
 /// The router of the separate `--metrics-port` listener (only `/metrics`).
 pub fn metrics_router(state: Arc<AppState>) -> Router {
-    Router::new().route("/metrics", get(misc::metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(misc::metrics))
+        .with_state(state)
 }
 
 /// A bound, not yet running server. [`Server::run`] loads the model and serves.
@@ -70,42 +75,73 @@ impl Server {
         let root = config.engine.model.display().to_string();
         let state = Arc::new(AppState::new(metrics, served, root, config.api_key.clone()));
         let addr = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let metrics_listener = match config.metrics_port {
             Some(p) => {
                 let addr = format!("{}:{p}", config.host);
-                Some(TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?)
+                Some(
+                    TcpListener::bind(&addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr}"))?,
+                )
             }
             None => None,
         };
-        Ok(Server { config, state, listener, metrics_listener })
+        Ok(Server {
+            config,
+            state,
+            listener,
+            metrics_listener,
+        })
     }
 
     /// The API address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// The separate metrics address, if any.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().map(|l| l.local_addr().expect("bound listener has an address"))
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
     /// Serves until `shutdown` completes, then drains (see the module docs).
     /// Returns an error if the model cannot be loaded or a listener fails.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Server { config, state, listener, metrics_listener } = self;
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            config,
+            state,
+            listener,
+            metrics_listener,
+        } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         let app = router(Arc::clone(&state), config.max_body_bytes);
         tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, "listening");
-        let api = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future());
+        let api = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        );
         let metrics_srv = metrics_listener.map(|l| {
             tracing::info!(addr = ?l.local_addr().ok(), "metrics listener");
             let app = metrics_router(Arc::clone(&state));
-            tokio::spawn(axum::serve(l, app).with_graceful_shutdown(stopped(stop_rx.clone())).into_future())
+            tokio::spawn(
+                axum::serve(l, app)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )
         });
 
         let args = config.engine.clone();
@@ -124,7 +160,11 @@ impl Server {
             () = &mut shutdown => None,
         };
         if let Some(engine) = engine {
-            tracing::info!(secs = loaded_at.elapsed().as_secs_f64(), max_model_len = engine.max_model_len(), "model loaded, ready");
+            tracing::info!(
+                secs = loaded_at.elapsed().as_secs_f64(),
+                max_model_len = engine.max_model_len(),
+                "model loaded, ready"
+            );
             state.set_engine(engine);
             shutdown.await;
         }
@@ -142,17 +182,24 @@ impl Server {
         }
         let left = busy(&state);
         if left > 0 {
-            tracing::warn!(requests = state.inflight(), "shutdown timeout: cutting off in-flight requests");
+            tracing::warn!(
+                requests = state.inflight(),
+                "shutdown timeout: cutting off in-flight requests"
+            );
             state.metrics.inc_timeouts(state.inflight().max(1));
         }
         let _ = stop_tx.send(true);
-        let grace = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(500));
+        let grace = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(500));
         let mut servers = vec![api];
         servers.extend(metrics_srv);
         for s in servers {
             let abort = s.abort_handle();
             match tokio::time::timeout(grace, s).await {
-                Ok(r) => r.context("server task panicked")?.context("server failed")?,
+                Ok(r) => r
+                    .context("server task panicked")?
+                    .context("server failed")?,
                 Err(_) => abort.abort(),
             }
         }

@@ -48,7 +48,10 @@ pub struct UsageAcc {
 impl UsageAcc {
     /// Starts counting for a prompt of `prompt_tokens` tokens.
     pub fn new(prompt_tokens: usize) -> Self {
-        UsageAcc { prompt_tokens, ..Default::default() }
+        UsageAcc {
+            prompt_tokens,
+            ..Default::default()
+        }
     }
     /// Records one output.
     pub fn record(&mut self, out: &RequestOutput) {
@@ -63,7 +66,11 @@ impl UsageAcc {
     }
     /// The usage so far.
     pub fn usage(&self) -> Usage {
-        Usage::new(self.prompt_tokens, self.completion.iter().sum(), self.cached_tokens)
+        Usage::new(
+            self.prompt_tokens,
+            self.completion.iter().sum(),
+            self.cached_tokens,
+        )
     }
 }
 
@@ -86,7 +93,14 @@ pub fn stream_response<F: ChunkFormat>(
 ) -> Response {
     let usage = UsageAcc::new(stream.prompt_token_ids.len());
     let pending: VecDeque<Bytes> = fmt.start().into();
-    let driver = Driver { stream: Some(stream), fmt, pending, usage, include_usage, _guard: guard };
+    let driver = Driver {
+        stream: Some(stream),
+        fmt,
+        pending,
+        usage,
+        include_usage,
+        _guard: guard,
+    };
     let body = stream::unfold(driver, |mut d| async move {
         loop {
             if let Some(b) = d.pending.pop_front() {
@@ -113,7 +127,10 @@ pub fn stream_response<F: ChunkFormat>(
     });
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Ok(v) = HeaderValue::from_str(request_id) {

@@ -27,7 +27,12 @@ pub struct AppState {
 
 impl AppState {
     /// New state, engine not loaded yet.
-    pub fn new(metrics: Arc<Metrics>, served_model_name: String, model_root: String, api_key: Option<String>) -> Self {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        served_model_name: String,
+        model_root: String,
+        api_key: Option<String>,
+    ) -> Self {
         AppState {
             engine: OnceLock::new(),
             metrics,
@@ -64,13 +69,17 @@ impl AppState {
         if self.is_draining() {
             return Err(ApiError::unavailable("The server is shutting down."));
         }
-        self.engine.get().ok_or_else(|| ApiError::unavailable("The model is still loading."))
+        self.engine
+            .get()
+            .ok_or_else(|| ApiError::unavailable("The model is still loading."))
     }
 
     /// Checks the request's `model` against the served name (404 if it differs).
     pub fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
         match model {
-            Some(m) if !m.is_empty() && m != self.served_model_name => Err(ApiError::model_not_found(m)),
+            Some(m) if !m.is_empty() && m != self.served_model_name => {
+                Err(ApiError::model_not_found(m))
+            }
             _ => Ok(()),
         }
     }
@@ -123,5 +132,7 @@ impl Drop for InflightGuard {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

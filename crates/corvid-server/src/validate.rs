@@ -14,12 +14,21 @@ pub const MAX_LOGPROBS: i64 = 20;
 /// Most choices (`n`) one request may ask for.
 pub const MAX_N: i64 = 16;
 
-fn check_range(field: &str, v: Option<f32>, lo: f32, hi: f32, lo_open: bool) -> Result<(), ApiError> {
+fn check_range(
+    field: &str,
+    v: Option<f32>,
+    lo: f32,
+    hi: f32,
+    lo_open: bool,
+) -> Result<(), ApiError> {
     if let Some(x) = v {
         let ok = x.is_finite() && (if lo_open { x > lo } else { x >= lo }) && x <= hi;
         if !ok {
             let open = if lo_open { "(" } else { "[" };
-            return Err(ApiError::invalid(field, format!("`{field}` must be in {open}{lo}, {hi}], got {x}.")));
+            return Err(ApiError::invalid(
+                field,
+                format!("`{field}` must be in {open}{lo}, {hi}], got {x}."),
+            ));
         }
     }
     Ok(())
@@ -35,7 +44,10 @@ pub fn sampling_params(
     let d = SamplingParams::default();
     let n = f.n.unwrap_or(1);
     if !(1..=MAX_N).contains(&n) {
-        return Err(ApiError::invalid("n", format!("`n` must be between 1 and {MAX_N}, got {n}.")));
+        return Err(ApiError::invalid(
+            "n",
+            format!("`n` must be between 1 and {MAX_N}, got {n}."),
+        ));
     }
     check_range("temperature", f.temperature, 0.0, 2.0, false)?;
     check_range("top_p", f.top_p, 0.0, 1.0, true)?;
@@ -47,7 +59,10 @@ pub fn sampling_params(
         None | Some(-1) | Some(0) => None,
         Some(k) if k > 0 => Some(k as usize),
         Some(k) => {
-            return Err(ApiError::invalid("top_k", format!("`top_k` must be -1 (off) or at least 1, got {k}.")))
+            return Err(ApiError::invalid(
+                "top_k",
+                format!("`top_k` must be -1 (off) or at least 1, got {k}."),
+            ))
         }
     };
     let logprobs = match f.logprobs {
@@ -55,7 +70,10 @@ pub fn sampling_params(
         Some(k) if (0..=MAX_LOGPROBS).contains(&k) => Some(k as usize),
         Some(k) => {
             let field = f.logprobs_field;
-            return Err(ApiError::invalid(field, format!("`{field}` must be between 0 and {MAX_LOGPROBS}, got {k}.")));
+            return Err(ApiError::invalid(
+                field,
+                format!("`{field}` must be between 0 and {MAX_LOGPROBS}, got {k}."),
+            ));
         }
     };
     if prompt_tokens == 0 {
@@ -68,7 +86,10 @@ pub fn sampling_params(
         None => max_model_len - prompt_tokens,
         Some(m) if m < 1 => {
             let field = f.max_tokens_field;
-            return Err(ApiError::invalid(field, format!("`{field}` must be at least 1, got {m}.")));
+            return Err(ApiError::invalid(
+                field,
+                format!("`{field}` must be at least 1, got {m}."),
+            ));
         }
         Some(m) => {
             let m = usize::try_from(m).unwrap_or(usize::MAX);
@@ -78,16 +99,17 @@ pub fn sampling_params(
             m
         }
     };
-    let min_tokens = match f.min_tokens {
-        None => 0,
-        Some(m) if m >= 0 && (m as usize) <= max_tokens => m as usize,
-        Some(m) => {
-            return Err(ApiError::invalid(
+    let min_tokens =
+        match f.min_tokens {
+            None => 0,
+            Some(m) if m >= 0 && (m as usize) <= max_tokens => m as usize,
+            Some(m) => return Err(ApiError::invalid(
                 "min_tokens",
-                format!("`min_tokens` must be between 0 and the token budget ({max_tokens}), got {m}."),
-            ))
-        }
-    };
+                format!(
+                    "`min_tokens` must be between 0 and the token budget ({max_tokens}), got {m}."
+                ),
+            )),
+        };
     let params = SamplingParams {
         n: n as usize,
         temperature: f.temperature.unwrap_or(d.temperature),
@@ -100,14 +122,25 @@ pub fn sampling_params(
         seed: f.seed.map(|s| s as u64),
         max_tokens: Some(max_tokens),
         min_tokens,
-        stop: f.stop.clone().map(|s| s.into_vec()).unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect(),
+        stop: f
+            .stop
+            .clone()
+            .map(|s| s.into_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
         stop_token_ids: f.stop_token_ids.clone().unwrap_or_default(),
         ignore_eos: f.ignore_eos.unwrap_or(false),
         logprobs,
         skip_special_tokens: f.skip_special_tokens.unwrap_or(true),
     };
     params.validate().map_err(|msg| {
-        let field = msg.split_whitespace().next().unwrap_or_default().to_string();
+        let field = msg
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         ApiError::invalid(field, msg)
     })?;
     Ok(params)
@@ -123,7 +156,14 @@ fn context_error(prompt: usize, max_tokens: Option<usize>, max_model_len: usize)
             "This model's maximum context length is {max_model_len} tokens. However, your prompt has {prompt} tokens. Please reduce the length of the prompt."
         ),
     };
-    let mut e = ApiError::invalid(if max_tokens.is_some() { "max_tokens" } else { "prompt" }, message);
+    let mut e = ApiError::invalid(
+        if max_tokens.is_some() {
+            "max_tokens"
+        } else {
+            "prompt"
+        },
+        message,
+    );
     e.code = Some("context_length_exceeded");
     e
 }
@@ -135,7 +175,11 @@ mod tests {
     use axum::http::StatusCode;
 
     fn fields() -> SamplingFields {
-        SamplingFields { max_tokens_field: "max_tokens", logprobs_field: "logprobs", ..Default::default() }
+        SamplingFields {
+            max_tokens_field: "max_tokens",
+            logprobs_field: "logprobs",
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -169,16 +213,77 @@ mod tests {
     #[test]
     fn out_of_range_values_name_their_field() {
         let cases: Vec<(SamplingFields, &str)> = vec![
-            (SamplingFields { temperature: Some(-1.0), ..fields() }, "temperature"),
-            (SamplingFields { top_p: Some(1.5), ..fields() }, "top_p"),
-            (SamplingFields { top_p: Some(0.0), ..fields() }, "top_p"),
-            (SamplingFields { n: Some(0), ..fields() }, "n"),
-            (SamplingFields { top_k: Some(-5), ..fields() }, "top_k"),
-            (SamplingFields { logprobs: Some(21), ..fields() }, "logprobs"),
-            (SamplingFields { max_tokens: Some(0), ..fields() }, "max_tokens"),
-            (SamplingFields { presence_penalty: Some(3.0), ..fields() }, "presence_penalty"),
-            (SamplingFields { min_tokens: Some(50), max_tokens: Some(10), ..fields() }, "min_tokens"),
-            (SamplingFields { temperature: Some(f32::NAN), ..fields() }, "temperature"),
+            (
+                SamplingFields {
+                    temperature: Some(-1.0),
+                    ..fields()
+                },
+                "temperature",
+            ),
+            (
+                SamplingFields {
+                    top_p: Some(1.5),
+                    ..fields()
+                },
+                "top_p",
+            ),
+            (
+                SamplingFields {
+                    top_p: Some(0.0),
+                    ..fields()
+                },
+                "top_p",
+            ),
+            (
+                SamplingFields {
+                    n: Some(0),
+                    ..fields()
+                },
+                "n",
+            ),
+            (
+                SamplingFields {
+                    top_k: Some(-5),
+                    ..fields()
+                },
+                "top_k",
+            ),
+            (
+                SamplingFields {
+                    logprobs: Some(21),
+                    ..fields()
+                },
+                "logprobs",
+            ),
+            (
+                SamplingFields {
+                    max_tokens: Some(0),
+                    ..fields()
+                },
+                "max_tokens",
+            ),
+            (
+                SamplingFields {
+                    presence_penalty: Some(3.0),
+                    ..fields()
+                },
+                "presence_penalty",
+            ),
+            (
+                SamplingFields {
+                    min_tokens: Some(50),
+                    max_tokens: Some(10),
+                    ..fields()
+                },
+                "min_tokens",
+            ),
+            (
+                SamplingFields {
+                    temperature: Some(f32::NAN),
+                    ..fields()
+                },
+                "temperature",
+            ),
         ];
         for (f, field) in cases {
             let e = sampling_params(&f, 5, 100).unwrap_err();
@@ -191,7 +296,10 @@ mod tests {
     fn context_overflow_is_400() {
         let e = sampling_params(&fields(), 100, 100).unwrap_err();
         assert_eq!(e.code, Some("context_length_exceeded"));
-        let f = SamplingFields { max_tokens: Some(50), ..fields() };
+        let f = SamplingFields {
+            max_tokens: Some(50),
+            ..fields()
+        };
         let e = sampling_params(&f, 60, 100).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("max_tokens"));
         assert!(e.message.contains("110"), "{}", e.message);

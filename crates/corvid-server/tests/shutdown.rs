@@ -24,7 +24,10 @@ fn start(timeout: Duration) -> (String, std::thread::JoinHandle<anyhow::Result<(
     c.shutdown_timeout = timeout;
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         rt.block_on(async move {
             let server = Server::bind(c).await?;
             let signal = shutdown_signal();
@@ -54,7 +57,12 @@ async fn sigterm_drains_then_exits_ok() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let h = client.get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(h.status(), 503);
-    let n = client.post(format!("{base}/v1/completions")).json(&json!({"prompt": "x"})).send().await.unwrap();
+    let n = client
+        .post(format!("{base}/v1/completions"))
+        .json(&json!({"prompt": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(n.status(), 503);
     let mut body = String::new();
     while let Some(c) = r.chunk().await.unwrap() {
@@ -62,7 +70,9 @@ async fn sigterm_drains_then_exits_ok() {
     }
     assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
     assert!(body.contains("\"finish_reason\":\"length\""), "{body}");
-    let res = tokio::task::spawn_blocking(move || server.join().unwrap()).await.unwrap();
+    let res = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
     assert!(res.is_ok(), "{res:?}");
 
     // 2) The timeout bounds the drain.
@@ -76,7 +86,9 @@ async fn sigterm_drains_then_exits_ok() {
     assert!(r.chunk().await.unwrap().is_some());
     let t0 = Instant::now();
     sigterm_self();
-    let res = tokio::task::spawn_blocking(move || server.join().unwrap()).await.unwrap();
+    let res = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
     assert!(res.is_ok(), "{res:?}");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }

@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::RequestId;
 use crate::protocol::chat::{
-    ChatChoice, ChatLogprobs, ChatMessageIn, ChatMessageOut, ChatTokenLogprob, MessageContent, TopLogprob,
+    ChatChoice, ChatLogprobs, ChatMessageIn, ChatMessageOut, ChatTokenLogprob, MessageContent,
+    TopLogprob,
 };
 use crate::protocol::{ChatCompletionRequest, ChatCompletionResponse, Usage};
 use crate::sse::{frame, stream_response, ChunkFormat};
@@ -24,7 +25,10 @@ use crate::validate::sampling_params;
 /// Converts request messages to the template's messages (text parts joined).
 pub fn to_chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
-        return Err(ApiError::invalid("messages", "`messages` must not be empty."));
+        return Err(ApiError::invalid(
+            "messages",
+            "`messages` must not be empty.",
+        ));
     }
     messages
         .iter()
@@ -39,7 +43,10 @@ pub fn to_chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, 
                         if p.kind != "text" {
                             return Err(ApiError::invalid(
                                 format!("messages[{i}].content"),
-                                format!("Content part type `{}` is not supported (only `text`).", p.kind),
+                                format!(
+                                    "Content part type `{}` is not supported (only `text`).",
+                                    p.kind
+                                ),
                             ));
                         }
                         s.push_str(p.text.as_deref().unwrap_or_default());
@@ -47,7 +54,10 @@ pub fn to_chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, 
                     s
                 }
             };
-            Ok(ChatMessage { role: m.role.clone(), content })
+            Ok(ChatMessage {
+                role: m.role.clone(),
+                content,
+            })
         })
         .collect()
 }
@@ -60,12 +70,12 @@ pub fn render_chat(
     add_special: bool,
 ) -> Result<Vec<u32>, ApiError> {
     let msgs = to_chat_messages(messages)?;
-    let template = tok
-        .chat_template()
-        .ok_or_else(|| ApiError::bad_request("This model has no chat template; use /v1/completions."))?;
-    let text = template
-        .render(&msgs, add_generation_prompt)
-        .map_err(|e| ApiError::invalid("messages", format!("Cannot apply the chat template: {e}")))?;
+    let template = tok.chat_template().ok_or_else(|| {
+        ApiError::bad_request("This model has no chat template; use /v1/completions.")
+    })?;
+    let text = template.render(&msgs, add_generation_prompt).map_err(|e| {
+        ApiError::invalid("messages", format!("Cannot apply the chat template: {e}"))
+    })?;
     encode(tok, &text, add_special, "messages")
 }
 
@@ -79,9 +89,17 @@ pub async fn chat_completions(
     let engine = state.engine()?;
     let tok = Arc::clone(engine.tokenizer());
     if req.top_logprobs.is_some() && !req.logprobs.unwrap_or(false) {
-        return Err(ApiError::invalid("top_logprobs", "`top_logprobs` needs `logprobs: true`."));
+        return Err(ApiError::invalid(
+            "top_logprobs",
+            "`top_logprobs` needs `logprobs: true`.",
+        ));
     }
-    let prompt_ids = render_chat(&tok, &req.messages, req.add_generation_prompt.unwrap_or(true), false)?;
+    let prompt_ids = render_chat(
+        &tok,
+        &req.messages,
+        req.add_generation_prompt.unwrap_or(true),
+        false,
+    )?;
     let params = sampling_params(&req.sampling(), prompt_ids.len(), engine.max_model_len())?;
     let (n, logprobs) = (params.n, params.logprobs);
     let guard = state.inflight_guard();
@@ -96,7 +114,13 @@ pub async fn chat_completions(
     };
     if req.stream {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        return Ok(stream_response(stream, fmt, include_usage, guard, &request_id));
+        return Ok(stream_response(
+            stream,
+            fmt,
+            include_usage,
+            guard,
+            &request_id,
+        ));
     }
     let (choices, usage) = collect(stream, n).await;
     drop(guard);
@@ -105,7 +129,10 @@ pub async fn chat_completions(
         .enumerate()
         .map(|(index, c)| ChatChoice {
             index,
-            message: Some(ChatMessageOut { role: Some("assistant".into()), content: Some(c.text) }),
+            message: Some(ChatMessageOut {
+                role: Some("assistant".into()),
+                content: Some(c.text),
+            }),
             delta: None,
             logprobs: fmt.logprobs(&c.logprobs),
             finish_reason: finish_str(c.finish_reason),
@@ -125,7 +152,12 @@ struct ChatFormat {
 }
 
 impl ChatFormat {
-    fn response(&self, object: &str, choices: Vec<ChatChoice>, usage: Option<Usage>) -> ChatCompletionResponse {
+    fn response(
+        &self,
+        object: &str,
+        choices: Vec<ChatChoice>,
+        usage: Option<Usage>,
+    ) -> ChatCompletionResponse {
         ChatCompletionResponse {
             id: self.id.clone(),
             object: object.into(),
@@ -148,7 +180,11 @@ impl ChatFormat {
                     .top
                     .iter()
                     .take(k)
-                    .map(|&(t, p)| TopLogprob { token: token_text(&self.tok, t), logprob: p, bytes: token_bytes(&self.tok, t) })
+                    .map(|&(t, p)| TopLogprob {
+                        token: token_text(&self.tok, t),
+                        logprob: p,
+                        bytes: token_bytes(&self.tok, t),
+                    })
                     .collect(),
             })
             .collect();
@@ -163,7 +199,10 @@ impl ChunkFormat for ChatFormat {
                 let c = ChatChoice {
                     index,
                     message: None,
-                    delta: Some(ChatMessageOut { role: Some("assistant".into()), content: Some(String::new()) }),
+                    delta: Some(ChatMessageOut {
+                        role: Some("assistant".into()),
+                        content: Some(String::new()),
+                    }),
                     logprobs: None,
                     finish_reason: None,
                 };
@@ -173,7 +212,10 @@ impl ChunkFormat for ChatFormat {
     }
 
     fn output(&mut self, out: &RequestOutput) -> Option<Bytes> {
-        if out.text.is_empty() && out.finish_reason.is_none() && (self.logprobs.is_none() || out.logprobs.is_empty()) {
+        if out.text.is_empty()
+            && out.finish_reason.is_none()
+            && (self.logprobs.is_none() || out.logprobs.is_empty())
+        {
             return None;
         }
         let c = ChatChoice {
@@ -181,12 +223,17 @@ impl ChunkFormat for ChatFormat {
             message: None,
             delta: Some(ChatMessageOut {
                 role: None,
-                content: (!out.text.is_empty() || out.finish_reason.is_none()).then(|| out.text.clone()),
+                content: (!out.text.is_empty() || out.finish_reason.is_none())
+                    .then(|| out.text.clone()),
             }),
             logprobs: self.logprobs(&out.logprobs),
             finish_reason: finish_str(out.finish_reason),
         };
-        Some(frame(&self.response("chat.completion.chunk", vec![c], None)))
+        Some(frame(&self.response(
+            "chat.completion.chunk",
+            vec![c],
+            None,
+        )))
     }
 
     fn usage(&mut self, usage: Usage) -> Bytes {
@@ -204,8 +251,14 @@ mod tests {
         let m = ChatMessageIn {
             role: "user".into(),
             content: Some(MessageContent::Parts(vec![
-                ContentPart { kind: "text".into(), text: Some("a".into()) },
-                ContentPart { kind: "text".into(), text: Some("b".into()) },
+                ContentPart {
+                    kind: "text".into(),
+                    text: Some("a".into()),
+                },
+                ContentPart {
+                    kind: "text".into(),
+                    text: Some("b".into()),
+                },
             ])),
             name: None,
         };
@@ -218,7 +271,10 @@ mod tests {
         assert!(to_chat_messages(&[]).is_err());
         let m = ChatMessageIn {
             role: "user".into(),
-            content: Some(MessageContent::Parts(vec![ContentPart { kind: "image_url".into(), text: None }])),
+            content: Some(MessageContent::Parts(vec![ContentPart {
+                kind: "image_url".into(),
+                text: None,
+            }])),
             name: None,
         };
         let e = to_chat_messages(&[m]).unwrap_err();

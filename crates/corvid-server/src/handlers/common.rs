@@ -1,7 +1,9 @@
 //! Pieces shared by the completions and chat handlers: queueing a validated request,
 //! collecting a non-streamed result, token text for logprobs.
 
-use corvid_engine::{EngineHandle, FinishReason, PromptInput, RequestStream, SamplingParams, TokenLogprob};
+use corvid_engine::{
+    EngineHandle, FinishReason, PromptInput, RequestStream, SamplingParams, TokenLogprob,
+};
 use corvid_model::tokenizer::Tokenizer;
 
 use crate::error::ApiError;
@@ -27,7 +29,11 @@ pub fn submit(
     prompt_ids: Vec<u32>,
     params: SamplingParams,
 ) -> Result<RequestStream, ApiError> {
-    Ok(engine.add_request(request_id.to_string(), PromptInput::Tokens(prompt_ids), params)?)
+    Ok(engine.add_request(
+        request_id.to_string(),
+        PromptInput::Tokens(prompt_ids),
+        params,
+    )?)
 }
 
 /// Reads a request to its end: every choice and the usage.
@@ -57,7 +63,8 @@ pub fn finish_str(f: Option<FinishReason>) -> Option<String> {
 
 /// The text of one token (its raw bytes, lossily decoded), for logprobs.
 pub fn token_text(tok: &Tokenizer, id: u32) -> String {
-    tok.token_to_piece(id).map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned())
+    tok.token_to_piece(id)
+        .map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// The raw bytes of one token, for chat logprobs.
@@ -66,7 +73,12 @@ pub fn token_bytes(tok: &Tokenizer, id: u32) -> Vec<u8> {
 }
 
 /// Tokenizes text, mapping tokenizer failures to 400.
-pub fn encode(tok: &Tokenizer, text: &str, add_special: bool, field: &str) -> Result<Vec<u32>, ApiError> {
+pub fn encode(
+    tok: &Tokenizer,
+    text: &str,
+    add_special: bool,
+    field: &str,
+) -> Result<Vec<u32>, ApiError> {
     tok.encode(text, add_special, true)
         .map_err(|e| ApiError::invalid(field, format!("Cannot tokenize `{field}`: {e}")))
 }
@@ -75,7 +87,10 @@ pub fn encode(tok: &Tokenizer, text: &str, add_special: bool, field: &str) -> Re
 pub fn check_token_ids(tok: &Tokenizer, ids: &[u32], field: &str) -> Result<(), ApiError> {
     let vocab = tok.vocab_size();
     match ids.iter().find(|&&t| t as usize >= vocab) {
-        Some(t) => Err(ApiError::invalid(field, format!("Token id {t} is out of vocabulary (size {vocab})."))),
+        Some(t) => Err(ApiError::invalid(
+            field,
+            format!("Token id {t} is out of vocabulary (size {vocab})."),
+        )),
         None => Ok(()),
     }
 }

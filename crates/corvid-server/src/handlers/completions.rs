@@ -32,10 +32,18 @@ pub async fn completions(
     let add_special = req.add_special_tokens.unwrap_or(true);
     let (prompt_ids, prompt_text) = match &req.prompt {
         PromptField::Text(t) => (encode(&tok, t, add_special, "prompt")?, Some(t.clone())),
-        PromptField::Texts(v) if v.len() == 1 => (encode(&tok, &v[0], add_special, "prompt")?, Some(v[0].clone())),
+        PromptField::Texts(v) if v.len() == 1 => (
+            encode(&tok, &v[0], add_special, "prompt")?,
+            Some(v[0].clone()),
+        ),
         PromptField::Tokens(ids) => (ids.clone(), None),
         PromptField::TokenLists(v) if v.len() == 1 => (v[0].clone(), None),
-        _ => return Err(ApiError::invalid("prompt", "Send exactly one prompt per request (batched prompts are not supported).")),
+        _ => {
+            return Err(ApiError::invalid(
+                "prompt",
+                "Send exactly one prompt per request (batched prompts are not supported).",
+            ))
+        }
     };
     check_token_ids(&tok, &prompt_ids, "prompt")?;
     let params = sampling_params(&req.sampling(), prompt_ids.len(), engine.max_model_len())?;
@@ -43,7 +51,9 @@ pub async fn completions(
     let echo = if req.echo {
         let text = match prompt_text {
             Some(t) => t,
-            None => tok.decode(&prompt_ids, false).map_err(|e| ApiError::invalid("prompt", e.to_string()))?,
+            None => tok
+                .decode(&prompt_ids, false)
+                .map_err(|e| ApiError::invalid("prompt", e.to_string()))?,
         };
         Some((text, prompt_ids.clone()))
     } else {
@@ -62,7 +72,13 @@ pub async fn completions(
     };
     if req.stream {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        return Ok(stream_response(stream, fmt, include_usage, guard, &request_id));
+        return Ok(stream_response(
+            stream,
+            fmt,
+            include_usage,
+            guard,
+            &request_id,
+        ));
     }
     let (choices, usage) = collect(stream, n).await;
     drop(guard);
@@ -84,7 +100,12 @@ pub async fn completions(
             if let Some(lp) = lp.as_mut() {
                 fmt.push_logprobs(lp, &c.logprobs, index);
             }
-            CompletionChoice { index, text, logprobs: lp, finish_reason: finish_str(c.finish_reason) }
+            CompletionChoice {
+                index,
+                text,
+                logprobs: lp,
+                finish_reason: finish_str(c.finish_reason),
+            }
         })
         .collect();
     let resp = CompletionResponse {
@@ -121,7 +142,13 @@ impl CompletionFormat {
         }
     }
 
-    fn push_token(&mut self, lp: &mut CompletionLogprobs, index: usize, id: u32, entry: Option<&TokenLogprob>) {
+    fn push_token(
+        &mut self,
+        lp: &mut CompletionLogprobs,
+        index: usize,
+        id: u32,
+        entry: Option<&TokenLogprob>,
+    ) {
         let text = token_text(&self.tok, id);
         if self.offsets.len() <= index {
             self.offsets.resize(index + 1, 0);
@@ -132,10 +159,15 @@ impl CompletionFormat {
         lp.token_logprobs.push(entry.map(|e| e.logprob));
         lp.top_logprobs.push(entry.map(|e| {
             let k = self.logprobs.unwrap_or(0);
-            let mut m: BTreeMap<String, f32> =
-                e.top.iter().take(k).map(|&(t, p)| (token_text(&self.tok, t), p)).collect();
+            let mut m: BTreeMap<String, f32> = e
+                .top
+                .iter()
+                .take(k)
+                .map(|&(t, p)| (token_text(&self.tok, t), p))
+                .collect();
             if k > 0 {
-                m.entry(token_text(&self.tok, e.token_id)).or_insert(e.logprob);
+                m.entry(token_text(&self.tok, e.token_id))
+                    .or_insert(e.logprob);
             }
             m
         }));
@@ -148,7 +180,12 @@ impl CompletionFormat {
         }
     }
 
-    fn push_logprobs(&mut self, lp: &mut CompletionLogprobs, entries: &[TokenLogprob], index: usize) {
+    fn push_logprobs(
+        &mut self,
+        lp: &mut CompletionLogprobs,
+        entries: &[TokenLogprob],
+        index: usize,
+    ) {
         for e in entries {
             self.push_token(lp, index, e.token_id, Some(e));
         }
@@ -157,21 +194,31 @@ impl CompletionFormat {
 
 impl ChunkFormat for CompletionFormat {
     fn start(&mut self) -> Vec<Bytes> {
-        let Some((text, ids)) = self.echo.clone() else { return Vec::new() };
+        let Some((text, ids)) = self.echo.clone() else {
+            return Vec::new();
+        };
         (0..self.offsets.len())
             .map(|index| {
                 let mut lp = self.logprobs.map(|_| CompletionLogprobs::default());
                 if let Some(lp) = lp.as_mut() {
                     self.push_prompt_logprobs(lp, &ids, index);
                 }
-                let c = CompletionChoice { index, text: text.clone(), logprobs: lp, finish_reason: None };
+                let c = CompletionChoice {
+                    index,
+                    text: text.clone(),
+                    logprobs: lp,
+                    finish_reason: None,
+                };
                 frame(&self.chunk(vec![c], None))
             })
             .collect()
     }
 
     fn output(&mut self, out: &RequestOutput) -> Option<Bytes> {
-        if out.text.is_empty() && out.finish_reason.is_none() && (self.logprobs.is_none() || out.logprobs.is_empty()) {
+        if out.text.is_empty()
+            && out.finish_reason.is_none()
+            && (self.logprobs.is_none() || out.logprobs.is_empty())
+        {
             return None;
         }
         let mut lp = self.logprobs.map(|_| CompletionLogprobs::default());

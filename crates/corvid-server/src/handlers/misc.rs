@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::metrics::CONTENT_TYPE;
 use crate::protocol::misc::{
-    DetokenizeRequest, DetokenizeResponse, ModelCard, ModelList, TokenizeRequest, TokenizeResponse, VersionResponse,
+    DetokenizeRequest, DetokenizeResponse, ModelCard, ModelList, TokenizeRequest, TokenizeResponse,
+    VersionResponse,
 };
 use crate::state::AppState;
 
@@ -26,12 +27,16 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Result<StatusCode, Ap
 
 /// `GET /version`.
 pub async fn version() -> Json<VersionResponse> {
-    Json(VersionResponse { version: env!("CARGO_PKG_VERSION").to_string() })
+    Json(VersionResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
 }
 
 /// `GET /v1/models`: the one served model.
 pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<ModelList>, ApiError> {
-    let engine = state.engine_opt().ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    let engine = state
+        .engine_opt()
+        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
     Ok(Json(ModelList {
         object: "list".into(),
         data: vec![ModelCard {
@@ -52,7 +57,9 @@ pub async fn tokenize(
     ApiJson(req): ApiJson<TokenizeRequest>,
 ) -> Result<Json<TokenizeResponse>, ApiError> {
     state.check_model(req.model.as_deref())?;
-    let engine = state.engine_opt().ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    let engine = state
+        .engine_opt()
+        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
     let tok = engine.tokenizer();
     let tokens = match (&req.prompt, &req.messages) {
         (Some(p), None) => encode(tok, p, req.add_special_tokens.unwrap_or(true), "prompt")?,
@@ -62,10 +69,22 @@ pub async fn tokenize(
             req.add_generation_prompt.unwrap_or(true),
             req.add_special_tokens.unwrap_or(false),
         )?,
-        _ => return Err(ApiError::bad_request("Send exactly one of `prompt` or `messages`.")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "Send exactly one of `prompt` or `messages`.",
+            ))
+        }
     };
-    let token_strs = req.return_token_strs.unwrap_or(false).then(|| tokens.iter().map(|&t| token_text(tok, t)).collect());
-    Ok(Json(TokenizeResponse { count: tokens.len(), max_model_len: engine.max_model_len(), tokens, token_strs }))
+    let token_strs = req
+        .return_token_strs
+        .unwrap_or(false)
+        .then(|| tokens.iter().map(|&t| token_text(tok, t)).collect());
+    Ok(Json(TokenizeResponse {
+        count: tokens.len(),
+        max_model_len: engine.max_model_len(),
+        tokens,
+        token_strs,
+    }))
 }
 
 /// `POST /detokenize`.
@@ -74,16 +93,25 @@ pub async fn detokenize(
     ApiJson(req): ApiJson<DetokenizeRequest>,
 ) -> Result<Json<DetokenizeResponse>, ApiError> {
     state.check_model(req.model.as_deref())?;
-    let engine = state.engine_opt().ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    let engine = state
+        .engine_opt()
+        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
     check_token_ids(engine.tokenizer(), &req.tokens, "tokens")?;
-    let prompt = engine.tokenizer().decode(&req.tokens, false).map_err(|e| ApiError::invalid("tokens", e.to_string()))?;
+    let prompt = engine
+        .tokenizer()
+        .decode(&req.tokens, false)
+        .map_err(|e| ApiError::invalid("tokens", e.to_string()))?;
     Ok(Json(DetokenizeResponse { prompt }))
 }
 
 /// `GET /metrics`: Prometheus text format 0.0.4, gauges refreshed from the engine.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     state.refresh_gauges();
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.encode()).into_response()
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
 }
 
 /// 404 for unknown paths, in OpenAI's error shape.

@@ -108,7 +108,9 @@ impl Builder {
         Opts::new(d.name, d.help)
     }
     fn reg<T: prometheus::core::Collector + Clone + 'static>(&self, m: T) -> T {
-        self.registry.register(Box::new(m.clone())).expect("metric names are unique");
+        self.registry
+            .register(Box::new(m.clone()))
+            .expect("metric names are unique");
         m
     }
     fn counter(&self, d: MetricDef) -> IntCounter {
@@ -141,7 +143,9 @@ impl Metrics {
     pub fn new(model_name: &str) -> Metrics {
         use names::*;
         let labels = HashMap::from([("model_name".to_string(), model_name.to_string())]);
-        let b = Builder { registry: Registry::new_custom(None, Some(labels)).expect("valid label") };
+        let b = Builder {
+            registry: Registry::new_custom(None, Some(labels)).expect("valid label"),
+        };
         let m = Metrics {
             request_throughput: b.counter(REQUEST_THROUGHPUT),
             request_latency: b.histogram(REQUEST_LATENCY, LATENCY_BUCKETS),
@@ -168,7 +172,11 @@ impl Metrics {
             kv_bytes: b.int_gauge(KV_CACHE_BYTES),
             resident_memory: b.int_gauge(PROCESS_RESIDENT_MEMORY),
             http_requests: b.counter_vec(HTTP_REQUESTS, &["handler", "method", "status"]),
-            http_duration: b.histogram_vec(HTTP_REQUEST_DURATION, HTTP_BUCKETS, &["handler", "method"]),
+            http_duration: b.histogram_vec(
+                HTTP_REQUEST_DURATION,
+                HTTP_BUCKETS,
+                &["handler", "method"],
+            ),
             engine_info: b.info(
                 ENGINE_INFO,
                 &[
@@ -204,7 +212,10 @@ impl Metrics {
             v_iteration_tokens: b.histogram(V_ITERATION_TOKENS, TOKEN_COUNT_BUCKETS),
             v_params_n: b.histogram(V_REQUEST_PARAMS_N, N_BUCKETS),
             v_params_max_tokens: b.histogram(V_REQUEST_PARAMS_MAX_TOKENS, TOKEN_COUNT_BUCKETS),
-            v_cache_config_info: b.info(V_CACHE_CONFIG_INFO, &["block_size", "num_gpu_blocks", "enable_prefix_caching"]),
+            v_cache_config_info: b.info(
+                V_CACHE_CONFIG_INFO,
+                &["block_size", "num_gpu_blocks", "enable_prefix_caching"],
+            ),
             registry: b.registry,
         };
         for r in FINISH_REASONS {
@@ -226,16 +237,30 @@ impl Metrics {
         );
         self.engine_info.reset();
         self.engine_info
-            .with_label_values(&[&bs, &blocks, &seqs, &batched, &prefix, &len, env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                &bs,
+                &blocks,
+                &seqs,
+                &batched,
+                &prefix,
+                &len,
+                env!("CARGO_PKG_VERSION"),
+            ])
             .set(1);
         self.v_cache_config_info.reset();
-        self.v_cache_config_info.with_label_values(&[&bs, &blocks, &prefix]).set(1);
+        self.v_cache_config_info
+            .with_label_values(&[&bs, &blocks, &prefix])
+            .set(1);
     }
 
     /// Sets the scheduler gauges: running and waiting requests, KV blocks and bytes, and
     /// the engine's busy fraction.
     pub fn set_engine_gauges(&self, g: &EngineGauges) {
-        let ratio = if g.kv_blocks_total == 0 { 0.0 } else { g.kv_blocks_used as f64 / g.kv_blocks_total as f64 };
+        let ratio = if g.kv_blocks_total == 0 {
+            0.0
+        } else {
+            g.kv_blocks_used as f64 / g.kv_blocks_total as f64
+        };
         self.running_requests.set(g.running as i64);
         self.v_running.set(g.running as i64);
         self.waiting_requests.set(g.waiting as i64);
@@ -262,7 +287,9 @@ impl Metrics {
             self.resident_memory.set(rss as i64);
         }
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
         String::from_utf8(buf).expect("text format is UTF-8")
     }
 }
@@ -301,13 +328,27 @@ mod tests {
     #[test]
     fn every_name_is_exposed_with_model_name() {
         let m = Metrics::new("m1");
-        m.set_engine_info(&EngineInfo { block_size: 16, num_gpu_blocks: 10, ..Default::default() });
-        m.http_requests.with_label_values(&["/health", "GET", "200"]).inc();
-        m.http_duration.with_label_values(&["/health", "GET"]).observe(0.01);
+        m.set_engine_info(&EngineInfo {
+            block_size: 16,
+            num_gpu_blocks: 10,
+            ..Default::default()
+        });
+        m.http_requests
+            .with_label_values(&["/health", "GET", "200"])
+            .inc();
+        m.http_duration
+            .with_label_values(&["/health", "GET"])
+            .observe(0.01);
         let text = m.encode();
         for d in names::ALL {
-            assert!(text.contains(&format!("# HELP {} ", d.name)), "missing HELP for {}", d.name);
-            let sample = text.lines().find(|l| !l.starts_with('#') && l.starts_with(d.name));
+            assert!(
+                text.contains(&format!("# HELP {} ", d.name)),
+                "missing HELP for {}",
+                d.name
+            );
+            let sample = text
+                .lines()
+                .find(|l| !l.starts_with('#') && l.starts_with(d.name));
             let sample = sample.unwrap_or_else(|| panic!("no sample for {}", d.name));
             assert!(sample.contains("model_name=\"m1\""), "{sample}");
         }
@@ -322,8 +363,11 @@ mod tests {
         assert!(text.contains("vllm_request_throughput{model_name=\"m\"} 1"));
         assert!(!text.contains("vllm_request_throughput_total"));
         assert!(text.contains("# TYPE vllm:iteration_tokens_total histogram"));
-        assert!(text.contains("vllm_request_latency_seconds_bucket{model_name=\"m\",le=\"0.01\"} 0"));
-        assert!(text.contains("vllm_request_finished_total{finished_reason=\"abort\",model_name=\"m\"} 0"));
+        assert!(
+            text.contains("vllm_request_latency_seconds_bucket{model_name=\"m\",le=\"0.01\"} 0")
+        );
+        assert!(text
+            .contains("vllm_request_finished_total{finished_reason=\"abort\",model_name=\"m\"} 0"));
     }
 
     #[test]

@@ -129,17 +129,24 @@ defs! {
 }
 
 /// Buckets of request-level latencies, in seconds.
-pub const LATENCY_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0];
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+];
 /// Buckets of per-token latencies (TTFT, ITL), in seconds.
-pub const TOKEN_LATENCY_BUCKETS: &[f64] =
-    &[0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const TOKEN_LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Buckets of HTTP durations, in seconds.
-pub const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+pub const HTTP_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 /// Buckets of sequences per step.
 pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 /// Buckets of tokens per step / per request.
-pub const TOKEN_COUNT_BUCKETS: &[f64] =
-    &[1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0];
+pub const TOKEN_COUNT_BUCKETS: &[f64] = &[
+    1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+    32768.0,
+];
 /// Buckets of the `n` parameter.
 pub const N_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0];
 
@@ -161,7 +168,10 @@ mod tests {
         let mut documented = HashSet::new();
         for part in doc.split('`').skip(1).step_by(2) {
             let name = part.split('{').next().unwrap();
-            if (name.starts_with("vllm_") || name.starts_with("vllm:")) && !name.contains('[') && !name.contains('(') {
+            if (name.starts_with("vllm_") || name.starts_with("vllm:"))
+                && !name.contains('[')
+                && !name.contains('(')
+            {
                 documented.insert(name.to_string());
             }
         }
@@ -169,7 +179,10 @@ mod tests {
         let ours: HashSet<String> = ALL.iter().map(|d| d.name.to_string()).collect();
         let missing: Vec<_> = documented.difference(&ours).collect();
         let extra: Vec<_> = ours.difference(&documented).collect();
-        assert!(missing.is_empty(), "documented but not defined: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "documented but not defined: {missing:?}"
+        );
         assert!(extra.is_empty(), "defined but not documented: {extra:?}");
     }
 }

@@ -12,10 +12,13 @@ impl StatsSink for Metrics {
         self.v_iteration_tokens.observe(s.num_tokens as f64);
         self.prompt_tokens.inc_by(s.num_prompt_tokens as u64);
         self.v_prompt_tokens.inc_by(s.num_prompt_tokens as u64);
-        self.generation_tokens.inc_by(s.num_generation_tokens as u64);
-        self.v_generation_tokens.inc_by(s.num_generation_tokens as u64);
+        self.generation_tokens
+            .inc_by(s.num_generation_tokens as u64);
+        self.v_generation_tokens
+            .inc_by(s.num_generation_tokens as u64);
         self.preemptions.inc_by(s.num_preemptions as u64);
-        self.prefix_cache_hit_tokens.inc_by(s.num_cached_tokens as u64);
+        self.prefix_cache_hit_tokens
+            .inc_by(s.num_cached_tokens as u64);
         self.v_prefix_hits.inc_by(s.num_cached_tokens as u64);
         self.v_prefix_queries.inc_by(s.num_prefix_queries as u64);
         self.v_preemptions.inc_by(s.num_preemptions as u64);
@@ -45,7 +48,8 @@ impl StatsSink for Metrics {
         self.v_prefill_time.observe(r.prefill_seconds);
         self.decode_time.observe(r.decode_seconds);
         self.v_decode_time.observe(r.decode_seconds);
-        self.v_inference_time.observe(r.prefill_seconds + r.decode_seconds);
+        self.v_inference_time
+            .observe(r.prefill_seconds + r.decode_seconds);
         if let Some(t) = r.ttft_seconds {
             self.ttft.observe(t);
             self.v_ttft.observe(t);
@@ -90,10 +94,17 @@ mod tests {
         m.on_request_finished(&finished(FinishReason::Stop));
         m.on_request_finished(&finished(FinishReason::Abort));
         let t = m.encode();
-        assert!(t.contains("vllm_request_throughput{model_name=\"m\"} 2"), "{t}");
+        assert!(
+            t.contains("vllm_request_throughput{model_name=\"m\"} 2"),
+            "{t}"
+        );
         assert!(t.contains("vllm_request_aborted_total{model_name=\"m\"} 1"));
-        assert!(t.contains("vllm_request_finished_total{finished_reason=\"stop\",model_name=\"m\"} 1"));
-        assert!(t.contains("vllm:request_success_total{finished_reason=\"abort\",model_name=\"m\"} 1"));
+        assert!(
+            t.contains("vllm_request_finished_total{finished_reason=\"stop\",model_name=\"m\"} 1")
+        );
+        assert!(
+            t.contains("vllm:request_success_total{finished_reason=\"abort\",model_name=\"m\"} 1")
+        );
         assert!(t.contains("vllm_request_latency_seconds_count{model_name=\"m\"} 2"));
         assert!(t.contains("vllm_inter_token_latency_seconds_count{model_name=\"m\"} 8"));
     }

@@ -121,7 +121,11 @@ impl ChatCompletionRequest {
             (Some(m), _) => (Some(m), "max_completion_tokens"),
             (None, m) => (m, "max_tokens"),
         };
-        let logprobs = if self.logprobs.unwrap_or(false) { Some(self.top_logprobs.unwrap_or(0)) } else { None };
+        let logprobs = if self.logprobs.unwrap_or(false) {
+            Some(self.top_logprobs.unwrap_or(0))
+        } else {
+            None
+        };
         SamplingFields {
             n: self.n,
             temperature: self.temperature,

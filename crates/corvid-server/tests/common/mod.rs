@@ -49,10 +49,15 @@ pub fn start(config: ServerConfig) -> TestServer {
     let (addr_tx, addr_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         rt.block_on(async move {
             let server = Server::bind(config).await?;
-            addr_tx.send((server.local_addr(), server.metrics_addr())).unwrap();
+            addr_tx
+                .send((server.local_addr(), server.metrics_addr()))
+                .unwrap();
             server
                 .run(async move {
                     let _ = stop_rx.await;
@@ -60,7 +65,9 @@ pub fn start(config: ServerConfig) -> TestServer {
                 .await
         })
     });
-    let (addr, maddr) = addr_rx.recv_timeout(Duration::from_secs(30)).expect("server bound");
+    let (addr, maddr) = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server bound");
     let s = TestServer {
         base: format!("http://{addr}"),
         metrics_base: maddr.map(|a| format!("http://{a}")),
@@ -76,7 +83,10 @@ pub fn start(config: ServerConfig) -> TestServer {
 pub fn wait_healthy(base: &str) {
     let url = format!("{base}/health");
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         rt.block_on(async {
             loop {
@@ -117,7 +127,11 @@ pub fn documented_metric_names() -> Vec<String> {
         .skip(1)
         .step_by(2)
         .map(|p| p.split('{').next().unwrap().to_string())
-        .filter(|n| (n.starts_with("vllm_") || n.starts_with("vllm:")) && !n.contains('[') && !n.contains('('))
+        .filter(|n| {
+            (n.starts_with("vllm_") || n.starts_with("vllm:"))
+                && !n.contains('[')
+                && !n.contains('(')
+        })
         .collect();
     names.sort();
     names.dedup();
