@@ -136,7 +136,9 @@ impl EngineCore {
                 for (i, &n) in plan.num_new.iter().enumerate() {
                     let seq = &mut self.sched.running[i];
                     seq.num_computed += n;
-                    self.sched.kv.cache_full_blocks(seq.key, &seq.tokens[..seq.num_computed]);
+                    self.sched
+                        .kv
+                        .cache_full_blocks(seq.key, &seq.tokens[..seq.num_computed]);
                     if seq.num_computed < seq.tokens.len() {
                         continue;
                     }
@@ -188,7 +190,12 @@ impl EngineCore {
 
     /// Samples the next token of a sequence whose logits are ready, emits text, and
     /// says whether it finished.
-    fn advance(seq: &mut Sequence, logits: &mut [f32], eos: &[u32], now: Instant) -> Option<FinishReason> {
+    fn advance(
+        seq: &mut Sequence,
+        logits: &mut [f32],
+        eos: &[u32],
+        now: Instant,
+    ) -> Option<FinishReason> {
         let p = Arc::clone(&seq.params);
         let before_min = seq.num_output() < p.min_tokens;
         let mut banned: Vec<u32> = Vec::new();
@@ -272,10 +279,5 @@ impl EngineCore {
         };
         self.shared.waiting.store(snap.waiting, Ordering::Relaxed);
         *self.shared.snapshot.lock().expect("snapshot lock") = snap;
-    }
-
-    /// KV blocks in use (for leak checks).
-    pub fn kv_blocks_used(&self) -> usize {
-        self.sched.kv.num_used()
     }
 }

@@ -142,7 +142,12 @@ fn model_display_name(args: &EngineArgs) -> String {
 impl EngineHandle {
     /// Loads the model (blocking) and starts the engine thread.
     pub fn start(args: EngineArgs, sink: Option<Arc<dyn StatsSink>>) -> Result<Self, EngineError> {
-        let model = corvid_model::load_model(&args.model, &LoadOptions { quantization: args.quantization })?;
+        let model = corvid_model::load_model(
+            &args.model,
+            &LoadOptions {
+                quantization: args.quantization,
+            },
+        )?;
         let tokenizer = Arc::new(corvid_model::load_tokenizer(&args.model)?);
         Self::start_with(Arc::new(model), tokenizer, args, sink)
     }
@@ -160,11 +165,18 @@ impl EngineHandle {
             return Err(bad("block_size must be between 1 and 256".into()));
         }
         let per_block = KvCache::bytes_per_block(&cfg, args.block_size);
-        let mut max_model_len = args.max_model_len.unwrap_or(cfg.max_position_embeddings).min(cfg.max_position_embeddings);
+        let mut max_model_len = args
+            .max_model_len
+            .unwrap_or(cfg.max_position_embeddings)
+            .min(cfg.max_position_embeddings);
         let (max_num_seqs, prefix_caching, batched_tokens) = if args.no_batching {
             (1, false, max_model_len)
         } else {
-            (args.max_num_seqs.max(1), args.enable_prefix_caching, args.max_num_batched_tokens.max(1))
+            (
+                args.max_num_seqs.max(1),
+                args.enable_prefix_caching,
+                args.max_num_batched_tokens.max(1),
+            )
         };
         let budget_blocks = (args.kv_cache_memory.bytes() as usize / per_block).max(1);
         // Never reserve more than every batch slot could use at full length.
@@ -172,7 +184,9 @@ impl EngineHandle {
         let num_blocks = budget_blocks.min(useful.max(1));
         max_model_len = max_model_len.min(num_blocks * args.block_size);
         if max_model_len < 2 {
-            return Err(bad(format!("the KV cache budget holds only {num_blocks} blocks; raise --kv-cache-memory")));
+            return Err(bad(format!(
+                "the KV cache budget holds only {num_blocks} blocks; raise --kv-cache-memory"
+            )));
         }
         tracing::info!(
             num_blocks,
@@ -235,11 +249,21 @@ impl EngineHandle {
     }
 
     fn send(&self, c: Command) -> Result<(), EngineError> {
-        self.inner.tx.lock().expect("command lock").send(c).map_err(|_| EngineError::Shutdown)
+        self.inner
+            .tx
+            .lock()
+            .expect("command lock")
+            .send(c)
+            .map_err(|_| EngineError::Shutdown)
     }
 
     /// Validates and queues a request; its outputs arrive on the returned stream.
-    pub fn add_request(&self, request_id: String, prompt: PromptInput, params: SamplingParams) -> Result<RequestStream, EngineError> {
+    pub fn add_request(
+        &self,
+        request_id: String,
+        prompt: PromptInput,
+        params: SamplingParams,
+    ) -> Result<RequestStream, EngineError> {
         let inner = &self.inner;
         if !inner.accepting.load(Ordering::Relaxed) {
             return Err(EngineError::Shutdown);
@@ -256,7 +280,10 @@ impl EngineHandle {
             return Err(EngineError::InvalidRequest("the prompt is empty".into()));
         }
         if let Some(&t) = ids.iter().find(|&&t| t as usize >= inner.vocab_size) {
-            return Err(EngineError::InvalidRequest(format!("token id {t} is out of vocabulary (size {})", inner.vocab_size)));
+            return Err(EngineError::InvalidRequest(format!(
+                "token id {t} is out of vocabulary (size {})",
+                inner.vocab_size
+            )));
         }
         let fits_pool = (ids.len() + 1).div_ceil(inner.block_size) <= inner.max_prompt_blocks;
         if ids.len() >= inner.max_model_len || !fits_pool {
@@ -268,7 +295,10 @@ impl EngineHandle {
         if inner.shared.waiting.load(Ordering::Relaxed) + params.n > inner.max_waiting {
             return Err(EngineError::QueueFull);
         }
-        let max_tokens = params.max_tokens.unwrap_or(usize::MAX).min(inner.max_model_len - ids.len());
+        let max_tokens = params
+            .max_tokens
+            .unwrap_or(usize::MAX)
+            .min(inner.max_model_len - ids.len());
         let params = Arc::new(params);
         let (tx, rx) = unbounded_channel();
         let arrival = Instant::now();
@@ -278,13 +308,31 @@ impl EngineHandle {
                     Some(s) => StdRng::seed_from_u64(s.wrapping_add(index as u64)),
                     None => StdRng::from_entropy(),
                 };
-                let text = TextTracker::new(Arc::clone(&inner.tokenizer), params.skip_special_tokens, params.stop.clone());
+                let text = TextTracker::new(
+                    Arc::clone(&inner.tokenizer),
+                    params.skip_special_tokens,
+                    params.stop.clone(),
+                );
                 let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
-                Sequence::new(key, request_id.clone(), index, ids.clone(), max_tokens, Arc::clone(&params), rng, text, tx.clone(), arrival)
+                Sequence::new(
+                    key,
+                    request_id.clone(),
+                    index,
+                    ids.clone(),
+                    max_tokens,
+                    Arc::clone(&params),
+                    rng,
+                    text,
+                    tx.clone(),
+                    arrival,
+                )
             })
             .collect();
         inner.shared.unfinished.fetch_add(1, Ordering::Relaxed);
-        inner.shared.waiting.fetch_add(seqs.len(), Ordering::Relaxed);
+        inner
+            .shared
+            .waiting
+            .fetch_add(seqs.len(), Ordering::Relaxed);
         if let Err(e) = self.send(Command::Add(seqs)) {
             inner.shared.unfinished.fetch_sub(1, Ordering::Relaxed);
             return Err(e);
@@ -320,7 +368,12 @@ impl EngineHandle {
 
     /// Current engine state.
     pub fn snapshot(&self) -> EngineSnapshot {
-        self.inner.shared.snapshot.lock().expect("snapshot lock").clone()
+        self.inner
+            .shared
+            .snapshot
+            .lock()
+            .expect("snapshot lock")
+            .clone()
     }
 
     /// Requests added and not yet finished.

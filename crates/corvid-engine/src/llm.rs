@@ -57,7 +57,11 @@ impl LLM {
 
     /// Generates for every prompt, all submitted at once so they batch together;
     /// results come back in input order.
-    pub fn generate<S: AsRef<str>>(&self, prompts: &[S], params: &SamplingParams) -> Result<Vec<GenerationOutput>, EngineError> {
+    pub fn generate<S: AsRef<str>>(
+        &self,
+        prompts: &[S],
+        params: &SamplingParams,
+    ) -> Result<Vec<GenerationOutput>, EngineError> {
         self.generate_with_progress(prompts, params, false)
     }
 
@@ -68,7 +72,10 @@ impl LLM {
         params: &SamplingParams,
         progress: bool,
     ) -> Result<Vec<GenerationOutput>, EngineError> {
-        let inputs: Vec<PromptInput> = prompts.iter().map(|p| PromptInput::Text(p.as_ref().to_string())).collect();
+        let inputs: Vec<PromptInput> = prompts
+            .iter()
+            .map(|p| PromptInput::Text(p.as_ref().to_string()))
+            .collect();
         self.run(inputs, params, progress).map(|outs| {
             outs.into_iter()
                 .zip(prompts)
@@ -82,25 +89,53 @@ impl LLM {
     }
 
     /// Generates from token-id prompts.
-    pub fn generate_tokens(&self, prompts: &[Vec<u32>], params: &SamplingParams) -> Result<Vec<Vec<CompletionOutput>>, EngineError> {
+    pub fn generate_tokens(
+        &self,
+        prompts: &[Vec<u32>],
+        params: &SamplingParams,
+    ) -> Result<Vec<Vec<CompletionOutput>>, EngineError> {
         let inputs = prompts.iter().cloned().map(PromptInput::Tokens).collect();
-        Ok(self.run(inputs, params, false)?.into_iter().map(|(_, o)| o).collect())
+        Ok(self
+            .run(inputs, params, false)?
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect())
     }
 
-    fn run(&self, inputs: Vec<PromptInput>, params: &SamplingParams, progress: bool) -> Result<Vec<(Vec<u32>, Vec<CompletionOutput>)>, EngineError> {
-        let bar = if progress { ProgressBar::new(inputs.len() as u64) } else { ProgressBar::hidden() };
+    fn run(
+        &self,
+        inputs: Vec<PromptInput>,
+        params: &SamplingParams,
+        progress: bool,
+    ) -> Result<Vec<(Vec<u32>, Vec<CompletionOutput>)>, EngineError> {
+        let bar = if progress {
+            ProgressBar::new(inputs.len() as u64)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
-            ProgressStyle::with_template("generating [{bar:30}] {pos}/{len} prompts {elapsed} ({per_sec})")
-                .expect("static template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "generating [{bar:30}] {pos}/{len} prompts {elapsed} ({per_sec})",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
         );
         let mut streams = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.into_iter().enumerate() {
-            streams.push(self.engine.add_request(format!("offline-{i}-{}", uniq()), input, params.clone())?);
+            streams.push(self.engine.add_request(
+                format!("offline-{i}-{}", uniq()),
+                input,
+                params.clone(),
+            )?);
         }
         let mut results = Vec::with_capacity(streams.len());
         for mut stream in streams {
-            let mut outs: Vec<CompletionOutput> = (0..params.n).map(|index| CompletionOutput { index, ..Default::default() }).collect();
+            let mut outs: Vec<CompletionOutput> = (0..params.n)
+                .map(|index| CompletionOutput {
+                    index,
+                    ..Default::default()
+                })
+                .collect();
             while let Some(o) = stream.next_blocking() {
                 let c = &mut outs[o.index];
                 c.text.push_str(&o.text);

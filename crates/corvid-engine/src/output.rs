@@ -81,7 +81,12 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 impl TextTracker {
     /// A tracker decoding with `tokenizer`, stopping at any of `stops`.
     pub fn new(tokenizer: Arc<Tokenizer>, skip_special: bool, stops: Vec<String>) -> Self {
-        let holdback = stops.iter().map(String::len).max().unwrap_or(1).saturating_sub(1);
+        let holdback = stops
+            .iter()
+            .map(String::len)
+            .max()
+            .unwrap_or(1)
+            .saturating_sub(1);
         Self {
             decoder: IncrementalDecoder::new(tokenizer, skip_special),
             text: String::new(),
@@ -109,13 +114,18 @@ impl TextTracker {
     }
 
     fn append(&mut self, piece: &str, check_stops: bool) -> (String, bool) {
-        let search_from = floor_char_boundary(&self.text, self.emitted.saturating_sub(self.holdback));
+        let search_from =
+            floor_char_boundary(&self.text, self.emitted.saturating_sub(self.holdback));
         self.text.push_str(piece);
         if check_stops {
             let hit = self
                 .stops
                 .iter()
-                .filter_map(|s| self.text[search_from..].find(s.as_str()).map(|i| search_from + i))
+                .filter_map(|s| {
+                    self.text[search_from..]
+                        .find(s.as_str())
+                        .map(|i| search_from + i)
+                })
                 .min();
             if let Some(i) = hit {
                 self.text.truncate(i);

@@ -19,7 +19,9 @@ impl FromStr for KvCacheMemory {
     /// Accepts `0.1` (fraction of RAM), `536870912`, `512MiB`, `2GiB`, `1GB`, `300MB`.
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
-        let err = || format!("invalid KV cache memory `{s}` (use a fraction like 0.1 or a size like 512MiB)");
+        let err = || {
+            format!("invalid KV cache memory `{s}` (use a fraction like 0.1 or a size like 512MiB)")
+        };
         if let Ok(f) = s.parse::<f64>() {
             return if f > 0.0 && f < 1.0 {
                 Ok(Self::Fraction(f))
@@ -29,7 +31,14 @@ impl FromStr for KvCacheMemory {
                 Err(err())
             };
         }
-        let units: [(&str, u64); 6] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("GB", 1_000_000_000), ("MB", 1_000_000), ("KB", 1_000)];
+        let units: [(&str, u64); 6] = [
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+            ("GB", 1_000_000_000),
+            ("MB", 1_000_000),
+            ("KB", 1_000),
+        ];
         for (suffix, mult) in units {
             if let Some(num) = s.strip_suffix(suffix) {
                 let v: f64 = num.trim().parse().map_err(|_| err())?;
@@ -187,18 +196,45 @@ impl SamplingParams {
     pub fn validate(&self) -> Result<(), String> {
         let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(msg.to_string()) };
         check((1..=16).contains(&self.n), "n must be between 1 and 16")?;
-        check(self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature), "temperature must be between 0 and 100")?;
-        check(self.top_p > 0.0 && self.top_p <= 1.0, "top_p must be in (0, 1]")?;
-        check(self.top_k != Some(0), "top_k must be at least 1 (omit it to disable)")?;
+        check(
+            self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature),
+            "temperature must be between 0 and 100",
+        )?;
+        check(
+            self.top_p > 0.0 && self.top_p <= 1.0,
+            "top_p must be in (0, 1]",
+        )?;
+        check(
+            self.top_k != Some(0),
+            "top_k must be at least 1 (omit it to disable)",
+        )?;
         check((0.0..=1.0).contains(&self.min_p), "min_p must be in [0, 1]")?;
-        check(self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0, "repetition_penalty must be in (0, 10]")?;
-        check((-2.0..=2.0).contains(&self.presence_penalty), "presence_penalty must be in [-2, 2]")?;
-        check((-2.0..=2.0).contains(&self.frequency_penalty), "frequency_penalty must be in [-2, 2]")?;
+        check(
+            self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0,
+            "repetition_penalty must be in (0, 10]",
+        )?;
+        check(
+            (-2.0..=2.0).contains(&self.presence_penalty),
+            "presence_penalty must be in [-2, 2]",
+        )?;
+        check(
+            (-2.0..=2.0).contains(&self.frequency_penalty),
+            "frequency_penalty must be in [-2, 2]",
+        )?;
         check(self.max_tokens != Some(0), "max_tokens must be at least 1")?;
-        check(self.max_tokens.is_none_or(|m| self.min_tokens <= m), "min_tokens must not exceed max_tokens")?;
-        check(self.stop.iter().all(|s| !s.is_empty()), "stop strings must not be empty")?;
+        check(
+            self.max_tokens.is_none_or(|m| self.min_tokens <= m),
+            "min_tokens must not exceed max_tokens",
+        )?;
+        check(
+            self.stop.iter().all(|s| !s.is_empty()),
+            "stop strings must not be empty",
+        )?;
         check(self.stop.len() <= 16, "at most 16 stop strings")?;
-        check(self.logprobs.is_none_or(|l| l <= MAX_LOGPROBS), "logprobs must be at most 20")?;
+        check(
+            self.logprobs.is_none_or(|l| l <= MAX_LOGPROBS),
+            "logprobs must be at most 20",
+        )?;
         Ok(())
     }
 
@@ -214,16 +250,28 @@ mod tests {
 
     #[test]
     fn kv_memory_parses() {
-        assert_eq!("0.25".parse::<KvCacheMemory>().unwrap(), KvCacheMemory::Fraction(0.25));
-        assert_eq!("512MiB".parse::<KvCacheMemory>().unwrap(), KvCacheMemory::Bytes(512 << 20));
-        assert_eq!("1GB".parse::<KvCacheMemory>().unwrap(), KvCacheMemory::Bytes(1_000_000_000));
+        assert_eq!(
+            "0.25".parse::<KvCacheMemory>().unwrap(),
+            KvCacheMemory::Fraction(0.25)
+        );
+        assert_eq!(
+            "512MiB".parse::<KvCacheMemory>().unwrap(),
+            KvCacheMemory::Bytes(512 << 20)
+        );
+        assert_eq!(
+            "1GB".parse::<KvCacheMemory>().unwrap(),
+            KvCacheMemory::Bytes(1_000_000_000)
+        );
         assert!("-1".parse::<KvCacheMemory>().is_err());
         assert!("lots".parse::<KvCacheMemory>().is_err());
     }
 
     #[test]
     fn validation_names_the_field() {
-        let p = SamplingParams { top_p: 0.0, ..Default::default() };
+        let p = SamplingParams {
+            top_p: 0.0,
+            ..Default::default()
+        };
         assert!(p.validate().unwrap_err().contains("top_p"));
         assert!(SamplingParams::default().validate().is_ok());
     }

@@ -3,8 +3,8 @@
 //! and logprobs. Everything is per sequence, so a request's tokens never depend on what
 //! else is in the batch.
 
-use crate::params::SamplingParams;
 use crate::output::TokenLogprob;
+use crate::params::SamplingParams;
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
@@ -19,7 +19,11 @@ fn apply_penalties(logits: &mut [f32], p: &SamplingParams, prompt: &[u32], outpu
             }
         }
         for (l, _) in logits.iter_mut().zip(&seen).filter(|(_, &s)| s) {
-            *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+            *l = if *l > 0.0 {
+                *l / p.repetition_penalty
+            } else {
+                *l * p.repetition_penalty
+            };
         }
     }
     if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
@@ -90,7 +94,10 @@ pub fn sample(
     let lp = logprobs.map(|lp| TokenLogprob {
         token_id: token,
         logprob: lp[token as usize],
-        top: top_indices(&lp, p.logprobs.unwrap_or(0)).into_iter().map(|t| (t, lp[t as usize])).collect(),
+        top: top_indices(&lp, p.logprobs.unwrap_or(0))
+            .into_iter()
+            .map(|t| (t, lp[t as usize]))
+            .collect(),
     });
     (token, lp)
 }
@@ -150,8 +157,14 @@ mod tests {
     fn greedy_takes_argmax_and_respects_bans() {
         let mut rng = StdRng::seed_from_u64(0);
         let p = SamplingParams::greedy(4);
-        assert_eq!(sample(&mut [0.1, 3.0, 2.0], &p, &[], &[], &[], &mut rng).0, 1);
-        assert_eq!(sample(&mut [0.1, 3.0, 2.0], &p, &[], &[], &[1], &mut rng).0, 2);
+        assert_eq!(
+            sample(&mut [0.1, 3.0, 2.0], &p, &[], &[], &[], &mut rng).0,
+            1
+        );
+        assert_eq!(
+            sample(&mut [0.1, 3.0, 2.0], &p, &[], &[], &[1], &mut rng).0,
+            2
+        );
     }
 
     #[test]
@@ -160,9 +173,15 @@ mod tests {
         let logits = [1.0, 5.0, 4.9, 0.0];
         for _ in 0..20 {
             let p = params(|p| p.top_p = 0.01);
-            assert_eq!(sample(&mut logits.clone(), &p, &[], &[], &[], &mut rng).0, 1);
+            assert_eq!(
+                sample(&mut logits.clone(), &p, &[], &[], &[], &mut rng).0,
+                1
+            );
             let p = params(|p| p.top_k = Some(1));
-            assert_eq!(sample(&mut logits.clone(), &p, &[], &[], &[], &mut rng).0, 1);
+            assert_eq!(
+                sample(&mut logits.clone(), &p, &[], &[], &[], &mut rng).0,
+                1
+            );
         }
     }
 
@@ -171,7 +190,9 @@ mod tests {
         let p = params(|p| p.temperature = 1.5);
         let draw = |seed| {
             let mut rng = StdRng::seed_from_u64(seed);
-            (0..32).map(|_| sample(&mut [1.0, 1.2, 0.8, 1.1, 0.9], &p, &[], &[], &[], &mut rng).0).collect::<Vec<_>>()
+            (0..32)
+                .map(|_| sample(&mut [1.0, 1.2, 0.8, 1.1, 0.9], &p, &[], &[], &[], &mut rng).0)
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(3), draw(3));
         assert_ne!(draw(3), draw(4));
@@ -204,7 +225,10 @@ mod tests {
         let lp = lp.unwrap();
         assert_eq!(t, 1);
         assert_eq!(lp.top.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
-        let total: f32 = [0.0f32, 2.0, 1.0].iter().map(|l| (l - 2.0 - lp.logprob).exp()).sum();
+        let total: f32 = [0.0f32, 2.0, 1.0]
+            .iter()
+            .map(|l| (l - 2.0 + lp.logprob).exp())
+            .sum();
         assert!((total - 1.0).abs() < 1e-5);
     }
 }

@@ -136,7 +136,10 @@ impl Scheduler {
                 i += 1;
             }
         }
-        let (gone, keep): (Vec<_>, Vec<_>) = self.waiting.drain(..).partition(|s| s.request_id == request_id);
+        let (gone, keep): (Vec<_>, Vec<_>) = self
+            .waiting
+            .drain(..)
+            .partition(|s| s.request_id == request_id);
         self.waiting = keep.into();
         for s in gone {
             self.kv.free(s.key);

@@ -2,9 +2,9 @@
 //! channel its outputs go to. A request with `n > 1` becomes `n` sequences that share
 //! the prompt (and, through the prefix cache, its KV blocks).
 
+use crate::kv::SeqKey;
 use crate::output::{FinishReason, RequestOutput, TextTracker, TokenLogprob};
 use crate::params::SamplingParams;
-use crate::kv::SeqKey;
 use rand::rngs::StdRng;
 use std::sync::Arc;
 use std::time::Instant;

@@ -136,7 +136,10 @@ impl BusyWindow {
                 break;
             }
         }
-        let span = now.duration_since(self.started).min(self.window).as_secs_f64();
+        let span = now
+            .duration_since(self.started)
+            .min(self.window)
+            .as_secs_f64();
         if span <= 0.0 {
             0.0
         } else {

@@ -24,14 +24,26 @@ fn prompts() -> Vec<String> {
         .map(|i| {
             let b = base[i % base.len()];
             // Mixed lengths: repeat a context sentence i/4 times.
-            format!("{}{}", "Here is some context that makes the prompt longer. ".repeat(i / 4), b)
+            format!(
+                "{}{}",
+                "Here is some context that makes the prompt longer. ".repeat(i / 4),
+                b
+            )
         })
         .collect()
 }
 
 fn run(llm: &LLM, prompts: &[String], max_tokens: usize) -> Vec<Vec<u32>> {
-    let p = SamplingParams { max_tokens: Some(max_tokens), ignore_eos: true, ..SamplingParams::greedy(max_tokens) };
-    llm.generate(prompts, &p).unwrap().into_iter().map(|o| o.outputs[0].token_ids.clone()).collect()
+    let p = SamplingParams {
+        max_tokens: Some(max_tokens),
+        ignore_eos: true,
+        ..SamplingParams::greedy(max_tokens)
+    };
+    llm.generate(prompts, &p)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.outputs[0].token_ids.clone())
+        .collect()
 }
 
 #[test]
@@ -44,7 +56,10 @@ fn batched_greedy_equals_alone_with_preemption_and_prefix_caching() {
     let mut args = args_with_blocks(model.as_ref(), 4096, 16);
     args.no_batching = true;
     let alone_llm = LLM::from_engine(start(model.clone(), args, Arc::default()));
-    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| run(&alone_llm, std::slice::from_ref(p), max_tokens).remove(0)).collect();
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| run(&alone_llm, std::slice::from_ref(p), max_tokens).remove(0))
+        .collect();
 
     for (prefix_caching, blocks) in [(true, 4096), (false, 4096), (true, 40), (false, 40)] {
         let rec = Arc::new(Recorder::default());
@@ -55,7 +70,10 @@ fn batched_greedy_equals_alone_with_preemption_and_prefix_caching() {
         let llm = LLM::from_engine(engine.clone());
         let together = run(&llm, &prompts, max_tokens);
         for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
-            assert_eq!(a, b, "prompt {i} differs (prefix caching {prefix_caching}, {blocks} blocks)");
+            assert_eq!(
+                a, b,
+                "prompt {i} differs (prefix caching {prefix_caching}, {blocks} blocks)"
+            );
         }
         wait_idle(&engine);
         assert_eq!(engine.snapshot().kv_blocks_used, 0, "KV blocks leaked");
@@ -73,13 +91,22 @@ fn batched_greedy_equals_alone_with_preemption_and_prefix_caching() {
 fn prefix_cache_reuses_a_shared_system_prompt() {
     let model = model();
     let rec = Arc::new(Recorder::default());
-    let engine = start(model.clone(), args_with_blocks(model.as_ref(), 1024, 16), rec.clone());
+    let engine = start(
+        model.clone(),
+        args_with_blocks(model.as_ref(), 1024, 16),
+        rec.clone(),
+    );
     let llm = LLM::from_engine(engine.clone());
     let system = "You are a careful assistant. ".repeat(20);
     let p = SamplingParams::greedy(4);
     let first = llm.generate(&[format!("{system}Say hi.")], &p).unwrap();
     let second = llm.generate(&[format!("{system}Say bye.")], &p).unwrap();
-    assert!(!first[0].outputs[0].token_ids.is_empty() && !second[0].outputs[0].token_ids.is_empty());
+    assert!(
+        !first[0].outputs[0].token_ids.is_empty() && !second[0].outputs[0].token_ids.is_empty()
+    );
     let cached = rec.cached_tokens.load(Ordering::Relaxed);
-    assert!(cached >= 16 * ((first[0].prompt_token_ids.len() - 8) / 16), "only {cached} tokens reused");
+    assert!(
+        cached >= 16 * ((first[0].prompt_token_ids.len() - 8) / 16),
+        "only {cached} tokens reused"
+    );
 }

@@ -1,27 +1,39 @@
 //! Shared helpers for the engine's integration tests.
 #![allow(dead_code)]
 
-use corvid_engine::{EngineArgs, EngineHandle, IterationStats, KvCacheMemory, RequestStats, StatsSink};
+use corvid_engine::{
+    EngineArgs, EngineHandle, IterationStats, KvCacheMemory, RequestStats, StatsSink,
+};
+use corvid_kernels::ops::RopeStyle;
 use corvid_model::config::{Arch, ModelConfig};
 use corvid_model::default_model::default_model_path;
 use corvid_model::tokenizer::Tokenizer;
 use corvid_model::{CausalLm, KvCache, SeqInput};
-use corvid_kernels::ops::RopeStyle;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// The default model's tokenizer, loaded once.
 pub fn tokenizer() -> Arc<Tokenizer> {
     static T: OnceLock<Arc<Tokenizer>> = OnceLock::new();
-    T.get_or_init(|| Arc::new(corvid_model::load_tokenizer(&default_model_path()).expect("default model installed (scripts/setup.sh)")))
-        .clone()
+    T.get_or_init(|| {
+        Arc::new(
+            corvid_model::load_tokenizer(&default_model_path())
+                .expect("default model installed (scripts/setup.sh)"),
+        )
+    })
+    .clone()
 }
 
 /// The default model, loaded once.
 pub fn model() -> Arc<dyn CausalLm> {
     static M: OnceLock<Arc<corvid_model::arch::Llama>> = OnceLock::new();
-    M.get_or_init(|| Arc::new(corvid_model::load_model(&default_model_path(), &Default::default()).expect("default model installed")))
-        .clone()
+    M.get_or_init(|| {
+        Arc::new(
+            corvid_model::load_model(&default_model_path(), &Default::default())
+                .expect("default model installed"),
+        )
+    })
+    .clone()
 }
 
 /// A model whose next-token logits depend only on (last token, position): fast and
@@ -58,11 +70,18 @@ impl CausalLm for FakeLm {
         &self.config
     }
 
-    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> corvid_model::Result<Vec<Vec<f32>>> {
+    fn forward(
+        &self,
+        batch: &[SeqInput<'_>],
+        kv: &mut KvCache,
+    ) -> corvid_model::Result<Vec<Vec<f32>>> {
         let bs = kv.layout.block_size;
         let mut out = Vec::new();
         for s in batch {
-            assert!(s.block_table.len() * bs >= s.start_pos + s.tokens.len(), "block table too short");
+            assert!(
+                s.block_table.len() * bs >= s.start_pos + s.tokens.len(),
+                "block table too short"
+            );
             for &b in s.block_table {
                 assert!((b as usize) < kv.num_blocks);
             }
@@ -91,8 +110,10 @@ pub struct Recorder {
 
 impl StatsSink for Recorder {
     fn on_step(&self, s: &IterationStats) {
-        self.preemptions.fetch_add(s.num_preemptions, Ordering::Relaxed);
-        self.cached_tokens.fetch_add(s.num_cached_tokens, Ordering::Relaxed);
+        self.preemptions
+            .fetch_add(s.num_preemptions, Ordering::Relaxed);
+        self.cached_tokens
+            .fetch_add(s.num_cached_tokens, Ordering::Relaxed);
         *self.last_step.lock().unwrap() = Some(s.clone());
     }
     fn on_request_finished(&self, r: &RequestStats) {

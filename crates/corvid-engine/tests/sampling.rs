@@ -9,32 +9,67 @@ use std::sync::Arc;
 
 fn llm() -> LLM {
     let model = model();
-    LLM::from_engine(start(model.clone(), args_with_blocks(model.as_ref(), 2048, 16), Arc::default()))
+    LLM::from_engine(start(
+        model.clone(),
+        args_with_blocks(model.as_ref(), 2048, 16),
+        Arc::default(),
+    ))
 }
 
 #[test]
 fn seeded_sampling_is_reproducible_across_batch_compositions() {
     let llm = llm();
-    let p = SamplingParams { temperature: 0.9, top_p: 0.95, seed: Some(1234), max_tokens: Some(20), ignore_eos: true, ..Default::default() };
+    let p = SamplingParams {
+        temperature: 0.9,
+        top_p: 0.95,
+        seed: Some(1234),
+        max_tokens: Some(20),
+        ignore_eos: true,
+        ..Default::default()
+    };
     let target = "Write a short poem about spring.".to_string();
-    let alone = llm.generate(std::slice::from_ref(&target), &p).unwrap()[0].outputs[0].token_ids.clone();
-    let mut batch = vec!["Tell me about the moon.".to_string(), target.clone(), "1, 2, 3,".to_string()];
-    let others = SamplingParams { seed: None, ..p.clone() };
+    let alone = llm.generate(std::slice::from_ref(&target), &p).unwrap()[0].outputs[0]
+        .token_ids
+        .clone();
+    let mut batch = vec![
+        "Tell me about the moon.".to_string(),
+        target.clone(),
+        "1, 2, 3,".to_string(),
+    ];
+    let others = SamplingParams {
+        seed: None,
+        ..p.clone()
+    };
     let _ = llm.generate(&batch[..1], &others).unwrap();
-    let together = llm.generate(&batch, &p).unwrap()[1].outputs[0].token_ids.clone();
+    let together = llm.generate(&batch, &p).unwrap()[1].outputs[0]
+        .token_ids
+        .clone();
     assert_eq!(alone, together);
     batch.reverse();
-    let reordered = llm.generate(&batch, &p).unwrap()[1].outputs[0].token_ids.clone();
+    let reordered = llm.generate(&batch, &p).unwrap()[1].outputs[0]
+        .token_ids
+        .clone();
     assert_eq!(alone, reordered);
-    let other_seed = SamplingParams { seed: Some(99), ..p };
-    let different = llm.generate(&[target], &other_seed).unwrap()[0].outputs[0].token_ids.clone();
-    assert_ne!(alone, different, "a different seed should give a different sample");
+    let other_seed = SamplingParams {
+        seed: Some(99),
+        ..p
+    };
+    let different = llm.generate(&[target], &other_seed).unwrap()[0].outputs[0]
+        .token_ids
+        .clone();
+    assert_ne!(
+        alone, different,
+        "a different seed should give a different sample"
+    );
 }
 
 #[test]
 fn max_tokens_and_ignore_eos() {
     let llm = llm();
-    let p = SamplingParams { ignore_eos: true, ..SamplingParams::greedy(7) };
+    let p = SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(7)
+    };
     let out = &llm.generate(&["Hello"], &p).unwrap()[0].outputs[0];
     assert_eq!(out.token_ids.len(), 7);
     assert_eq!(out.finish_reason, Some(FinishReason::Length));
@@ -45,15 +80,31 @@ fn eos_stops_and_min_tokens_defers_it() {
     let llm = llm();
     let tpl = llm.engine().tokenizer().chat_template().unwrap().clone();
     let prompt = tpl
-        .render(&[corvid_model::tokenizer::ChatMessage { role: "user".into(), content: "Say only the word yes.".into() }], true)
+        .render(
+            &[corvid_model::tokenizer::ChatMessage {
+                role: "user".into(),
+                content: "Say only the word yes.".into(),
+            }],
+            true,
+        )
         .unwrap();
-    let free = &llm.generate(std::slice::from_ref(&prompt), &SamplingParams::greedy(64)).unwrap()[0].outputs[0];
-    assert_eq!(free.finish_reason, Some(FinishReason::Stop), "the chat answer should end with EOS");
+    let free = &llm
+        .generate(std::slice::from_ref(&prompt), &SamplingParams::greedy(64))
+        .unwrap()[0]
+        .outputs[0];
+    assert_eq!(
+        free.finish_reason,
+        Some(FinishReason::Stop),
+        "the chat answer should end with EOS"
+    );
     let n = free.token_ids.len();
     assert!(n < 64);
     // The EOS token is reported but not rendered as text.
     assert!(!free.text.contains("<|im_end|>"));
-    let min = SamplingParams { min_tokens: n + 5, ..SamplingParams::greedy(64) };
+    let min = SamplingParams {
+        min_tokens: n + 5,
+        ..SamplingParams::greedy(64)
+    };
     let longer = &llm.generate(&[prompt], &min).unwrap()[0].outputs[0];
     assert!(longer.token_ids.len() >= n + 5, "min_tokens must defer EOS");
 }
@@ -61,26 +112,52 @@ fn eos_stops_and_min_tokens_defers_it() {
 #[test]
 fn stop_strings_end_the_text_and_are_not_included() {
     let llm = llm();
-    let greedy = SamplingParams { ignore_eos: true, ..SamplingParams::greedy(40) };
-    let full = llm.generate(&["The numbers from one to ten are: one, two,"], &greedy).unwrap()[0].outputs[0].text.clone();
+    let greedy = SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(40)
+    };
+    let full = llm
+        .generate(&["The numbers from one to ten are: one, two,"], &greedy)
+        .unwrap()[0]
+        .outputs[0]
+        .text
+        .clone();
     // Pick a stop string from the middle of the greedy text.
     let words: Vec<&str> = full.split_whitespace().collect();
     assert!(words.len() > 4, "need some text: {full:?}");
     let stop = words[3].to_string();
     let cut = full.find(&stop).unwrap();
-    let p = SamplingParams { stop: vec![stop.clone()], ..greedy };
-    let out = &llm.generate(&["The numbers from one to ten are: one, two,"], &p).unwrap()[0].outputs[0];
-    assert_eq!(out.text, full[..cut], "text must end right before the stop string {stop:?}");
+    let p = SamplingParams {
+        stop: vec![stop.clone()],
+        ..greedy
+    };
+    let out = &llm
+        .generate(&["The numbers from one to ten are: one, two,"], &p)
+        .unwrap()[0]
+        .outputs[0];
+    assert_eq!(
+        out.text,
+        full[..cut],
+        "text must end right before the stop string {stop:?}"
+    );
     assert_eq!(out.finish_reason, Some(FinishReason::Stop));
 }
 
 #[test]
 fn stop_token_ids_end_generation() {
     let llm = llm();
-    let greedy = SamplingParams { ignore_eos: true, ..SamplingParams::greedy(12) };
-    let full = llm.generate(&["Count: 1 2 3"], &greedy).unwrap()[0].outputs[0].token_ids.clone();
+    let greedy = SamplingParams {
+        ignore_eos: true,
+        ..SamplingParams::greedy(12)
+    };
+    let full = llm.generate(&["Count: 1 2 3"], &greedy).unwrap()[0].outputs[0]
+        .token_ids
+        .clone();
     let stop_tok = full[4];
-    let p = SamplingParams { stop_token_ids: vec![stop_tok], ..greedy };
+    let p = SamplingParams {
+        stop_token_ids: vec![stop_tok],
+        ..greedy
+    };
     let out = &llm.generate(&["Count: 1 2 3"], &p).unwrap()[0].outputs[0];
     let first = full.iter().position(|&t| t == stop_tok).unwrap();
     assert_eq!(out.token_ids, full[..=first]);
@@ -90,18 +167,33 @@ fn stop_token_ids_end_generation() {
 #[test]
 fn n_samples_share_the_prompt_and_differ() {
     let llm = llm();
-    let p = SamplingParams { n: 4, temperature: 1.0, seed: Some(5), max_tokens: Some(12), ignore_eos: true, ..Default::default() };
+    let p = SamplingParams {
+        n: 4,
+        temperature: 1.0,
+        seed: Some(5),
+        max_tokens: Some(12),
+        ignore_eos: true,
+        ..Default::default()
+    };
     let out = &llm.generate(&["My favourite food is"], &p).unwrap()[0];
     assert_eq!(out.outputs.len(), 4);
     assert!(out.outputs.iter().all(|o| o.token_ids.len() == 12));
-    let distinct: std::collections::HashSet<_> = out.outputs.iter().map(|o| o.token_ids.clone()).collect();
-    assert!(distinct.len() > 1, "independent samples should not all agree");
+    let distinct: std::collections::HashSet<_> =
+        out.outputs.iter().map(|o| o.token_ids.clone()).collect();
+    assert!(
+        distinct.len() > 1,
+        "independent samples should not all agree"
+    );
 }
 
 #[test]
 fn logprobs_are_reported_for_every_token() {
     let llm = llm();
-    let p = SamplingParams { logprobs: Some(3), ignore_eos: true, ..SamplingParams::greedy(5) };
+    let p = SamplingParams {
+        logprobs: Some(3),
+        ignore_eos: true,
+        ..SamplingParams::greedy(5)
+    };
     let out = &llm.generate(&["The sky is"], &p).unwrap()[0].outputs[0];
     assert_eq!(out.logprobs.len(), 5);
     for (lp, &t) in out.logprobs.iter().zip(&out.token_ids) {

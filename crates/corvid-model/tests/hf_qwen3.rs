@@ -4,11 +4,16 @@
 mod common;
 
 use corvid_model::tokenizer::{ChatMessage, IncrementalDecoder, Tokenizer};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+/// Loaded once for all tests of this file (151k tokens).
 fn qwen3() -> Arc<Tokenizer> {
-    let dir = common::vocab_file("hf-qwen3/tokenizer.json");
-    Arc::new(Tokenizer::from_hf_dir(dir.parent().unwrap()).unwrap())
+    static TOK: OnceLock<Arc<Tokenizer>> = OnceLock::new();
+    TOK.get_or_init(|| {
+        let file = common::vocab_file("hf-qwen3/tokenizer.json");
+        Arc::new(Tokenizer::from_hf_dir(file.parent().unwrap()).unwrap())
+    })
+    .clone()
 }
 
 #[test]

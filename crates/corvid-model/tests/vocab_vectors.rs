@@ -59,3 +59,71 @@ fn qwen2_vectors() {
 fn llama_spm_vectors() {
     check_vocab("llama-spm");
 }
+
+#[test]
+fn bos_is_added_only_when_the_vocab_asks() {
+    for (name, bos) in [("llama-spm", Some(1)), ("llama-bpe", Some(128000))] {
+        let tok = common::gguf_vocab(name);
+        assert_eq!(tok.bos_token_id(), bos, "{name}");
+        let plain = tok.encode("Hello", false, false).unwrap();
+        let with = tok.encode("Hello", true, false).unwrap();
+        assert_eq!(with[0], bos.unwrap(), "{name}");
+        assert_eq!(&with[1..], &plain[..], "{name}");
+        assert_eq!(tok.encode("", true, false).unwrap(), [bos.unwrap()]);
+        assert!(tok.encode("", false, true).unwrap().is_empty());
+    }
+    let tok = common::gguf_vocab("qwen2");
+    assert_eq!(
+        tok.encode("Hello", true, false).unwrap(),
+        tok.encode("Hello", false, false).unwrap()
+    );
+}
+
+#[test]
+fn spm_specials_and_leading_space() {
+    let tok = common::gguf_vocab("llama-spm");
+    // "<s>" is a control token: parsed only with parse_special, and text after it gets "▁"
+    let ids = tok.encode("<s>Hello", false, true).unwrap();
+    assert_eq!(ids, [1, 15043]);
+    assert_ne!(tok.encode("<s>Hello", false, false).unwrap()[0], 1);
+    assert_eq!(tok.decode(&[1, 15043], true).unwrap(), "Hello");
+    assert_eq!(tok.decode(&[1, 15043], false).unwrap(), "<s> Hello");
+    assert!(tok.eos_token_ids().contains(&2));
+    assert_eq!(tok.token_to_piece(15043).unwrap(), b" Hello");
+}
+
+#[test]
+fn llama3_end_of_turn_tokens() {
+    let tok = common::gguf_vocab("llama-bpe");
+    let eot = tok.token_id("<|eot_id|>").unwrap();
+    assert!(tok.eos_token_ids().contains(&eot));
+    let ids = tok
+        .encode("<|start_header_id|>user<|end_header_id|>", false, true)
+        .unwrap();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+}
+
+/// More llama.cpp vocabs from the same sdist, covering the other pre-tokenizers
+/// (`starcoder` uses the same regexes as SmolLM's `smollm`).
+macro_rules! more_vocabs {
+    ($($test:ident => $name:literal),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                check_vocab($name);
+            }
+        )*
+    };
+}
+
+more_vocabs! {
+    starcoder_vectors => "starcoder",
+    refact_vectors => "refact",
+    command_r_vectors => "command-r",
+    mpt_vectors => "mpt",
+    falcon_vectors => "falcon",
+    deepseek_llm_vectors => "deepseek-llm",
+    deepseek_coder_vectors => "deepseek-coder",
+    phi3_vectors => "phi-3",
+    qwen35_vectors => "qwen35",
+}

@@ -52,11 +52,19 @@ fn read_prompts(args: &GenerateArgs) -> Result<Vec<String>> {
         prompts.push(p.clone());
     }
     if let Some(path) = &args.prompts_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             if line.trim_start().starts_with('{') {
-                let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
-                let p = v["prompt"].as_str().with_context(|| format!("{}:{}: no \"prompt\" string", path.display(), i + 1))?;
+                let v: serde_json::Value = serde_json::from_str(line)
+                    .with_context(|| format!("{}:{}: invalid JSON", path.display(), i + 1))?;
+                let p = v["prompt"].as_str().with_context(|| {
+                    format!("{}:{}: no \"prompt\" string", path.display(), i + 1)
+                })?;
                 prompts.push(p.to_string());
             } else {
                 prompts.push(line.to_string());
@@ -74,11 +82,18 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let prompts = read_prompts(&args)?;
     let llm = LLM::new(args.engine.to_engine_args())?;
     let prompts = if args.chat {
-        let tpl = llm.engine().tokenizer().chat_template().context("this model has no chat template")?;
+        let tpl = llm
+            .engine()
+            .tokenizer()
+            .chat_template()
+            .context("this model has no chat template")?;
         prompts
             .iter()
             .map(|p| {
-                let msg = ChatMessage { role: "user".into(), content: p.clone() };
+                let msg = ChatMessage {
+                    role: "user".into(),
+                    content: p.clone(),
+                };
                 tpl.render(&[msg], true).map_err(anyhow::Error::from)
             })
             .collect::<Result<Vec<_>>>()?

@@ -6,7 +6,11 @@ mod generate;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "corvid", version, about = "LLM inference server with first-class observability")]
+#[command(
+    name = "corvid",
+    version,
+    about = "LLM inference server with first-class observability"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +24,9 @@ enum Command {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

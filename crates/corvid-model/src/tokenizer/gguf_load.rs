@@ -1,7 +1,9 @@
 //! Building a [`Tokenizer`] from GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`).
 
 use super::vocab::{opt_bool, TokenKind, Vocab};
-use super::{byte_level, gguf_bpe, load_template, pretokenize, spm, Algo, Model, Tokenizer};
+use super::{
+    byte_level, gguf_bpe, load_template, pretokenize, spm, Algo, GgufModel, Model, Tokenizer,
+};
 use crate::gguf::{GgufFile, MetaValue};
 use crate::{ModelError, Result};
 
@@ -63,11 +65,11 @@ impl Tokenizer {
             eog: vocab.eog.clone(),
             strip_leading_space: spm_prefix,
             chat_template,
-            model: Model::Gguf {
+            model: Model::Gguf(Box::new(GgufModel {
                 specials: super::SpecialMatcher::new(vocab.special_tokens()),
                 vocab,
                 algo,
-            },
+            })),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! HF tokenizer directories: `tokenizer.json` through the `tokenizers` crate, with
-//! `tokenizer_config.json` (or `chat_template.jinja`) for BOS/EOS and the chat template.
+//! `tokenizer_config.json` (or `chat_template.jinja`) for BOS/EOS and the chat template,
+//! and `generation_config.json` for extra end-of-generation ids.
 
 use std::path::Path;
 
@@ -28,7 +29,7 @@ impl HfModel {
             &self.literal
         };
         Ok(tok
-            .encode(text, add_special)
+            .encode_fast(text, add_special)
             .map_err(err)?
             .get_ids()
             .to_vec())
@@ -90,6 +91,21 @@ fn config_template(dir: &Path, config: &Value) -> Option<String> {
     }
 }
 
+/// `eos_token_id` (a number or a list) from `generation_config.json`, if present.
+fn generation_eos(dir: &Path, vocab_size: usize) -> Vec<u32> {
+    let Ok(config) = read_json(&dir.join("generation_config.json")) else {
+        return Vec::new();
+    };
+    let ids: Vec<u64> = match &config["eos_token_id"] {
+        Value::Array(list) => list.iter().filter_map(Value::as_u64).collect(),
+        v => v.as_u64().into_iter().collect(),
+    };
+    ids.into_iter()
+        .filter(|&id| id < vocab_size as u64)
+        .map(|id| id as u32)
+        .collect()
+}
+
 fn read_json(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
@@ -97,7 +113,8 @@ fn read_json(path: &Path) -> Result<Value> {
 }
 
 impl Tokenizer {
-    /// Loads `dir/tokenizer.json` (+ `tokenizer_config.json` if present).
+    /// Loads `dir/tokenizer.json` (+ `tokenizer_config.json`, `chat_template.jinja` and
+    /// `generation_config.json` when present).
     pub fn from_hf_dir(dir: &Path) -> Result<Self> {
         let json_path = dir.join("tokenizer.json");
         let tok = tokenizers::Tokenizer::from_file(&json_path)
@@ -136,6 +153,11 @@ impl Tokenizer {
         let id_of = |t: &Option<String>| t.as_deref().and_then(|t| tok.token_to_id(t));
         let bos = id_of(&bos_text);
         let mut eog: Vec<u32> = id_of(&eos_text).into_iter().collect();
+        for id in generation_eos(dir, n) {
+            if !eog.contains(&id) {
+                eog.push(id);
+            }
+        }
         for t in EOG_TEXTS {
             match tok.token_to_id(t) {
                 Some(id) if !eog.contains(&id) => eog.push(id),

@@ -1,6 +1,12 @@
 //! Tokenizers: GGUF-embedded vocabularies (byte-level BPE and SentencePiece, matching
 //! llama.cpp token for token) and HF `tokenizer.json` directories, plus streaming
 //! detokenization and the model's chat template.
+//!
+//! Decoding concatenates each token's raw bytes ([`Tokenizer::token_to_piece`]); the only
+//! rewrite is dropping the space a SentencePiece vocabulary prepends, from the first
+//! decoded token (as HF's decoders do). No `clean_up_tokenization_spaces`, so
+//! `decode(encode(text)) == text` for byte-level vocabularies and streaming with
+//! [`IncrementalDecoder`] yields exactly what [`Tokenizer::decode`] does.
 
 mod byte_level;
 mod gguf_bpe;
@@ -37,13 +43,16 @@ pub struct Tokenizer {
 /// Where encoding happens.
 enum Model {
     /// A GGUF vocabulary and its algorithm.
-    Gguf {
-        vocab: Vocab,
-        specials: SpecialMatcher,
-        algo: Algo,
-    },
+    Gguf(Box<GgufModel>),
     /// An HF `tokenizers` tokenizer.
     Hf(Box<hf::HfModel>),
+}
+
+/// A GGUF vocabulary with its special-token matcher and algorithm.
+struct GgufModel {
+    vocab: Vocab,
+    specials: SpecialMatcher,
+    algo: Algo,
 }
 
 /// The GGUF tokenization algorithm.
@@ -59,11 +68,12 @@ impl Tokenizer {
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
         match &self.model {
             Model::Hf(hf) => hf.encode(text, add_special, parse_special),
-            Model::Gguf {
-                vocab,
-                specials,
-                algo,
-            } => {
+            Model::Gguf(g) => {
+                let GgufModel {
+                    vocab,
+                    specials,
+                    algo,
+                } = &**g;
                 let mut out = Vec::new();
                 if add_special && self.add_bos {
                     out.extend(self.bos);
@@ -142,7 +152,7 @@ impl Tokenizer {
     /// The id of a token spelled as in the vocabulary (e.g. `<|im_start|>`, `Ġthe`).
     pub fn token_id(&self, token: &str) -> Option<u32> {
         match &self.model {
-            Model::Gguf { vocab, .. } => vocab.token_to_id.get(token).copied(),
+            Model::Gguf(g) => g.vocab.token_to_id.get(token).copied(),
             Model::Hf(hf) => hf.token_id(token),
         }
     }
@@ -156,12 +166,10 @@ impl Tokenizer {
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.model {
-            Model::Gguf {
-                algo: Algo::Bpe(_), ..
-            } => "gguf-bpe",
-            Model::Gguf {
-                algo: Algo::Spm(_), ..
-            } => "gguf-spm",
+            Model::Gguf(g) => match g.algo {
+                Algo::Bpe(_) => "gguf-bpe",
+                Algo::Spm(_) => "gguf-spm",
+            },
             Model::Hf(_) => "hf",
         };
         f.debug_struct("Tokenizer")

@@ -181,7 +181,7 @@ impl Vocab {
             })
             .map(|(i, parse_only)| (self.tokens[i].clone(), i as u32, parse_only))
             .collect();
-        out.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        out.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
         out
     }
 

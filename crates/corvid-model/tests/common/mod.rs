@@ -2,20 +2,13 @@
 
 #![allow(dead_code)] // each test binary uses a subset
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use corvid_model::default_model::corvid_home;
 use corvid_model::gguf::GgufFile;
 use corvid_model::tokenizer::Tokenizer;
-
-/// `$CORVID_HOME`, else `~/.cache/corvid`.
-pub fn corvid_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("CORVID_HOME") {
-        return PathBuf::from(h);
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache").join("corvid")
-}
 
 /// A file installed by `crates/corvid-model/tests/install_vocab.sh`; panics (fails the
 /// test) with instructions when it is missing.
@@ -30,10 +23,20 @@ pub fn vocab_file(name: &str) -> PathBuf {
     path
 }
 
-/// The tokenizer of `ggml-vocab-{name}.gguf`.
+/// The tokenizer of `ggml-vocab-{name}.gguf`, loaded once per test binary.
 pub fn gguf_vocab(name: &str) -> Arc<Tokenizer> {
-    let file = GgufFile::open(vocab_file(&format!("ggml-vocab-{name}.gguf"))).unwrap();
-    Arc::new(Tokenizer::from_gguf(&file).unwrap())
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Tokenizer>>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    cache
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let file = GgufFile::open(vocab_file(&format!("ggml-vocab-{name}.gguf"))).unwrap();
+            Arc::new(Tokenizer::from_gguf(&file).unwrap())
+        })
+        .clone()
 }
 
 /// llama.cpp's test vectors for a vocab, read as `tests/test-tokenizer-0.cpp` does:
