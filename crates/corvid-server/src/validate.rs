@@ -99,17 +99,18 @@ pub fn sampling_params(
             m
         }
     };
-    let min_tokens =
-        match f.min_tokens {
-            None => 0,
-            Some(m) if m >= 0 && (m as usize) <= max_tokens => m as usize,
-            Some(m) => return Err(ApiError::invalid(
+    let min_tokens = match f.min_tokens {
+        None => 0,
+        Some(m) if m >= 0 && (m as usize) <= max_tokens => m as usize,
+        Some(m) => {
+            return Err(ApiError::invalid(
                 "min_tokens",
                 format!(
                     "`min_tokens` must be between 0 and the token budget ({max_tokens}), got {m}."
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let params = SamplingParams {
         n: n as usize,
         temperature: f.temperature.unwrap_or(d.temperature),
