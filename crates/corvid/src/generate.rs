@@ -41,6 +41,9 @@ pub struct GenerateArgs {
     /// Stop strings.
     #[arg(long)]
     stop: Vec<String>,
+    /// Keep generating past the end-of-sequence token.
+    #[arg(long)]
+    ignore_eos: bool,
     /// Print one JSON object per prompt instead of plain text.
     #[arg(long)]
     json: bool,
@@ -108,6 +111,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
         max_tokens: Some(args.max_tokens),
         stop: args.stop.clone(),
+        ignore_eos: args.ignore_eos,
         ..SamplingParams::default()
     };
     let outputs = llm.generate_with_progress(&prompts, &params, prompts.len() > 1)?;

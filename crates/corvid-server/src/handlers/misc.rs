@@ -1,0 +1,120 @@
+//! `/health`, `/version`, `/v1/models`, `/tokenize`, `/detokenize`, `/metrics`, and the
+//! 404 fallback.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::chat::render_chat;
+use super::common::{check_token_ids, encode, token_text};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::metrics::CONTENT_TYPE;
+use crate::protocol::misc::{
+    DetokenizeRequest, DetokenizeResponse, ModelCard, ModelList, TokenizeRequest, TokenizeResponse,
+    VersionResponse,
+};
+use crate::state::AppState;
+
+/// `GET /health`: 200 once the model is loaded, 503 while loading or draining.
+pub async fn health(State(state): State<Arc<AppState>>) -> Result<StatusCode, ApiError> {
+    state.engine()?;
+    Ok(StatusCode::OK)
+}
+
+/// `GET /version`.
+pub async fn version() -> Json<VersionResponse> {
+    Json(VersionResponse {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// `GET /v1/models`: the one served model.
+pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<ModelList>, ApiError> {
+    let engine = state
+        .engine_opt()
+        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    Ok(Json(ModelList {
+        object: "list".into(),
+        data: vec![ModelCard {
+            id: state.served_model_name.clone(),
+            object: "model".into(),
+            created: state.created,
+            owned_by: "corvid".into(),
+            root: state.model_root.clone(),
+            parent: None,
+            max_model_len: engine.max_model_len(),
+        }],
+    }))
+}
+
+/// `POST /tokenize`: a `prompt`, or chat `messages` rendered with the chat template.
+pub async fn tokenize(
+    State(state): State<Arc<AppState>>,
+    ApiJson(req): ApiJson<TokenizeRequest>,
+) -> Result<Json<TokenizeResponse>, ApiError> {
+    state.check_model(req.model.as_deref())?;
+    let engine = state
+        .engine_opt()
+        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    let tok = engine.tokenizer();
+    let tokens = match (&req.prompt, &req.messages) {
+        (Some(p), None) => encode(tok, p, req.add_special_tokens.unwrap_or(true), "prompt")?,
+        (None, Some(m)) => render_chat(
+            tok,
+            m,
+            req.add_generation_prompt.unwrap_or(true),
+            req.add_special_tokens.unwrap_or(false),
+        )?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Send exactly one of `prompt` or `messages`.",
+            ))
+        }
+    };
+    let token_strs = req
+        .return_token_strs
+        .unwrap_or(false)
+        .then(|| tokens.iter().map(|&t| token_text(tok, t)).collect());
+    Ok(Json(TokenizeResponse {
+        count: tokens.len(),
+        max_model_len: engine.max_model_len(),
+        tokens,
+        token_strs,
+    }))
+}
+
+/// `POST /detokenize`.
+pub async fn detokenize(
+    State(state): State<Arc<AppState>>,
+    ApiJson(req): ApiJson<DetokenizeRequest>,
+) -> Result<Json<DetokenizeResponse>, ApiError> {
+    state.check_model(req.model.as_deref())?;
+    let engine = state
+        .engine_opt()
+        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    check_token_ids(engine.tokenizer(), &req.tokens, "tokens")?;
+    let prompt = engine
+        .tokenizer()
+        .decode(&req.tokens, false)
+        .map_err(|e| ApiError::invalid("tokens", e.to_string()))?;
+    Ok(Json(DetokenizeResponse { prompt }))
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4, gauges refreshed from the engine.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    state.refresh_gauges();
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// 404 for unknown paths, in OpenAI's error shape.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found_route(uri.path())
+}

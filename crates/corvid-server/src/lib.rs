@@ -1,0 +1,33 @@
+//! corvid's HTTP server: the OpenAI-compatible API (`/v1/completions`,
+//! `/v1/chat/completions`, `/v1/models`), vLLM's extras (`/health`, `/version`,
+//! `/tokenize`, `/detokenize`) and Prometheus `/metrics`, over a
+//! [`corvid_engine::EngineHandle`].
+//!
+//! The flow, one way: body → [`protocol`] type (via [`extract::ApiJson`], so bad bodies
+//! are OpenAI-style errors) → [`validate`] (tokenized prompt, checked
+//! `SamplingParams`) → engine → [`sse`] chunks or one JSON response. Every failure is an
+//! [`error::ApiError`]; every metric name lives in [`metrics::names`].
+//!
+//! The binary calls it like this:
+//! ```no_run
+//! # async fn f(args: corvid_server::ServeArgs) -> anyhow::Result<()> {
+//! let config = args.to_config()?;          // ServeArgs is #[command(flatten)]-ed by `corvid serve`
+//! corvid_server::serve(config).await       // returns Ok after a graceful SIGTERM/SIGINT drain
+//! # }
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod metrics;
+pub mod middleware;
+pub mod protocol;
+pub mod server;
+pub mod sse;
+pub mod state;
+pub mod validate;
+
+pub use config::{ServeArgs, ServerConfig};
+pub use error::ApiError;
+pub use server::{router, serve, shutdown_signal, Server};

@@ -1,0 +1,140 @@
+//! The engine's stats callbacks → Prometheus counters, histograms and step gauges.
+//! Runs on the engine thread: only atomic updates, no locks held across calls.
+
+use corvid_engine::{IterationStats, RequestStats, StatsSink};
+
+use super::{EngineGauges, Metrics};
+
+impl StatsSink for Metrics {
+    fn on_step(&self, s: &IterationStats) {
+        self.batch_size.observe(s.batch_size as f64);
+        self.tokens_per_step.observe(s.num_tokens as f64);
+        self.v_iteration_tokens.observe(s.num_tokens as f64);
+        self.prompt_tokens.inc_by(s.num_prompt_tokens as u64);
+        self.v_prompt_tokens.inc_by(s.num_prompt_tokens as u64);
+        self.generation_tokens
+            .inc_by(s.num_generation_tokens as u64);
+        self.v_generation_tokens
+            .inc_by(s.num_generation_tokens as u64);
+        self.preemptions.inc_by(s.num_preemptions as u64);
+        self.prefix_cache_hit_tokens
+            .inc_by(s.num_cached_tokens as u64);
+        self.v_prefix_hits.inc_by(s.num_cached_tokens as u64);
+        self.v_prefix_queries.inc_by(s.num_prefix_queries as u64);
+        self.v_preemptions.inc_by(s.num_preemptions as u64);
+        self.set_engine_gauges(&EngineGauges {
+            running: s.num_running,
+            waiting: s.num_waiting,
+            kv_blocks_used: s.kv_blocks_used,
+            kv_blocks_total: s.kv_blocks_total,
+            kv_bytes: None,
+            busy_fraction: s.busy_fraction,
+        });
+    }
+
+    fn on_request_finished(&self, r: &RequestStats) {
+        let reason = r.finish_reason.as_str();
+        self.request_throughput.inc();
+        self.request_finished.with_label_values(&[reason]).inc();
+        self.v_request_success.with_label_values(&[reason]).inc();
+        if reason == "abort" {
+            self.request_aborted.inc();
+        }
+        self.request_latency.observe(r.e2e_seconds);
+        self.v_e2e.observe(r.e2e_seconds);
+        self.queue_time.observe(r.queue_seconds);
+        self.v_queue_time.observe(r.queue_seconds);
+        self.prefill_time.observe(r.prefill_seconds);
+        self.v_prefill_time.observe(r.prefill_seconds);
+        self.decode_time.observe(r.decode_seconds);
+        self.v_decode_time.observe(r.decode_seconds);
+        self.v_inference_time
+            .observe(r.prefill_seconds + r.decode_seconds);
+        if let Some(t) = r.ttft_seconds {
+            self.ttft.observe(t);
+            self.v_ttft.observe(t);
+        }
+        for &t in &r.inter_token_seconds {
+            self.itl.observe(t);
+            self.v_itl.observe(t);
+            self.v_tpot.observe(t);
+        }
+        self.v_prompt_len.observe(r.prompt_tokens as f64);
+        self.v_generation_len.observe(r.generation_tokens as f64);
+        self.v_params_n.observe(r.n as f64);
+        self.v_params_max_tokens.observe(r.max_tokens as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corvid_engine::FinishReason;
+
+    fn finished(reason: FinishReason) -> RequestStats {
+        RequestStats {
+            finish_reason: reason,
+            prompt_tokens: 10,
+            generation_tokens: 5,
+            cached_tokens: 4,
+            e2e_seconds: 0.3,
+            queue_seconds: 0.01,
+            prefill_seconds: 0.05,
+            decode_seconds: 0.2,
+            ttft_seconds: Some(0.06),
+            inter_token_seconds: vec![0.05; 4],
+            n: 1,
+            max_tokens: 16,
+        }
+    }
+
+    #[test]
+    fn request_finished_fills_counters_and_histograms() {
+        let m = Metrics::new("m");
+        m.on_request_finished(&finished(FinishReason::Stop));
+        m.on_request_finished(&finished(FinishReason::Abort));
+        let t = m.encode();
+        assert!(
+            t.contains("vllm_request_throughput{model_name=\"m\"} 2"),
+            "{t}"
+        );
+        assert!(t.contains("vllm_request_aborted_total{model_name=\"m\"} 1"));
+        assert!(
+            t.contains("vllm_request_finished_total{finished_reason=\"stop\",model_name=\"m\"} 1")
+        );
+        assert!(
+            t.contains("vllm:request_success_total{finished_reason=\"abort\",model_name=\"m\"} 1")
+        );
+        assert!(t.contains("vllm_request_latency_seconds_count{model_name=\"m\"} 2"));
+        assert!(t.contains("vllm_inter_token_latency_seconds_count{model_name=\"m\"} 8"));
+    }
+
+    #[test]
+    fn step_fills_token_counters_and_gauges() {
+        let m = Metrics::new("m");
+        m.on_step(&IterationStats {
+            num_running: 2,
+            num_waiting: 1,
+            kv_blocks_used: 5,
+            kv_blocks_total: 10,
+            batch_size: 2,
+            num_tokens: 12,
+            num_prompt_tokens: 10,
+            num_generation_tokens: 2,
+            num_preemptions: 1,
+            num_cached_tokens: 4,
+            num_prefix_queries: 10,
+            step_seconds: 0.02,
+            busy_fraction: 0.9,
+        });
+        let t = m.encode();
+        assert!(t.contains("vllm_prompt_tokens_total{model_name=\"m\"} 10"));
+        assert!(t.contains("vllm:generation_tokens_total{model_name=\"m\"} 2"));
+        assert!(t.contains("vllm_preemptions_total{model_name=\"m\"} 1"));
+        assert!(t.contains("vllm_running_requests{model_name=\"m\"} 2"));
+        assert!(t.contains("vllm_kv_cache_usage_ratio{model_name=\"m\"} 0.5"));
+        assert!(t.contains("vllm_batch_size_count{model_name=\"m\"} 1"));
+        assert!(t.contains("vllm_prefix_cache_hit_tokens_total{model_name=\"m\"} 4"));
+        assert!(t.contains("vllm:prefix_cache_queries_total{model_name=\"m\"} 10"));
+    }
+}

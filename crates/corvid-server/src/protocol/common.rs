@@ -1,0 +1,108 @@
+//! Protocol pieces shared by completions and chat: `stop`, `stream_options`, `usage`,
+//! and the sampling fields both requests accept (vLLM's names).
+
+use serde::{Deserialize, Serialize};
+
+/// `stop`: one string or a list of strings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StopField {
+    /// A single stop string.
+    One(String),
+    /// Several stop strings.
+    Many(Vec<String>),
+}
+
+impl StopField {
+    /// The stop strings as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StopField::One(s) => vec![s],
+            StopField::Many(v) => v,
+        }
+    }
+}
+
+/// `stream_options`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StreamOptions {
+    /// Send a last chunk with `usage` and no choices.
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// Token counts of a request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated, summed over the `n` choices.
+    pub completion_tokens: usize,
+    /// `prompt_tokens + completion_tokens`.
+    pub total_tokens: usize,
+    /// Details of the prompt tokens (prefix-cache hits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens served from the prefix cache.
+    pub cached_tokens: usize,
+}
+
+impl Usage {
+    /// Usage from prompt, completion and cached token counts.
+    pub fn new(prompt_tokens: usize, completion_tokens: usize, cached_tokens: usize) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+            prompt_tokens_details: (cached_tokens > 0)
+                .then_some(PromptTokensDetails { cached_tokens }),
+        }
+    }
+}
+
+/// The sampling fields of a request, as written by the client (not yet checked).
+/// Built from either request type, checked by [`crate::validate`].
+#[derive(Debug, Clone, Default)]
+pub struct SamplingFields {
+    /// Number of choices.
+    pub n: Option<i64>,
+    /// Temperature (0 = greedy).
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    pub top_p: Option<f32>,
+    /// Top-k (-1 or 0 = off).
+    pub top_k: Option<i64>,
+    /// Min-p.
+    pub min_p: Option<f32>,
+    /// Repetition penalty (1 = off).
+    pub repetition_penalty: Option<f32>,
+    /// Presence penalty.
+    pub presence_penalty: Option<f32>,
+    /// Frequency penalty.
+    pub frequency_penalty: Option<f32>,
+    /// RNG seed.
+    pub seed: Option<i64>,
+    /// Token budget (`max_tokens`, or chat's `max_completion_tokens`).
+    pub max_tokens: Option<i64>,
+    /// The name the budget came from, for error messages.
+    pub max_tokens_field: &'static str,
+    /// Minimum tokens before EOS/stop may end the request.
+    pub min_tokens: Option<i64>,
+    /// Stop strings.
+    pub stop: Option<StopField>,
+    /// Stop token ids.
+    pub stop_token_ids: Option<Vec<u32>>,
+    /// Keep generating past EOS.
+    pub ignore_eos: Option<bool>,
+    /// Number of top logprobs per token (`None` = no logprobs).
+    pub logprobs: Option<i64>,
+    /// The name logprobs came from, for error messages.
+    pub logprobs_field: &'static str,
+    /// Drop special tokens from the text.
+    pub skip_special_tokens: Option<bool>,
+}

@@ -1,0 +1,11 @@
+//! OpenAI-compatible wire types (as vLLM accepts them): plain serde structs, no logic
+//! beyond gathering the sampling fields for [`crate::validate`].
+
+pub mod chat;
+pub mod common;
+pub mod completion;
+pub mod misc;
+
+pub use chat::{ChatCompletionRequest, ChatCompletionResponse};
+pub use common::{SamplingFields, StopField, StreamOptions, Usage};
+pub use completion::{CompletionRequest, CompletionResponse, PromptField};

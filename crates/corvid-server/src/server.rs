@@ -1,0 +1,245 @@
+//! The router, the listeners, model loading and the graceful drain.
+//!
+//! Start-up: bind (so /health answers 503 at once), load the model on a blocking
+//! thread, then /health turns 200. Shutdown (SIGTERM/SIGINT or the caller's future):
+//! /health turns 503, new generation requests get 503, in-flight requests run to
+//! their end for at most `shutdown_timeout`; then the listeners close and `run`
+//! returns `Ok` — the process exits 0.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+use axum::Router;
+use corvid_engine::{EngineHandle, StatsSink};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ServerConfig;
+use crate::handlers::{chat, completions, misc};
+use crate::metrics::{self, Metrics};
+use crate::middleware::{request_id, require_api_key};
+use crate::state::AppState;
+
+/// Builds the API router over `state`.
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    let protected = Router::new()
+        .route("/v1/completions", post(completions::completions))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/models", get(misc::models))
+        .route("/tokenize", post(misc::tokenize))
+        .route("/detokenize", post(misc::detokenize))
+        .route_layer(from_fn_with_state(Arc::clone(&state), require_api_key));
+    Router::new()
+        .route("/health", get(misc::health))
+        .route("/version", get(misc::version))
+        .route("/metrics", get(misc::metrics))
+        .merge(protected)
+        .fallback(misc::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::http::track,
+        ))
+        .layer(from_fn(request_id))
+        .with_state(state)
+}
+
+/// The router of the separate `--metrics-port` listener (only `/metrics`).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(misc::metrics))
+        .with_state(state)
+}
+
+/// A bound, not yet running server. [`Server::run`] loads the model and serves.
+pub struct Server {
+    config: ServerConfig,
+    state: Arc<AppState>,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+}
+
+impl Server {
+    /// Binds the API port (and the metrics port, if any). Port 0 picks a free port.
+    pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+        let served = config.served_model_name();
+        let mut config = config;
+        config.engine.served_model_name = Some(served.clone());
+        let metrics = Arc::new(Metrics::new(&served));
+        let root = config.engine.model.display().to_string();
+        let state = Arc::new(AppState::new(metrics, served, root, config.api_key.clone()));
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let metrics_listener = match config.metrics_port {
+            Some(p) => {
+                let addr = format!("{}:{p}", config.host);
+                Some(
+                    TcpListener::bind(&addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr}"))?,
+                )
+            }
+            None => None,
+        };
+        Ok(Server {
+            config,
+            state,
+            listener,
+            metrics_listener,
+        })
+    }
+
+    /// The API address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The separate metrics address, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener has an address"))
+    }
+
+    /// Serves until `shutdown` completes, then drains (see the module docs).
+    /// Returns an error if the model cannot be loaded or a listener fails.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            config,
+            state,
+            listener,
+            metrics_listener,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let app = router(Arc::clone(&state), config.max_body_bytes);
+        tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, "listening");
+        let api = tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        );
+        let metrics_srv = metrics_listener.map(|l| {
+            tracing::info!(addr = ?l.local_addr().ok(), "metrics listener");
+            let app = metrics_router(Arc::clone(&state));
+            tokio::spawn(
+                axum::serve(l, app)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )
+        });
+
+        let args = config.engine.clone();
+        let sink: Arc<dyn StatsSink> = Arc::clone(&state.metrics) as Arc<dyn StatsSink>;
+        let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, Some(sink)));
+        tokio::pin!(shutdown);
+        let loaded_at = Instant::now();
+        let engine = tokio::select! {
+            r = load => match r.context("model loading panicked")? {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    let _ = stop_tx.send(true);
+                    return Err(anyhow::Error::new(e).context(format!("cannot load model {}", config.engine.model.display())));
+                }
+            },
+            () = &mut shutdown => None,
+        };
+        if let Some(engine) = engine {
+            tracing::info!(
+                secs = loaded_at.elapsed().as_secs_f64(),
+                max_model_len = engine.max_model_len(),
+                "model loaded, ready"
+            );
+            state.set_engine(engine);
+            shutdown.await;
+        }
+
+        // ---- drain ----
+        tracing::info!(timeout = ?config.shutdown_timeout, "shutdown signal: draining");
+        state.start_draining();
+        let deadline = Instant::now() + config.shutdown_timeout;
+        if let Some(e) = state.engine_opt() {
+            e.shutdown();
+        }
+        let busy = |s: &AppState| s.inflight() + s.engine_opt().map_or(0, |e| e.num_unfinished());
+        while busy(&state) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = busy(&state);
+        if left > 0 {
+            tracing::warn!(
+                requests = state.inflight(),
+                "shutdown timeout: cutting off in-flight requests"
+            );
+            state.metrics.inc_timeouts(state.inflight().max(1));
+        }
+        let _ = stop_tx.send(true);
+        let grace = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(500));
+        let mut servers = vec![api];
+        servers.extend(metrics_srv);
+        for s in servers {
+            let abort = s.abort_handle();
+            match tokio::time::timeout(grace, s).await {
+                Ok(r) => r
+                    .context("server task panicked")?
+                    .context("server failed")?,
+                Err(_) => abort.abort(),
+            }
+        }
+        tracing::info!("shut down");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is
+/// called, not when the future is first polled.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => tracing::info!("SIGTERM"),
+                        _ = i.recv() => tracing::info!("SIGINT"),
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the server until SIGTERM/SIGINT, then drains and returns `Ok` (exit 0).
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let server = Server::bind(config).await?;
+    // Install the handlers before loading the model so an early signal still drains.
+    let signal = shutdown_signal();
+    server.run(signal).await
+}

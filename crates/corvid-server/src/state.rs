@@ -1,0 +1,138 @@
+//! State shared by every handler: the engine (set once loaded), metrics, flags.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use corvid_engine::EngineHandle;
+
+use crate::error::ApiError;
+use crate::metrics::{EngineGauges, EngineInfo, Metrics};
+
+/// Shared server state.
+pub struct AppState {
+    engine: OnceLock<EngineHandle>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The name the model is served under.
+    pub served_model_name: String,
+    /// The model path (shown as `root` by /v1/models).
+    pub model_root: String,
+    /// Unix seconds at start.
+    pub created: u64,
+    /// Required bearer key.
+    pub api_key: Option<String>,
+    draining: AtomicBool,
+    inflight: AtomicUsize,
+}
+
+impl AppState {
+    /// New state, engine not loaded yet.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        served_model_name: String,
+        model_root: String,
+        api_key: Option<String>,
+    ) -> Self {
+        AppState {
+            engine: OnceLock::new(),
+            metrics,
+            served_model_name,
+            model_root,
+            created: unix_now(),
+            api_key,
+            draining: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Installs the loaded engine and publishes its configuration.
+    pub fn set_engine(&self, engine: EngineHandle) {
+        let s = engine.snapshot();
+        self.metrics.set_engine_info(&EngineInfo {
+            block_size: s.block_size,
+            num_gpu_blocks: s.kv_blocks_total,
+            max_num_seqs: s.max_num_seqs,
+            max_num_batched_tokens: s.max_num_batched_tokens,
+            enable_prefix_caching: s.enable_prefix_caching,
+            max_model_len: engine.max_model_len(),
+        });
+        let _ = self.engine.set(engine);
+    }
+
+    /// The engine, if loaded.
+    pub fn engine_opt(&self) -> Option<&EngineHandle> {
+        self.engine.get()
+    }
+
+    /// The engine, or 503 while loading / draining.
+    pub fn engine(&self) -> Result<&EngineHandle, ApiError> {
+        if self.is_draining() {
+            return Err(ApiError::unavailable("The server is shutting down."));
+        }
+        self.engine
+            .get()
+            .ok_or_else(|| ApiError::unavailable("The model is still loading."))
+    }
+
+    /// Checks the request's `model` against the served name (404 if it differs).
+    pub fn check_model(&self, model: Option<&str>) -> Result<(), ApiError> {
+        match model {
+            Some(m) if !m.is_empty() && m != self.served_model_name => {
+                Err(ApiError::model_not_found(m))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// True once a shutdown signal arrived.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Starts draining: /health turns 503, new generation requests are refused.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Generation requests whose HTTP response is still being produced.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::SeqCst)
+    }
+
+    /// Counts one in-flight generation until the guard drops.
+    pub fn inflight_guard(self: &Arc<Self>) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        InflightGuard(Arc::clone(self))
+    }
+
+    /// Refreshes the gauges from the engine's snapshot (at scrape time).
+    pub fn refresh_gauges(&self) {
+        if let Some(e) = self.engine.get() {
+            let s = e.snapshot();
+            self.metrics.set_engine_gauges(&EngineGauges {
+                running: s.running,
+                waiting: s.waiting,
+                kv_blocks_used: s.kv_blocks_used,
+                kv_blocks_total: s.kv_blocks_total,
+                kv_bytes: Some(s.kv_bytes),
+                busy_fraction: s.busy_fraction,
+            });
+        }
+    }
+}
+
+/// Decrements the in-flight count on drop.
+pub struct InflightGuard(Arc<AppState>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

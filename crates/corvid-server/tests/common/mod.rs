@@ -1,0 +1,139 @@
+//! Test helpers: a real corvid server on an ephemeral port, on its own thread and
+//! runtime (so one server can outlive each test's runtime), with the default model.
+
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use corvid_engine::{EngineArgs, KvCacheMemory};
+use corvid_server::{Server, ServerConfig};
+use tokio::sync::oneshot;
+
+/// Context length the test servers use (small, so "prompt too long" is cheap).
+pub const MAX_MODEL_LEN: usize = 512;
+
+/// A running test server.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, if any.
+    pub metrics_base: Option<String>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The engine arguments of the test servers.
+pub fn engine_args() -> EngineArgs {
+    EngineArgs {
+        max_model_len: Some(MAX_MODEL_LEN),
+        max_num_seqs: 8,
+        max_num_batched_tokens: 512,
+        kv_cache_memory: KvCacheMemory::Bytes(64 << 20),
+        ..EngineArgs::default()
+    }
+}
+
+/// A config on 127.0.0.1, any free port.
+pub fn config() -> ServerConfig {
+    let mut c = ServerConfig::new(engine_args());
+    c.host = "127.0.0.1".into();
+    c.port = 0;
+    c.max_body_bytes = 64 * 1024;
+    c.shutdown_timeout = Duration::from_secs(5);
+    c
+}
+
+/// Starts a server with `config` and waits until /health is 200.
+pub fn start(config: ServerConfig) -> TestServer {
+    let (addr_tx, addr_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let server = Server::bind(config).await?;
+            addr_tx
+                .send((server.local_addr(), server.metrics_addr()))
+                .unwrap();
+            server
+                .run(async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    });
+    let (addr, maddr) = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server bound");
+    let s = TestServer {
+        base: format!("http://{addr}"),
+        metrics_base: maddr.map(|a| format!("http://{a}")),
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    };
+    wait_healthy(&s.base);
+    s
+}
+
+/// Polls /health until 200 (60 s at most). Runs on its own thread, so it may be
+/// called from async tests too.
+pub fn wait_healthy(base: &str) {
+    let url = format!("{base}/health");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        rt.block_on(async {
+            loop {
+                if let Ok(r) = reqwest::get(&url).await {
+                    if r.status() == 200 {
+                        return;
+                    }
+                }
+                assert!(Instant::now() < deadline, "{url} never became healthy");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    })
+    .join()
+    .expect("health poller");
+}
+
+impl TestServer {
+    /// Signals shutdown and waits for `run` to return.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.stop.take().unwrap().send(());
+        self.thread.take().unwrap().join().expect("server thread")
+    }
+}
+
+/// Splits an SSE body into its `data:` payloads.
+pub fn sse_events(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_string))
+        .collect()
+}
+
+/// Names documented in docs/metrics.md.
+pub fn documented_metric_names() -> Vec<String> {
+    let doc = include_str!("../../../../docs/metrics.md");
+    let mut names: Vec<String> = doc
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|p| p.split('{').next().unwrap().to_string())
+        .filter(|n| {
+            (n.starts_with("vllm_") || n.starts_with("vllm:"))
+                && !n.contains('[')
+                && !n.contains('(')
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
