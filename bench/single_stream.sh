@@ -7,11 +7,14 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 REPS="${REPS:-5}"
 write_env single-stream
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -x "$LLAMA_BIN/llama-bench" ]; then
   timeout 900 "$LLAMA_BIN/llama-bench" -m "$GGUF" -t "$THREADS" -p 128 -n 128 -r "$REPS" -o json \
     > "$OUT/llama-bench.json"
-  timeout 900 "$LLAMA_BIN/llama-bench" -m "$GGUF" -t "$THREADS" -p 128 -n 128 -r "$REPS" -o md \
-    | tee "$OUT/llama-bench.md"
+  python3 -c 'import json,sys
+for t in json.load(open(sys.argv[1])):
+    k = "pp%d" % t["n_prompt"] if t["n_prompt"] else "tg%d" % t["n_gen"]
+    print("llama-bench %s: %.2f ± %.2f t/s" % (k, t["avg_ts"], t["stddev_ts"]))' "$OUT/llama-bench.json"
 else
   echo "llama-bench not found in $LLAMA_BIN (build it with shared/peers/llama-server.sh)" >&2
 fi

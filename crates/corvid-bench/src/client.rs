@@ -159,7 +159,7 @@ async fn follow(
     let resp = tokio::time::timeout(idle, client.post(url).json(body).send())
         .await
         .map_err(|_| ("timeout", format!("no response headers in {idle:?}")))?
-        .map_err(|e| (classify(&e), e.to_string()))?;
+        .map_err(|e| (classify(&e), error_chain(&e)))?;
     let status = resp.status();
     if !status.is_success() {
         let text = tokio::time::timeout(idle, resp.text())
@@ -190,7 +190,7 @@ async fn follow(
         let bytes = match next {
             None => break,
             Some(Ok(b)) => b,
-            Some(Err(e)) => return Err(("incomplete_stream", e.to_string())),
+            Some(Err(e)) => return Err(("incomplete_stream", error_chain(&e))),
         };
         for data in parser.push(&bytes).map_err(|e| ("bad_stream", e))? {
             if data.trim() == "[DONE]" {
@@ -238,6 +238,18 @@ async fn follow(
         return Err(("incomplete_stream", "stream ended without [DONE]".into()));
     }
     Ok(())
+}
+
+/// An error with its causes (`a: b: c`), since reqwest's own message hides them.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
 }
 
 fn truncate(s: &str, n: usize) -> String {

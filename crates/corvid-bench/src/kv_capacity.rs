@@ -19,10 +19,12 @@ pub struct KvCapacity {
     pub mean_blocks_per_request: f64,
     /// Sequences that fit with max-length reservations.
     pub contiguous_max_seqs: usize,
-    /// Workload sequences that fit with paged allocation (taken in workload order
-    /// until the pool is full; the full workload if it all fits).
+    /// Sequences that fit with paged allocation: workload requests taken in order until
+    /// the pool is full; when the whole workload fits, the pool divided by the mean
+    /// blocks per request (the same mix, repeated).
     pub paged_max_seqs: usize,
-    /// True when every workload request fit, so `paged_max_seqs` is a lower bound.
+    /// True when every workload request fit at once (`paged_max_seqs` is then the
+    /// mean-based estimate).
     pub paged_all_fit: bool,
     /// `paged_max_seqs / contiguous_max_seqs` (infinite shown as 0 when nothing fits contiguously).
     pub ratio: f64,
@@ -55,6 +57,10 @@ pub fn kv_capacity(
     } else {
         needs.iter().sum::<usize>() as f64 / needs.len() as f64
     };
+    let paged_all_fit = paged == needs.len();
+    if paged_all_fit && mean > 0.0 {
+        paged = (blocks_total as f64 / mean).floor() as usize;
+    }
     KvCapacity {
         blocks_total,
         block_size: bs,
@@ -63,7 +69,7 @@ pub fn kv_capacity(
         mean_blocks_per_request: mean,
         contiguous_max_seqs,
         paged_max_seqs: paged,
-        paged_all_fit: paged == needs.len(),
+        paged_all_fit,
         ratio: if contiguous_max_seqs > 0 {
             paged as f64 / contiguous_max_seqs as f64
         } else {
@@ -85,5 +91,9 @@ mod tests {
         assert_eq!(k.paged_max_seqs, 14);
         assert!(!k.paged_all_fit);
         assert!((k.ratio - 14.0 / 3.0).abs() < 1e-9);
+        // A workload that fits whole: capacity estimated from its mean need.
+        let k = kv_capacity(100, 16, 0, 512, &[100, 100]);
+        assert!(k.paged_all_fit);
+        assert_eq!(k.paged_max_seqs, 14);
     }
 }

@@ -125,17 +125,17 @@ impl ServeMetrics {
             "Total token throughput (tok/s):",
             format!("{:.2}", self.total_token_throughput),
         );
-        for (name, sm) in [
-            ("Time to First Token", &self.ttft_ms),
-            ("Time per Output Token (excl. 1st token)", &self.tpot_ms),
-            ("Inter-token Latency", &self.itl_ms),
-            ("End-to-end Latency", &self.e2el_ms),
+        for (name, abbrev, sm) in [
+            ("Time to First Token", "TTFT", &self.ttft_ms),
+            (
+                "Time per Output Token (excl. 1st token)",
+                "TPOT",
+                &self.tpot_ms,
+            ),
+            ("Inter-token Latency", "ITL", &self.itl_ms),
+            ("End-to-end Latency", "E2EL", &self.e2el_ms),
         ] {
             s.push_str(&format!("{:-^54}\n", format!(" {name} ")));
-            let abbrev = name
-                .split_whitespace()
-                .map(|w| w.chars().next().unwrap_or(' '))
-                .collect::<String>();
             line(
                 &mut s,
                 &format!("Mean {abbrev} (ms):"),

@@ -143,7 +143,10 @@ fn http_client(args: &ServeBenchArgs) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(10))
-        .pool_max_idle_per_host(1024)
+        // A fresh connection per request: servers that close idle keep-alive connections
+        // (llama-server does) otherwise make a reused connection fail at send time.
+        // Connecting to a local server costs well under a millisecond.
+        .pool_max_idle_per_host(0)
         .build()
         .with_context(|| format!("building the HTTP client for {}", args.base_url))
 }

@@ -388,7 +388,7 @@ pub fn render(rep: &ThroughputReport) -> String {
             t.peak_running, t.peak_blocks_used, k.blocks_total, t.preemptions,
             t.ttft_ms.mean, t.ttft_ms.p50, t.ttft_ms.p99,
             k.blocks_total, k.block_size, k.kv_bytes >> 20, k.max_model_len, k.contiguous_max_seqs,
-            k.mean_blocks_per_request, if k.paged_all_fit { ">=" } else { "" }, k.paged_max_seqs, k.ratio,
+            k.mean_blocks_per_request, if k.paged_all_fit { "~" } else { "" }, k.paged_max_seqs, k.ratio,
         );
     }
     if let Some(r) = &rep.single_stream {
