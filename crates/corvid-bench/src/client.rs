@@ -34,7 +34,7 @@ impl Api {
 pub struct Timeouts {
     /// Whole request, connect to last byte.
     pub total: Duration,
-    /// Longest silence between two stream chunks.
+    /// Longest silence between two chunks once the first token has arrived.
     pub idle: Duration,
 }
 
@@ -156,9 +156,13 @@ async fn follow(
     start: Instant,
     r: &mut RequestResult,
 ) -> Result<(), Failure> {
-    let resp = tokio::time::timeout(idle, client.post(url).json(body).send())
+    // Headers and the first token may wait behind a queue: only the total timeout
+    // bounds them. Once tokens flow, a gap longer than `idle` is a stall.
+    let resp = client
+        .post(url)
+        .json(body)
+        .send()
         .await
-        .map_err(|_| ("timeout", format!("no response headers in {idle:?}")))?
         .map_err(|e| (classify(&e), error_chain(&e)))?;
     let status = resp.status();
     if !status.is_success() {
@@ -184,9 +188,13 @@ async fn follow(
     let mut chunks = 0usize;
     let mut finished = false;
     loop {
-        let next = tokio::time::timeout(idle, stream.next())
-            .await
-            .map_err(|_| ("timeout", format!("stream stalled for {idle:?}")))?;
+        let next = if last.is_some() {
+            tokio::time::timeout(idle, stream.next())
+                .await
+                .map_err(|_| ("timeout", format!("stream stalled for {idle:?}")))?
+        } else {
+            stream.next().await
+        };
         let bytes = match next {
             None => break,
             Some(Ok(b)) => b,

@@ -72,7 +72,8 @@ pub struct ServeBenchArgs {
     /// Seconds one request may take in total.
     #[arg(long, default_value_t = 600.0)]
     pub request_timeout: f64,
-    /// Seconds of silence (no header, no chunk) after which a request fails.
+    /// Seconds of silence between streamed chunks (after the first token) after which a
+    /// request fails; waiting for the first token is bounded by --request-timeout only.
     #[arg(long, default_value_t = 120.0)]
     pub idle_timeout: f64,
     /// Tokenizer for building prompts: a GGUF or HF folder (default: the default model).
