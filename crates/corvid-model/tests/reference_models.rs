@@ -214,6 +214,9 @@ fn load_time_quantization_stays_close_to_f32() {
         let err = max_abs(&got, &want);
         let bound = if q == "q8_0" { 0.05 } else { 0.5 };
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(err < bound * scale.max(1.0), "{q}: max abs logit error {err} vs f32 (logits up to {scale})");
+        assert!(
+            err < bound * scale.max(1.0),
+            "{q}: max abs logit error {err} vs f32 (logits up to {scale})"
+        );
     }
 }

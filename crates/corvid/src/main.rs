@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Generate text offline from one prompt or a file of prompts.
     Generate(generate::GenerateArgs),
+    /// Serve the OpenAI-compatible API and Prometheus /metrics.
+    Serve(corvid_server::ServeArgs),
 }
 
 fn main() {
@@ -32,6 +34,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Serve(args) => args.to_config().and_then(|config| {
+            tokio::runtime::Runtime::new()?.block_on(corvid_server::serve(config))
+        }),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
