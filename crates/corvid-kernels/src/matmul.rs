@@ -1,6 +1,8 @@
 //! Weight matrices in their compute format and the batched `out = x · Wᵀ` product.
 
-use crate::dot::{dot_f32, dot_q4_0_q8_0, dot_q4_1_q8_1, dot_q8_0_q8_0};
+use crate::dot::{
+    dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q8_0_q8_0_multi, MAX_MULTI,
+};
 use crate::quant::quantize::{quantize_q8_0, quantize_q8_1};
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
 use rayon::prelude::*;
@@ -119,12 +121,16 @@ impl QMatrix {
         let run = |task: usize| {
             let r0 = task * ROWS_PER_TASK;
             let r1 = (r0 + ROWS_PER_TASK).min(rows);
-            for t in 0..n {
+            let mut buf = [0.0f32; MAX_MULTI];
+            for t0 in (0..n).step_by(MAX_MULTI) {
+                let tc = MAX_MULTI.min(n - t0);
                 for r in r0..r1 {
-                    let v = self.dot_row(r, &acts, t);
-                    let p = ptr;
-                    // SAFETY: (t, r) is written by exactly this task; index < n * rows.
-                    unsafe { *p.0.add(t * rows + r) = v };
+                    self.dot_rows(r, &acts, t0, &mut buf[..tc]);
+                    for (k, &v) in buf[..tc].iter().enumerate() {
+                        let p = ptr;
+                        // SAFETY: (t, r) is written by exactly this task; index < n * rows.
+                        unsafe { *p.0.add((t0 + k) * rows + r) = v };
+                    }
                 }
             }
         };
@@ -156,18 +162,36 @@ impl QMatrix {
         }
     }
 
+    /// Row `r` against activation rows `t0 .. t0 + out.len()` (at most [`MAX_MULTI`]).
     #[inline]
-    fn dot_row(&self, r: usize, acts: &Activations<'_>, t: usize) -> f32 {
+    fn dot_rows(&self, r: usize, acts: &Activations<'_>, t0: usize, out: &mut [f32]) {
         let c = self.cols;
         let nb = c / QK;
-        let (w, a) = (r * nb..(r + 1) * nb, t * nb..(t + 1) * nb);
+        let w = r * nb..(r + 1) * nb;
+        fn rows_of<'b, B>(q: &'b [B], nb: usize, t0: usize, n: usize) -> [&'b [B]; MAX_MULTI] {
+            let mut ys = [&q[..0]; MAX_MULTI];
+            for (k, y) in ys.iter_mut().enumerate().take(n) {
+                *y = &q[(t0 + k) * nb..(t0 + k + 1) * nb];
+            }
+            ys
+        }
+        let n = out.len();
         match (&self.data, acts) {
             (WeightData::F32(v), Activations::F32(x)) => {
-                dot_f32(&v[r * c..(r + 1) * c], &x[t * c..(t + 1) * c])
+                for (k, o) in out.iter_mut().enumerate() {
+                    let t = t0 + k;
+                    *o = dot_f32(&v[r * c..(r + 1) * c], &x[t * c..(t + 1) * c]);
+                }
             }
-            (WeightData::Q4_0(v), Activations::Q8_0(q)) => dot_q4_0_q8_0(&v[w], &q[a]),
-            (WeightData::Q4_1(v), Activations::Q8_1(q)) => dot_q4_1_q8_1(&v[w], &q[a]),
-            (WeightData::Q8_0(v), Activations::Q8_0(q)) => dot_q8_0_q8_0(&v[w], &q[a]),
+            (WeightData::Q4_0(v), Activations::Q8_0(q)) => {
+                dot_q4_0_q8_0_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
+            (WeightData::Q4_1(v), Activations::Q8_1(q)) => {
+                dot_q4_1_q8_1_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
+            (WeightData::Q8_0(v), Activations::Q8_0(q)) => {
+                dot_q8_0_q8_0_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
             _ => unreachable!("activations are quantized to match the weights"),
         }
     }
