@@ -5,6 +5,7 @@
 
 use crate::output::TokenLogprob;
 use crate::params::SamplingParams;
+use corvid_kernels::ops::argmax;
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
@@ -44,16 +45,6 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
     let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
     let lse = max + sum.ln() as f32;
     logits.iter().map(|&l| l - lse).collect()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Indices of the `k` largest values, largest first.

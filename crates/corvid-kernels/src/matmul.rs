@@ -168,7 +168,7 @@ impl QMatrix {
         let c = self.cols;
         let nb = c / QK;
         let w = r * nb..(r + 1) * nb;
-        fn rows_of<'b, B>(q: &'b [B], nb: usize, t0: usize, n: usize) -> [&'b [B]; MAX_MULTI] {
+        fn rows_of<B>(q: &[B], nb: usize, t0: usize, n: usize) -> [&[B]; MAX_MULTI] {
             let mut ys = [&q[..0]; MAX_MULTI];
             for (k, y) in ys.iter_mut().enumerate().take(n) {
                 *y = &q[(t0 + k) * nb..(t0 + k + 1) * nb];
