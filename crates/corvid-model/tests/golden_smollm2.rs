@@ -8,13 +8,14 @@ use corvid_model::{load_model, LoadOptions};
 use numerics::*;
 use std::path::PathBuf;
 
-/// Max abs logit error allowed against llama.cpp on the first step. Both quantize
-/// activations to Q8 the same way and agree bit for bit on 1–3 token prompts; longer
-/// prompts differ by float summation order, which flips occasional Q8 roundings.
-/// llama.cpp disagrees with itself by as much: its batched prompt path and its
-/// one-token-at-a-time path differ by 0.68–0.94 (max abs) on these prompts, and
-/// corvid differs from either by 0.45–1.14.
-const MAX_ABS_LOGIT_ERROR: f32 = 1.25;
+/// Max abs logit error allowed against llama.cpp on the first step. Both multiply Q4_1
+/// weights by Q8-quantized activations, which is discontinuous: a float summation
+/// order difference flips an occasional Q8 rounding, and the flip propagates. So
+/// llama.cpp disagrees with itself (its batched prompt path and its one-token path
+/// differ by 0.68–0.94 max abs on these prompts) and with exact f32 math (by up to 1.24,
+/// per `fixtures/README.md`); corvid differs from it by 0.34–1.24. The exact-f32 check
+/// of the architecture is the safetensors test, which agrees with transformers to 0.02.
+const MAX_ABS_LOGIT_ERROR: f32 = 1.5;
 
 /// Greedy tokens must match llama.cpp exactly until the first step where llama.cpp's
 /// own top-1/top-2 gap is below this: past such a near-tie either token is a correct
