@@ -165,7 +165,7 @@ impl QMatrix {
                 }
             }
         };
-        if tasks * n * self.cols < 1 << 14 {
+        if self.rows * self.cols * n < 1 << 16 {
             (0..tasks).for_each(run);
         } else {
             (0..tasks).into_par_iter().for_each(run);
