@@ -26,10 +26,10 @@ install_model() {
 
 install_tools_venv() {
   local venv="$CORVID_HOME/venv-tools"
-  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import gguf, numpy, safetensors, tokenizers' 2>/dev/null; then
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/pip" show gguf 2>/dev/null | grep -qx "Version: 0.19.0"; then
     log "creating the tools venv (gguf, numpy, safetensors, tokenizers)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check gguf==0.17.1 numpy safetensors tokenizers
+    "$venv/bin/pip" install -q --disable-pip-version-check gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3
   fi
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, clap::Args)]
 pub struct EngineCliArgs {
     /// A .gguf file or a Hugging Face model folder; `default` (or nothing) is the
-    /// installed SmolLM2-135M-Instruct.
+    /// installed SmolLM2-135M-Instruct (also accepted by that name).
     #[arg(long, env = "CORVID_MODEL", default_value = "default")]
     pub model: String,
     /// Name reported by the API and in metrics.
@@ -52,7 +52,13 @@ pub struct EngineCliArgs {
 impl EngineCliArgs {
     /// The validated engine arguments.
     pub fn to_engine_args(&self) -> EngineArgs {
-        let model = if self.model == "default" || self.model.is_empty() {
+        let is_default = [
+            "default",
+            "",
+            corvid_model::default_model::DEFAULT_MODEL_NAME,
+        ]
+        .contains(&self.model.as_str());
+        let model = if is_default {
             corvid_model::default_model::default_model_path()
         } else {
             PathBuf::from(&self.model)

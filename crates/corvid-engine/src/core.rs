@@ -20,6 +20,20 @@ struct RequestAgg {
     generation_tokens: usize,
 }
 
+/// How the core is sized and configured.
+pub struct CoreConfig {
+    /// KV blocks in the pool.
+    pub num_blocks: usize,
+    /// Batch limits.
+    pub scheduler: SchedulerConfig,
+    /// Tokens per block.
+    pub block_size: usize,
+    /// Reuse cached prefixes.
+    pub prefix_caching: bool,
+    /// End-of-generation tokens.
+    pub eos: Vec<u32>,
+}
+
 /// State shared between the engine thread and its handles.
 pub struct Shared {
     /// Latest snapshot.
@@ -44,24 +58,23 @@ pub struct EngineCore {
 }
 
 impl EngineCore {
-    /// A core over a loaded model with a pool of `num_blocks` KV blocks.
+    /// A core over a loaded model.
     pub fn new(
         model: Arc<dyn CausalLm>,
-        num_blocks: usize,
-        cfg: SchedulerConfig,
-        block_size: usize,
-        prefix_caching: bool,
-        eos: Vec<u32>,
+        cfg: CoreConfig,
         sink: Option<Arc<dyn StatsSink>>,
         shared: Arc<Shared>,
         base_snapshot: EngineSnapshot,
     ) -> Self {
-        let kv_cache = KvCache::new(model.config(), block_size, num_blocks);
+        let kv_cache = KvCache::new(model.config(), cfg.block_size, cfg.num_blocks);
         Self {
             model,
             kv_cache,
-            sched: Scheduler::new(cfg, KvManager::new(num_blocks, block_size, prefix_caching)),
-            eos,
+            sched: Scheduler::new(
+                cfg.scheduler,
+                KvManager::new(cfg.num_blocks, cfg.block_size, cfg.prefix_caching),
+            ),
+            eos: cfg.eos,
             sink,
             busy: BusyWindow::new(Duration::from_secs(10)),
             requests: HashMap::new(),

@@ -2,7 +2,7 @@
 //! requests into sequences; [`RequestStream`] delivers a request's outputs and aborts
 //! the request when dropped (a client that disconnects frees its KV blocks).
 
-use crate::core::{EngineCore, Shared};
+use crate::core::{CoreConfig, EngineCore, Shared};
 use crate::output::{RequestOutput, TextTracker};
 use crate::params::{EngineArgs, SamplingParams};
 use crate::scheduler::SchedulerConfig;
@@ -191,7 +191,7 @@ impl EngineHandle {
         tracing::info!(
             num_blocks,
             block_size = args.block_size,
-            kv_mib = num_blocks * per_block >> 20,
+            kv_mib = (num_blocks * per_block) >> 20,
             max_model_len,
             max_num_seqs,
             "KV cache ready"
@@ -212,20 +212,17 @@ impl EngineHandle {
             ..Default::default()
         };
         *shared.snapshot.lock().expect("snapshot lock") = base.clone();
-        let mut core = EngineCore::new(
-            model,
+        let core_config = CoreConfig {
             num_blocks,
-            SchedulerConfig {
+            scheduler: SchedulerConfig {
                 max_num_seqs,
                 max_num_batched_tokens: batched_tokens,
             },
-            args.block_size,
+            block_size: args.block_size,
             prefix_caching,
-            tokenizer.eos_token_ids().to_vec(),
-            sink,
-            Arc::clone(&shared),
-            base,
-        );
+            eos: tokenizer.eos_token_ids().to_vec(),
+        };
+        let mut core = EngineCore::new(model, core_config, sink, Arc::clone(&shared), base);
         let (tx, rx) = channel();
         std::thread::Builder::new()
             .name("corvid-engine".into())

@@ -32,6 +32,9 @@ pub struct GenerationOutput {
     pub outputs: Vec<CompletionOutput>,
 }
 
+/// Prompt token ids and the samples generated for them.
+type PromptResult = (Vec<u32>, Vec<CompletionOutput>);
+
 /// An engine for offline batch generation.
 pub struct LLM {
     engine: EngineHandle,
@@ -107,7 +110,7 @@ impl LLM {
         inputs: Vec<PromptInput>,
         params: &SamplingParams,
         progress: bool,
-    ) -> Result<Vec<(Vec<u32>, Vec<CompletionOutput>)>, EngineError> {
+    ) -> Result<Vec<PromptResult>, EngineError> {
         let bar = if progress {
             ProgressBar::new(inputs.len() as u64)
         } else {

@@ -5,6 +5,7 @@
 
 use crate::output::TokenLogprob;
 use crate::params::SamplingParams;
+use corvid_kernels::ops::argmax;
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
@@ -44,16 +45,6 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
     let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
     let lse = max + sum.ln() as f32;
     logits.iter().map(|&l| l - lse).collect()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Indices of the `k` largest values, largest first.
@@ -102,17 +93,61 @@ pub fn sample(
     (token, lp)
 }
 
+/// Candidates tried first for top-p without top-k: a trained model's nucleus almost
+/// always lies within its few hundred most likely tokens, so a partial selection
+/// replaces a full sort of the vocabulary (checked: the full sort is the fallback).
+const TOP_P_CANDIDATES: usize = 512;
+
+/// Draws from `(token, weight)` pairs whose weights sum to `total`.
+fn draw(items: impl Iterator<Item = (u32, f64)>, total: f64, rng: &mut StdRng) -> u32 {
+    let mut r = rng.gen::<f64>() * total;
+    let mut last = 0;
+    for (t, w) in items {
+        if w > 0.0 {
+            last = t;
+        }
+        r -= w;
+        if r <= 0.0 {
+            return t;
+        }
+    }
+    last
+}
+
 fn sample_random(logits: &[f32], p: &SamplingParams, rng: &mut StdRng) -> u32 {
-    // Candidates: top-k (or all), sorted by logit, descending.
-    let k = p.top_k.unwrap_or(logits.len());
-    let cand = top_indices(logits, k);
-    let max = logits[cand[0] as usize];
-    let mut probs: Vec<f64> = cand
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let weight = |l: f32| (((l - max) / p.temperature) as f64).exp();
+    if p.top_k.is_none() && p.top_p >= 1.0 && p.min_p <= 0.0 {
+        // Plain temperature sampling: one pass, no sort.
+        let total: f64 = logits.iter().map(|&l| weight(l)).sum();
+        let items = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, weight(l)));
+        return draw(items, total, rng);
+    }
+    let vocab = logits.len();
+    let k = p.top_k.unwrap_or(vocab).min(vocab);
+    // Candidates sorted by logit (descending) and the mass they are normalized by:
+    // the top-k set, or the whole vocabulary when there is no top-k.
+    let (cand, norm) = if p.top_k.is_none() && p.top_p < 1.0 && vocab > TOP_P_CANDIDATES {
+        let total: f64 = logits.iter().map(|&l| weight(l)).sum();
+        let few = top_indices(logits, TOP_P_CANDIDATES);
+        let mass: f64 = few.iter().map(|&t| weight(logits[t as usize])).sum();
+        if mass / total >= p.top_p as f64 {
+            (few, total)
+        } else {
+            (top_indices(logits, k), total)
+        }
+    } else {
+        let c = top_indices(logits, k);
+        let norm = c.iter().map(|&t| weight(logits[t as usize])).sum();
+        (c, norm)
+    };
+    let probs: Vec<f64> = cand
         .iter()
-        .map(|&t| (((logits[t as usize] - max) / p.temperature) as f64).exp())
+        .map(|&t| weight(logits[t as usize]) / norm)
         .collect();
-    let total: f64 = probs.iter().sum();
-    probs.iter_mut().for_each(|q| *q /= total);
     // top-p: the smallest prefix whose mass reaches top_p.
     let mut keep = probs.len();
     if p.top_p < 1.0 {
@@ -130,16 +165,15 @@ fn sample_random(logits: &[f32], p: &SamplingParams, rng: &mut StdRng) -> u32 {
         let floor = probs[0] * p.min_p as f64;
         keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
     }
-    let probs = &probs[..keep];
-    let total: f64 = probs.iter().sum();
-    let mut r = rng.gen::<f64>() * total;
-    for (i, q) in probs.iter().enumerate() {
-        r -= q;
-        if r <= 0.0 {
-            return cand[i];
-        }
-    }
-    cand[keep - 1]
+    let total: f64 = probs[..keep].iter().sum();
+    draw(
+        cand[..keep]
+            .iter()
+            .copied()
+            .zip(probs[..keep].iter().copied()),
+        total,
+        rng,
+    )
 }
 
 #[cfg(test)]
@@ -183,6 +217,27 @@ mod tests {
                 1
             );
         }
+    }
+
+    #[test]
+    fn top_p_never_draws_outside_the_nucleus() {
+        // A large vocabulary with a clear nucleus of three tokens holding >99% of the mass.
+        let mut logits = vec![0.0f32; 50_000];
+        logits[7] = 20.0;
+        logits[42] = 19.5;
+        logits[49_999] = 19.0;
+        let p = params(|p| p.top_p = 0.9);
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..300 {
+            seen.insert(sample(&mut logits.clone(), &p, &[], &[], &[], &mut rng).0);
+        }
+        assert!(seen.iter().all(|t| [7, 42, 49_999].contains(t)), "{seen:?}");
+        assert!(seen.len() >= 2);
+        // A flat distribution forces the full-sort fallback and still stays in range.
+        let flat = vec![0.0f32; 50_000];
+        let t = sample(&mut flat.clone(), &p, &[], &[], &[], &mut rng).0;
+        assert!((t as usize) < flat.len());
     }
 
     #[test]

@@ -78,7 +78,7 @@ fn max_tokens_and_ignore_eos() {
 #[test]
 fn eos_stops_and_min_tokens_defers_it() {
     let llm = llm();
-    let tpl = llm.engine().tokenizer().chat_template().unwrap().clone();
+    let tpl = llm.engine().tokenizer().chat_template().unwrap();
     let prompt = tpl
         .render(
             &[corvid_model::tokenizer::ChatMessage {

@@ -19,7 +19,7 @@ proptest! {
         blocks in 12usize..80,
         prefix in any::<bool>(),
     ) {
-        let fake: Arc<dyn corvid_model::CausalLm> = Arc::new(FakeLm::new());
+        let fake: Arc<dyn corvid_model::CausalLm> = Arc::new(FakeLm::default());
         let rec = Arc::new(Recorder::default());
         let mut args = args_with_blocks(fake.as_ref(), blocks, 4);
         args.enable_prefix_caching = prefix;

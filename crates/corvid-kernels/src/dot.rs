@@ -19,14 +19,80 @@ pub fn has_avx2() -> bool {
     }
 }
 
-/// Q4_0 weights · Q8_0 activations.
-#[inline]
-pub fn dot_q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2 and FMA were detected above.
-        return unsafe { avx2::dot_q4_0_q8_0(x, y) };
-    }
+/// Which instruction set the quantized dot products run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DotIsa {
+    /// Portable Rust.
+    Scalar,
+    /// AVX2 + FMA (`vpmaddubsw` + `vpmaddwd`), as ggml's x86 path.
+    Avx2,
+    /// AVX-512 VNNI on 256-bit vectors (`vpdpbusd`): same integer sums, fewer instructions.
+    Vnni,
+}
+
+/// The best instruction set this CPU supports (detected once).
+pub fn dot_isa() -> DotIsa {
+    static ISA: std::sync::OnceLock<DotIsa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512vnni")
+                && is_x86_feature_detected!("avx512vl")
+                && has_avx2()
+            {
+                return DotIsa::Vnni;
+            }
+            if has_avx2() {
+                return DotIsa::Avx2;
+            }
+        }
+        DotIsa::Scalar
+    })
+}
+
+/// Most activation rows one multi-dot call handles (each weight block is unpacked once
+/// and reused for all of them).
+pub const MAX_MULTI: usize = 4;
+
+macro_rules! dispatch_multi {
+    ($name:ident, $w:ty, $a:ty, $scalar:ident) => {
+        /// One weight row against up to [`MAX_MULTI`] activation rows: `out[k] = x · ys[k]`.
+        #[inline]
+        pub fn $name(x: &[$w], ys: &[&[$a]], out: &mut [f32]) {
+            debug_assert!(ys.len() <= MAX_MULTI && ys.iter().all(|y| y.len() >= x.len()));
+            #[cfg(target_arch = "x86_64")]
+            {
+                let isa = dot_isa();
+                if isa != DotIsa::Scalar {
+                    // SAFETY: the instruction set was detected at run time.
+                    unsafe {
+                        match (isa, ys.len()) {
+                            (DotIsa::Vnni, 1) => simd::vnni::$name::<1>(x, ys, out),
+                            (DotIsa::Vnni, 2) => simd::vnni::$name::<2>(x, ys, out),
+                            (DotIsa::Vnni, 3) => simd::vnni::$name::<3>(x, ys, out),
+                            (DotIsa::Vnni, _) => simd::vnni::$name::<4>(x, ys, out),
+                            (_, 1) => simd::avx2::$name::<1>(x, ys, out),
+                            (_, 2) => simd::avx2::$name::<2>(x, ys, out),
+                            (_, 3) => simd::avx2::$name::<3>(x, ys, out),
+                            (_, _) => simd::avx2::$name::<4>(x, ys, out),
+                        }
+                    }
+                    return;
+                }
+            }
+            for (o, y) in out.iter_mut().zip(ys) {
+                *o = $scalar(x, y);
+            }
+        }
+    };
+}
+
+dispatch_multi!(dot_q4_0_q8_0_multi, BlockQ4_0, BlockQ8_0, scalar_q4_0_q8_0);
+dispatch_multi!(dot_q4_1_q8_1_multi, BlockQ4_1, BlockQ8_1, scalar_q4_1_q8_1);
+dispatch_multi!(dot_q8_0_q8_0_multi, BlockQ8_0, BlockQ8_0, scalar_q8_0_q8_0);
+
+/// Portable Q4_0 · Q8_0.
+pub fn scalar_q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
     x.iter()
         .zip(y)
         .map(|(a, b)| {
@@ -40,14 +106,8 @@ pub fn dot_q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
         .sum()
 }
 
-/// Q4_1 weights · Q8_1 activations.
-#[inline]
-pub fn dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2 and FMA were detected above.
-        return unsafe { avx2::dot_q4_1_q8_1(x, y) };
-    }
+/// Portable Q4_1 · Q8_1.
+pub fn scalar_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
     x.iter()
         .zip(y)
         .map(|(a, b)| {
@@ -61,14 +121,8 @@ pub fn dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
         .sum()
 }
 
-/// Q8_0 weights · Q8_0 activations.
-#[inline]
-pub fn dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2 and FMA were detected above.
-        return unsafe { avx2::dot_q8_0_q8_0(x, y) };
-    }
+/// Portable Q8_0 · Q8_0.
+pub fn scalar_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
     x.iter()
         .zip(y)
         .map(|(a, b)| {
@@ -103,13 +157,17 @@ pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1};
+mod simd {
+    //! The multi-row kernels, stamped out once per instruction set. They follow ggml's
+    //! x86 kernels operation for operation (per-block f32 scale products, FMA into
+    //! eight-lane accumulators, then a horizontal sum).
+
     use std::arch::x86_64::*;
 
+    /// Low nibbles of `qs` in bytes 0..16 and high nibbles in bytes 16..32.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
+    pub unsafe fn nibbles(qs: &[u8; 16]) -> __m256i {
         let tmp = _mm_loadu_si128(qs.as_ptr() as *const __m128i);
         let bytes =
             _mm256_insertf128_si256::<1>(_mm256_castsi128_si256(tmp), _mm_srli_epi16(tmp, 4));
@@ -118,63 +176,110 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn sum_us8_pairs(ax: __m256i, sy: __m256i) -> __m256 {
-        let dot = _mm256_maddubs_epi16(ax, sy);
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn sum_i8_pairs(x: __m256i, y: __m256i) -> __m256 {
-        sum_us8_pairs(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn hsum(x: __m256) -> f32 {
+    pub unsafe fn hsum(x: __m256) -> f32 {
         let r = _mm_add_ps(_mm256_extractf128_ps::<1>(x), _mm256_castps256_ps128(x));
         let r = _mm_add_ps(r, _mm_movehl_ps(r, r));
         let r = _mm_add_ss(r, _mm_movehdup_ps(r));
         _mm_cvtss_f32(r)
     }
 
+    #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q4_0_q8_0(x: &[BlockQ4_0], y: &[BlockQ8_0]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        let off = _mm256_set1_epi8(8);
-        for (a, b) in x.iter().zip(y) {
-            let d = _mm256_set1_ps(a.d.to_f32() * b.d.to_f32());
-            let qx = _mm256_sub_epi8(nibbles(&a.qs), off);
-            let qy = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-            acc = _mm256_fmadd_ps(d, sum_i8_pairs(qx, qy), acc);
-        }
-        hsum(acc)
+    pub unsafe fn us8_madd(ax: __m256i, sy: __m256i) -> __m256 {
+        let dot = _mm256_maddubs_epi16(ax, sy);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), dot))
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q4_1_q8_1(x: &[BlockQ4_1], y: &[BlockQ8_1]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        let mut summs = 0.0f32;
-        for (a, b) in x.iter().zip(y) {
-            summs += a.m.to_f32() * b.s.to_f32();
-            let d = _mm256_mul_ps(_mm256_set1_ps(a.d.to_f32()), _mm256_set1_ps(b.d.to_f32()));
-            let qy = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-            acc = _mm256_fmadd_ps(d, sum_us8_pairs(nibbles(&a.qs), qy), acc);
-        }
-        hsum(acc) + summs
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    pub unsafe fn us8_vnni(ax: __m256i, sy: __m256i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q8_0_q8_0(x: &[BlockQ8_0], y: &[BlockQ8_0]) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for (a, b) in x.iter().zip(y) {
-            let d = _mm256_set1_ps(a.d.to_f32() * b.d.to_f32());
-            let qx = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
-            let qy = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-            acc = _mm256_fmadd_ps(d, sum_i8_pairs(qx, qy), acc);
-        }
-        hsum(acc)
+    macro_rules! kernels {
+        ($isa:ident, $features:literal, $us8:ident) => {
+            pub mod $isa {
+                use super::{hsum, nibbles, $us8};
+                use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1};
+                use std::arch::x86_64::*;
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn dot_q4_0_q8_0_multi<const N: usize>(
+                    x: &[BlockQ4_0],
+                    ys: &[&[BlockQ8_0]],
+                    out: &mut [f32],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    let off = _mm256_set1_epi8(8);
+                    for (b, w) in x.iter().enumerate() {
+                        // (q - 8) · y = q·y - 8·Σy: keep the unsigned nibbles for the u8×i8 product.
+                        let qx = _mm256_sub_epi8(nibbles(&w.qs), off);
+                        let ax = _mm256_sign_epi8(qx, qx);
+                        let dw = w.d.to_f32();
+                        for k in 0..N {
+                            let a = ys[k].get_unchecked(b);
+                            let qy = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                            let d = _mm256_set1_ps(dw * a.d.to_f32());
+                            acc[k] = _mm256_fmadd_ps(d, $us8(ax, _mm256_sign_epi8(qy, qx)), acc[k]);
+                        }
+                    }
+                    for k in 0..N {
+                        out[k] = hsum(acc[k]);
+                    }
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn dot_q4_1_q8_1_multi<const N: usize>(
+                    x: &[BlockQ4_1],
+                    ys: &[&[BlockQ8_1]],
+                    out: &mut [f32],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    let mut summs = [0.0f32; N];
+                    for (b, w) in x.iter().enumerate() {
+                        let qx = nibbles(&w.qs);
+                        let (dw, mw) = (w.d.to_f32(), w.m.to_f32());
+                        for k in 0..N {
+                            let a = ys[k].get_unchecked(b);
+                            summs[k] += mw * a.s.to_f32();
+                            let qy = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                            let d = _mm256_mul_ps(_mm256_set1_ps(dw), _mm256_set1_ps(a.d.to_f32()));
+                            acc[k] = _mm256_fmadd_ps(d, $us8(qx, qy), acc[k]);
+                        }
+                    }
+                    for k in 0..N {
+                        out[k] = hsum(acc[k]) + summs[k];
+                    }
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn dot_q8_0_q8_0_multi<const N: usize>(
+                    x: &[BlockQ8_0],
+                    ys: &[&[BlockQ8_0]],
+                    out: &mut [f32],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    for (b, w) in x.iter().enumerate() {
+                        let qx = _mm256_loadu_si256(w.qs.as_ptr() as *const __m256i);
+                        let ax = _mm256_sign_epi8(qx, qx);
+                        let dw = w.d.to_f32();
+                        for k in 0..N {
+                            let a = ys[k].get_unchecked(b);
+                            let qy = _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i);
+                            let d = _mm256_set1_ps(dw * a.d.to_f32());
+                            acc[k] = _mm256_fmadd_ps(d, $us8(ax, _mm256_sign_epi8(qy, qx)), acc[k]);
+                        }
+                    }
+                    for k in 0..N {
+                        out[k] = hsum(acc[k]);
+                    }
+                }
+            }
+        };
     }
+
+    kernels!(avx2, "avx2,fma", us8_madd);
+    kernels!(vnni, "avx2,fma,avx512vnni,avx512vl", us8_vnni);
 }
 
 #[cfg(test)]
@@ -218,15 +323,15 @@ mod tests {
         );
         let cases = [
             (
-                dot_q8_0_q8_0(&w8, &a8),
+                scalar_q8_0_q8_0(&w8, &a8),
                 dot_f32(&deq(T::Q8_0, &w8, 256), &a8f),
             ),
             (
-                dot_q4_0_q8_0(&w40, &a8),
+                scalar_q4_0_q8_0(&w40, &a8),
                 dot_f32(&deq(T::Q4_0, &w40, 256), &a8f),
             ),
             (
-                dot_q4_1_q8_1(&w41, &a81),
+                scalar_q4_1_q8_1(&w41, &a81),
                 dot_f32(&deq(T::Q4_1, &w41, 256), &a81f),
             ),
         ];
@@ -240,5 +345,69 @@ mod tests {
         // And quantization keeps the product near the exact one.
         let exact = dot_f32(&w, &a);
         assert!((cases[0].0 - exact).abs() < 0.05);
+    }
+
+    #[test]
+    fn simd_multi_dots_match_scalar_for_every_width() {
+        let w = row(3, 512);
+        let (w8, w40, w41) = (
+            quantize_weight_q8_0(&w),
+            quantize_weight_q4_0(&w),
+            quantize_weight_q4_1(&w),
+        );
+        let acts: Vec<Vec<f32>> = (0..MAX_MULTI as u64).map(|s| row(10 + s, 512)).collect();
+        let q8: Vec<Vec<BlockQ8_0>> = acts
+            .iter()
+            .map(|a| {
+                let mut q = vec![BlockQ8_0::default(); 16];
+                quantize_q8_0(a, &mut q);
+                q
+            })
+            .collect();
+        let q81: Vec<Vec<BlockQ8_1>> = acts
+            .iter()
+            .map(|a| {
+                let mut q = vec![BlockQ8_1::default(); 16];
+                quantize_q8_1(a, &mut q);
+                q
+            })
+            .collect();
+        for n in 1..=MAX_MULTI {
+            let y8: Vec<&[BlockQ8_0]> = q8[..n].iter().map(Vec::as_slice).collect();
+            let y81: Vec<&[BlockQ8_1]> = q81[..n].iter().map(Vec::as_slice).collect();
+            let mut out = vec![0.0; n];
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1.0);
+            dot_q8_0_q8_0_multi(&w8, &y8, &mut out);
+            for k in 0..n {
+                assert!(
+                    close(out[k], scalar_q8_0_q8_0(&w8, y8[k])),
+                    "q8_0 n={n} k={k}"
+                );
+            }
+            dot_q4_0_q8_0_multi(&w40, &y8, &mut out);
+            for k in 0..n {
+                assert!(
+                    close(out[k], scalar_q4_0_q8_0(&w40, y8[k])),
+                    "q4_0 n={n} k={k}"
+                );
+            }
+            dot_q4_1_q8_1_multi(&w41, &y81, &mut out);
+            for k in 0..n {
+                assert!(
+                    close(out[k], scalar_q4_1_q8_1(&w41, y81[k])),
+                    "q4_1 n={n} k={k}"
+                );
+            }
+            #[cfg(target_arch = "x86_64")]
+            if dot_isa() == DotIsa::Vnni {
+                // VNNI and AVX2 compute identical integer sums: results agree bit for bit.
+                let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+                unsafe {
+                    simd::avx2::dot_q4_1_q8_1_multi::<1>(&w41, &y81[..1], &mut a[..1]);
+                    simd::vnni::dot_q4_1_q8_1_multi::<1>(&w41, &y81[..1], &mut b[..1]);
+                }
+                assert_eq!(a[0].to_bits(), b[0].to_bits());
+            }
+        }
     }
 }

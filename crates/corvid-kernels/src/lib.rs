@@ -6,6 +6,7 @@ pub mod dot;
 mod ggml_type;
 pub mod matmul;
 pub mod ops;
+pub mod packed;
 pub mod quant;
 
 pub use ggml_type::GgmlType;

@@ -1,6 +1,9 @@
 //! Weight matrices in their compute format and the batched `out = x · Wᵀ` product.
 
-use crate::dot::{dot_f32, dot_q4_0_q8_0, dot_q4_1_q8_1, dot_q8_0_q8_0};
+use crate::dot::{
+    dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q8_0_q8_0_multi, MAX_MULTI,
+};
+use crate::packed::{self, Q4_1x8, Q8_0x8, GROUP};
 use crate::quant::quantize::{quantize_q8_0, quantize_q8_1};
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
 use rayon::prelude::*;
@@ -16,6 +19,10 @@ pub enum WeightData {
     Q4_1(Vec<BlockQ4_1>),
     /// Q8_0 blocks.
     Q8_0(Vec<BlockQ8_0>),
+    /// Q4_1 repacked eight rows at a time for the VNNI kernels.
+    Q4_1x8(Vec<Q4_1x8>),
+    /// Q8_0 repacked eight rows at a time for the VNNI kernels.
+    Q8_0x8(Vec<Q8_0x8>),
 }
 
 /// A `rows × cols` weight matrix ready for [`QMatrix::matmul`].
@@ -45,6 +52,8 @@ enum Activations<'a> {
     F32(&'a [f32]),
     Q8_0(Vec<BlockQ8_0>),
     Q8_1(Vec<BlockQ8_1>),
+    /// Q8_0 with each block's sum of quantized values (for offset-packed Q8_0 weights).
+    Q8_0Sums(Vec<BlockQ8_0>, Vec<i32>),
 }
 
 impl QMatrix {
@@ -55,6 +64,8 @@ impl QMatrix {
             WeightData::Q4_0(_) => "Q4_0",
             WeightData::Q4_1(_) => "Q4_1",
             WeightData::Q8_0(_) => "Q8_0",
+            WeightData::Q4_1x8(_) => "Q4_1 (packed x8)",
+            WeightData::Q8_0x8(_) => "Q8_0 (packed x8)",
         }
     }
 
@@ -65,7 +76,24 @@ impl QMatrix {
             WeightData::Q4_0(v) => v.len() * 18,
             WeightData::Q4_1(v) => v.len() * 20,
             WeightData::Q8_0(v) => v.len() * 34,
+            WeightData::Q4_1x8(v) => v.len() * std::mem::size_of::<Q4_1x8>(),
+            WeightData::Q8_0x8(v) => v.len() * std::mem::size_of::<Q8_0x8>(),
         }
+    }
+
+    /// Repacks Q4_1 and Q8_0 weights for the VNNI kernels when this CPU has them and the
+    /// row count allows (a multiple of 8); otherwise returns the matrix unchanged.
+    pub fn packed_for_cpu(self) -> Self {
+        if !packed::available() || self.rows % GROUP != 0 {
+            return self;
+        }
+        let nb = self.cols / QK;
+        let data = match self.data {
+            WeightData::Q4_1(b) => WeightData::Q4_1x8(packed::pack_q4_1(&b, self.rows, nb)),
+            WeightData::Q8_0(b) => WeightData::Q8_0x8(packed::pack_q8_0(&b, self.rows, nb)),
+            other => other,
+        };
+        Self { data, ..self }
     }
 
     /// Writes row `r` as f32 into `out` (embedding lookup).
@@ -100,6 +128,8 @@ impl QMatrix {
                     }
                 }
             }
+            WeightData::Q4_1x8(v) => packed::unpack_row_q4_1(v, nb, r, out),
+            WeightData::Q8_0x8(v) => packed::unpack_row_q8_0(v, nb, r, out),
         }
     }
 
@@ -119,16 +149,23 @@ impl QMatrix {
         let run = |task: usize| {
             let r0 = task * ROWS_PER_TASK;
             let r1 = (r0 + ROWS_PER_TASK).min(rows);
-            for t in 0..n {
+            if self.run_packed(r0, r1, &acts, n, ptr) {
+                return;
+            }
+            let mut buf = [0.0f32; MAX_MULTI];
+            for t0 in (0..n).step_by(MAX_MULTI) {
+                let tc = MAX_MULTI.min(n - t0);
                 for r in r0..r1 {
-                    let v = self.dot_row(r, &acts, t);
-                    let p = ptr;
-                    // SAFETY: (t, r) is written by exactly this task; index < n * rows.
-                    unsafe { *p.0.add(t * rows + r) = v };
+                    self.dot_rows(r, &acts, t0, &mut buf[..tc]);
+                    for (k, &v) in buf[..tc].iter().enumerate() {
+                        let p = ptr;
+                        // SAFETY: (t, r) is written by exactly this task; index < n * rows.
+                        unsafe { *p.0.add((t0 + k) * rows + r) = v };
+                    }
                 }
             }
         };
-        if tasks * n * self.cols < 1 << 14 {
+        if self.rows * self.cols * n < 1 << 16 {
             (0..tasks).for_each(run);
         } else {
             (0..tasks).into_par_iter().for_each(run);
@@ -139,7 +176,7 @@ impl QMatrix {
         let nb = self.cols / QK;
         match self.data {
             WeightData::F32(_) => Activations::F32(x),
-            WeightData::Q4_1(_) => {
+            WeightData::Q4_1(_) | WeightData::Q4_1x8(_) => {
                 let mut q = vec![BlockQ8_1::default(); n * nb];
                 for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
                     quantize_q8_1(xs, qs);
@@ -153,22 +190,225 @@ impl QMatrix {
                 }
                 Activations::Q8_0(q)
             }
+            WeightData::Q8_0x8(_) => {
+                let mut q = vec![BlockQ8_0::default(); n * nb];
+                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
+                    quantize_q8_0(xs, qs);
+                }
+                let sums = packed::block_sums(&q);
+                Activations::Q8_0Sums(q, sums)
+            }
         }
     }
 
+    /// Computes rows `r0..r1` (whole groups) for all `n` tokens with the packed kernels.
+    /// Returns false for unpacked weights.
+    fn run_packed(
+        &self,
+        r0: usize,
+        r1: usize,
+        acts: &Activations<'_>,
+        n: usize,
+        ptr: OutPtr,
+    ) -> bool {
+        if !matches!(self.data, WeightData::Q4_1x8(_) | WeightData::Q8_0x8(_)) {
+            return false;
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let nb = self.cols / QK;
+            let rows = self.rows;
+            let mut out = [[0.0f32; GROUP]; MAX_MULTI];
+            let tok = |q_len: usize, t: usize| t * q_len..(t + 1) * q_len;
+            for t0 in (0..n).step_by(MAX_MULTI) {
+                let tc = MAX_MULTI.min(n - t0);
+                for g in r0 / GROUP..r1 / GROUP {
+                    // SAFETY: packed weights exist only when `packed::available()`; the
+                    // activation slices hold `nb` blocks per token.
+                    unsafe {
+                        match (&self.data, acts) {
+                            (WeightData::Q4_1x8(w), Activations::Q8_1(q)) => {
+                                let w = &w[g * nb..(g + 1) * nb];
+                                let ys: [&[BlockQ8_1]; MAX_MULTI] =
+                                    std::array::from_fn(|k| &q[tok(nb, t0 + k.min(tc - 1))]);
+                                match tc {
+                                    1 => packed::gemv_q4_1x8::<1>(
+                                        w,
+                                        &ys,
+                                        (&mut out[..1]).try_into().expect("1"),
+                                    ),
+                                    2 => packed::gemv_q4_1x8::<2>(
+                                        w,
+                                        &ys,
+                                        (&mut out[..2]).try_into().expect("2"),
+                                    ),
+                                    3 => packed::gemv_q4_1x8::<3>(
+                                        w,
+                                        &ys,
+                                        (&mut out[..3]).try_into().expect("3"),
+                                    ),
+                                    _ => packed::gemv_q4_1x8::<4>(w, &ys, &mut out),
+                                }
+                            }
+                            (WeightData::Q8_0x8(w), Activations::Q8_0Sums(q, sums)) => {
+                                let w = &w[g * nb..(g + 1) * nb];
+                                let ys: [&[BlockQ8_0]; MAX_MULTI] =
+                                    std::array::from_fn(|k| &q[tok(nb, t0 + k.min(tc - 1))]);
+                                let ss: [&[i32]; MAX_MULTI] =
+                                    std::array::from_fn(|k| &sums[tok(nb, t0 + k.min(tc - 1))]);
+                                match tc {
+                                    1 => packed::gemv_q8_0x8::<1>(
+                                        w,
+                                        &ys,
+                                        &ss,
+                                        (&mut out[..1]).try_into().expect("1"),
+                                    ),
+                                    2 => packed::gemv_q8_0x8::<2>(
+                                        w,
+                                        &ys,
+                                        &ss,
+                                        (&mut out[..2]).try_into().expect("2"),
+                                    ),
+                                    3 => packed::gemv_q8_0x8::<3>(
+                                        w,
+                                        &ys,
+                                        &ss,
+                                        (&mut out[..3]).try_into().expect("3"),
+                                    ),
+                                    _ => packed::gemv_q8_0x8::<4>(w, &ys, &ss, &mut out),
+                                }
+                            }
+                            _ => return false,
+                        }
+                    }
+                    for (k, row) in out[..tc].iter().enumerate() {
+                        for (i, &v) in row.iter().enumerate() {
+                            // SAFETY: (t, r) is written by exactly this task; index < n * rows.
+                            unsafe { *ptr.0.add((t0 + k) * rows + g * GROUP + i) = v };
+                        }
+                    }
+                }
+            }
+            true
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (r0, r1, acts, n, ptr);
+            false
+        }
+    }
+
+    /// Row `r` against activation rows `t0 .. t0 + out.len()` (at most [`MAX_MULTI`]).
     #[inline]
-    fn dot_row(&self, r: usize, acts: &Activations<'_>, t: usize) -> f32 {
+    fn dot_rows(&self, r: usize, acts: &Activations<'_>, t0: usize, out: &mut [f32]) {
         let c = self.cols;
         let nb = c / QK;
-        let (w, a) = (r * nb..(r + 1) * nb, t * nb..(t + 1) * nb);
+        let w = r * nb..(r + 1) * nb;
+        fn rows_of<B>(q: &[B], nb: usize, t0: usize, n: usize) -> [&[B]; MAX_MULTI] {
+            let mut ys = [&q[..0]; MAX_MULTI];
+            for (k, y) in ys.iter_mut().enumerate().take(n) {
+                *y = &q[(t0 + k) * nb..(t0 + k + 1) * nb];
+            }
+            ys
+        }
+        let n = out.len();
         match (&self.data, acts) {
             (WeightData::F32(v), Activations::F32(x)) => {
-                dot_f32(&v[r * c..(r + 1) * c], &x[t * c..(t + 1) * c])
+                for (k, o) in out.iter_mut().enumerate() {
+                    let t = t0 + k;
+                    *o = dot_f32(&v[r * c..(r + 1) * c], &x[t * c..(t + 1) * c]);
+                }
             }
-            (WeightData::Q4_0(v), Activations::Q8_0(q)) => dot_q4_0_q8_0(&v[w], &q[a]),
-            (WeightData::Q4_1(v), Activations::Q8_1(q)) => dot_q4_1_q8_1(&v[w], &q[a]),
-            (WeightData::Q8_0(v), Activations::Q8_0(q)) => dot_q8_0_q8_0(&v[w], &q[a]),
+            (WeightData::Q4_0(v), Activations::Q8_0(q)) => {
+                dot_q4_0_q8_0_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
+            (WeightData::Q4_1(v), Activations::Q8_1(q)) => {
+                dot_q4_1_q8_1_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
+            (WeightData::Q8_0(v), Activations::Q8_0(q)) => {
+                dot_q8_0_q8_0_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
             _ => unreachable!("activations are quantized to match the weights"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::quantize::{quantize_weight_q4_1, quantize_weight_q8_0};
+    use rand::{Rng, SeedableRng};
+
+    fn random(seed: u64, n: usize) -> Vec<f32> {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n).map(|_| r.gen_range(-1.0..1.0)).collect()
+    }
+
+    #[test]
+    fn packed_matmul_and_rows_match_row_major() {
+        let (rows, cols) = (48, 96);
+        let w = random(1, rows * cols);
+        let mats = [
+            QMatrix {
+                rows,
+                cols,
+                data: WeightData::Q4_1(quantize_weight_q4_1(&w)),
+            },
+            QMatrix {
+                rows,
+                cols,
+                data: WeightData::Q8_0(quantize_weight_q8_0(&w)),
+            },
+        ];
+        for m in mats {
+            let p = m.clone().packed_for_cpu();
+            if !packed::available() {
+                assert_eq!(p.format(), m.format());
+                continue;
+            }
+            assert_ne!(p.format(), m.format());
+            for n in [1, 2, 3, 4, 5, 9] {
+                let x = random(10 + n as u64, n * cols);
+                let (mut a, mut b) = (vec![0.0; n * rows], vec![0.0; n * rows]);
+                m.matmul(&x, &mut a);
+                p.matmul(&x, &mut b);
+                for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                    assert!(
+                        (u - v).abs() <= 1e-4 * u.abs().max(1.0),
+                        "{} n={n} [{i}]: {u} vs {v}",
+                        m.format()
+                    );
+                }
+            }
+            let (mut a, mut b) = (vec![0.0; cols], vec![0.0; cols]);
+            for r in [0, 7, 8, 47] {
+                m.row_f32(r, &mut a);
+                p.row_f32(r, &mut b);
+                assert_eq!(a, b, "row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn unpacked_small_matrices_are_computed() {
+        // Fewer rows than a packed group: the row-major path must handle them.
+        let (rows, cols) = (4, 64);
+        let w = random(3, rows * cols);
+        let m = QMatrix {
+            rows,
+            cols,
+            data: WeightData::F32(w.clone()),
+        };
+        let x = random(4, cols);
+        let mut out = vec![0.0; rows];
+        m.matmul(&x, &mut out);
+        for r in 0..rows {
+            let want: f32 = w[r * cols..(r + 1) * cols]
+                .iter()
+                .zip(&x)
+                .map(|(a, b)| a * b)
+                .sum();
+            assert!((out[r] - want).abs() < 1e-4);
         }
     }
 }

@@ -86,6 +86,17 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
     }
 }
 
+/// Index of the largest value (the first one on ties), as greedy decoding picks it.
+pub fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
 /// Softmax in place (f64 sum, as ggml).
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -1,17 +1,21 @@
 //! The default model against llama.cpp: first-step logits and 32 greedy tokens for every
 //! case of `fixtures/smollm2/golden.json` (made by `fixtures/gen/golden_smollm2.py`).
 
+mod numerics;
+
 use corvid_model::default_model::default_model_path;
-use corvid_model::{load_model, CausalLm, KvCache, LoadOptions, SeqInput};
+use corvid_model::{load_model, LoadOptions};
+use numerics::*;
 use std::path::PathBuf;
 
-/// Max abs logit error allowed against llama.cpp on the first step. Both quantize
-/// activations to Q8 the same way and agree bit for bit on 1–3 token prompts; longer
-/// prompts differ by float summation order, which flips occasional Q8 roundings.
-/// llama.cpp disagrees with itself by as much: its batched prompt path and its
-/// one-token-at-a-time path differ by 0.68–0.94 (max abs) on these prompts, and
-/// corvid differs from either by 0.45–1.14.
-const MAX_ABS_LOGIT_ERROR: f32 = 1.25;
+/// Max abs logit error allowed against llama.cpp on the first step. Both multiply Q4_1
+/// weights by Q8-quantized activations, which is discontinuous: a float summation
+/// order difference flips an occasional Q8 rounding, and the flip propagates. So
+/// llama.cpp disagrees with itself (its batched prompt path and its one-token path
+/// differ by 0.68–0.94 max abs on these prompts) and with exact f32 math (by up to 1.24,
+/// per `fixtures/README.md`); corvid differs from it by 0.34–1.24. The exact-f32 check
+/// of the architecture is the safetensors test, which agrees with transformers to 0.02.
+const MAX_ABS_LOGIT_ERROR: f32 = 1.5;
 
 /// Greedy tokens must match llama.cpp exactly until the first step where llama.cpp's
 /// own top-1/top-2 gap is below this: past such a near-tie either token is a correct
@@ -19,67 +23,27 @@ const MAX_ABS_LOGIT_ERROR: f32 = 1.25;
 const NEAR_TIE: f32 = 0.25;
 
 fn fixtures() -> PathBuf {
-    match std::env::var_os("CORVID_GOLDEN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/smollm2"),
-    }
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
-fn top_k(v: &[f32], k: usize) -> Vec<u32> {
-    let mut idx: Vec<u32> = (0..v.len() as u32).collect();
-    idx.sort_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]));
-    idx.truncate(k);
-    idx
+    std::env::var_os("CORVID_GOLDEN_DIR")
+        .map_or_else(|| repo().join("fixtures/smollm2"), PathBuf::from)
 }
 
 #[test]
 fn greedy_tokens_and_logits_match_llama_cpp() {
-    let golden: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("golden.json")).expect("golden.json"),
-    )
-    .unwrap();
-    let path = default_model_path();
-    let model = load_model(&path, &LoadOptions::default())
+    let golden = json(&fixtures().join("golden.json"));
+    let model = load_model(&default_model_path(), &LoadOptions::default())
         .unwrap_or_else(|e| panic!("{e} — install the default model with scripts/setup.sh"));
-    let eog: Vec<u32> = serde_json::from_value(golden["model"]["eog_token_ids"].clone()).unwrap();
-    let block_size = 16;
-    let mut kv = KvCache::new(model.config(), block_size, 128);
-    let table: Vec<u32> = (0..128).collect();
+    let eog = ids(&golden["model"]["eog_token_ids"]);
     let cases = golden["cases"].as_array().unwrap();
     assert!(cases.len() >= 8);
     let mut full = 0;
     for case in cases {
         let name = case["name"].as_str().unwrap();
-        let prompt: Vec<u32> = serde_json::from_value(case["prompt_ids"].clone()).unwrap();
-        let want: Vec<u32> = serde_json::from_value(case["generated_ids"].clone()).unwrap();
-        let bytes = std::fs::read(fixtures().join(case["logits_file"].as_str().unwrap())).unwrap();
-        let ref_logits: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let prompt = ids(&case["prompt_ids"]);
+        let want = ids(&case["generated_ids"]);
+        let ref_logits = f32_file(&fixtures().join(case["logits_file"].as_str().unwrap()));
+        let (logits, got) = run(&model, &prompt, want.len(), &eog);
 
-        let seq = SeqInput {
-            tokens: &prompt,
-            start_pos: 0,
-            block_table: &table,
-            want_logits: true,
-        };
-        let logits = model.forward(&[seq], &mut kv).unwrap().remove(0);
-        let max_err = logits
-            .iter()
-            .zip(&ref_logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let max_err = max_abs(&logits, &ref_logits);
         assert!(
             max_err < MAX_ABS_LOGIT_ERROR,
             "{name}: max abs logit error {max_err}"
@@ -97,32 +61,12 @@ fn greedy_tokens_and_logits_match_llama_cpp() {
         }
         assert_eq!(ours5[0], theirs6[0], "{name}: argmax differs");
 
-        let mut got = vec![argmax(&logits)];
-        while got.len() < want.len() && !eog.contains(got.last().unwrap()) {
-            let pos = prompt.len() + got.len() - 1;
-            let tok = [*got.last().unwrap()];
-            let seq = SeqInput {
-                tokens: &tok,
-                start_pos: pos,
-                block_table: &table,
-                want_logits: true,
-            };
-            got.push(argmax(&model.forward(&[seq], &mut kv).unwrap()[0]));
-        }
         let margins: Vec<f32> = serde_json::from_value(case["step_margins"].clone()).unwrap();
-        let checked = margins
-            .iter()
-            .position(|&m| m < NEAR_TIE)
-            .unwrap_or(want.len());
-        let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        let (same, checked) = assert_greedy(name, &got, &want, &margins, NEAR_TIE);
         eprintln!(
             "{name}: {} prompt tokens, max |Δlogit| {max_err:.4}, greedy equal for {same}/{} tokens (checked {checked})",
             prompt.len(),
             want.len()
-        );
-        assert!(
-            same >= checked,
-            "{name}: greedy tokens differ at step {same} before any near-tie: {got:?} vs {want:?}"
         );
         if checked == want.len() {
             full += 1;

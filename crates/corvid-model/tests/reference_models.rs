@@ -5,82 +5,12 @@
 //!   through the safetensors path, against transformers in exact f32;
 //! - sharded safetensors load the same as a single file.
 
+mod numerics;
+
 use corvid_model::default_model::corvid_home;
-use corvid_model::{load_model, CausalLm, KvCache, LoadOptions, SeqInput};
-use std::path::{Path, PathBuf};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
-}
-
-fn ids(v: &serde_json::Value) -> Vec<u32> {
-    serde_json::from_value(v.clone()).unwrap()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
-/// Runs `prompt` in one step, then `steps - 1` greedy decode steps; returns the first
-/// step's logits and the greedy tokens.
-fn run(model: &dyn CausalLm, prompt: &[u32], steps: usize) -> (Vec<f32>, Vec<u32>) {
-    let mut kv = KvCache::new(model.config(), 16, 256);
-    let table: Vec<u32> = (0..256).collect();
-    let seq = SeqInput {
-        tokens: prompt,
-        start_pos: 0,
-        block_table: &table,
-        want_logits: true,
-    };
-    let first = model.forward(&[seq], &mut kv).unwrap().remove(0);
-    let mut got = vec![argmax(&first)];
-    while got.len() < steps {
-        let tok = [*got.last().unwrap()];
-        let seq = SeqInput {
-            tokens: &tok,
-            start_pos: prompt.len() + got.len() - 1,
-            block_table: &table,
-            want_logits: true,
-        };
-        got.push(argmax(&model.forward(&[seq], &mut kv).unwrap()[0]));
-    }
-    (first, got)
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// Greedy tokens agree up to the first reference step whose top-1/top-2 gap is below
-/// `near_tie` (beyond it, numerically equivalent implementations may part).
-fn assert_greedy(name: &str, got: &[u32], want: &[u32], margins: &[f32], near_tie: f32) {
-    let checked = margins
-        .iter()
-        .position(|&m| m < near_tie)
-        .unwrap_or(want.len());
-    let same = got.iter().zip(want).take_while(|(a, b)| a == b).count();
-    assert!(
-        same >= checked,
-        "{name}: greedy differs at step {same}: {got:?} vs {want:?}"
-    );
-}
+use corvid_model::{load_model, LoadOptions};
+use numerics::*;
+use std::path::PathBuf;
 
 /// The f16 KV cache moves these tiny models' logits by up to ~4e-3 (measured by the
 /// fixture generator against llama.cpp's f32 cache); allow a little more.
@@ -101,7 +31,7 @@ fn tiny_models_match_llama_cpp_in_both_formats() {
             let want = ids(&case["greedy_ids"]);
             let margins: Vec<f32> = serde_json::from_value(case["greedy_margins"].clone()).unwrap();
             for (format, model) in [("gguf", &gguf), ("hf", &hf)] {
-                let (logits, got) = run(model, &input, want.len());
+                let (logits, got) = run(model, &input, want.len(), &[]);
                 let err = max_abs(&logits, &want_logits);
                 assert!(
                     err < TINY_TOLERANCE,
@@ -139,17 +69,12 @@ fn default_model_through_safetensors_matches_transformers_f32() {
             continue; // the 1k-token case is covered by the GGUF golden test
         }
         let want = ids(&hf["generated_ids"]);
-        let bytes = std::fs::read(
-            repo()
+        let want_logits = f32_file(
+            &repo()
                 .join("fixtures/smollm2")
                 .join(hf["logits_file"].as_str().unwrap()),
-        )
-        .unwrap();
-        let want_logits: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        let (logits, got) = run(&model, &prompt, want.len());
+        );
+        let (logits, got) = run(&model, &prompt, want.len(), &[]);
         let err = max_abs(&logits, &want_logits);
         eprintln!("{name}: max |Δlogit| vs transformers f32 = {err:.4}");
         // Only the f16 KV cache separates corvid's F32 path from exact f32.
@@ -192,7 +117,10 @@ fn sharded_safetensors_load_like_a_single_file() {
     let single = load_model(&src, &LoadOptions::default()).unwrap();
     let sharded = load_model(&dir, &LoadOptions::default()).unwrap();
     let prompt = [1u32, 50, 100, 200, 7];
-    assert_eq!(run(&single, &prompt, 6), run(&sharded, &prompt, 6));
+    assert_eq!(
+        run(&single, &prompt, 6, &[]),
+        run(&sharded, &prompt, 6, &[])
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -201,7 +129,7 @@ fn load_time_quantization_stays_close_to_f32() {
     let src = repo().join("fixtures/tiny/llama-hf");
     let f32_model = load_model(&src, &LoadOptions::default()).unwrap();
     let prompt: Vec<u32> = (0..20).map(|i| 10 + i * 13).collect();
-    let (want, _) = run(&f32_model, &prompt, 1);
+    let (want, _) = run(&f32_model, &prompt, 1, &[]);
     for q in ["q8_0", "q4_0", "q4_1"] {
         let model = load_model(
             &src,
@@ -210,10 +138,13 @@ fn load_time_quantization_stays_close_to_f32() {
             },
         )
         .unwrap();
-        let (got, _) = run(&model, &prompt, 1);
+        let (got, _) = run(&model, &prompt, 1, &[]);
         let err = max_abs(&got, &want);
         let bound = if q == "q8_0" { 0.05 } else { 0.5 };
         let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        assert!(err < bound * scale.max(1.0), "{q}: max abs logit error {err} vs f32 (logits up to {scale})");
+        assert!(
+            err < bound * scale.max(1.0),
+            "{q}: max abs logit error {err} vs f32 (logits up to {scale})"
+        );
     }
 }

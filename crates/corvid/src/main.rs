@@ -20,16 +20,11 @@ struct Cli {
 enum Command {
     /// Generate text offline from one prompt or a file of prompts.
     Generate(generate::GenerateArgs),
-    /// Serve the OpenAI-compatible API with Prometheus /metrics.
+    /// Serve the OpenAI-compatible API and Prometheus /metrics.
     Serve(corvid_server::ServeArgs),
     /// Benchmarks: `serve` (HTTP load generator) and `throughput` (offline engine).
     #[command(subcommand)]
     Bench(corvid_bench::BenchCommand),
-}
-
-fn serve(args: corvid_server::ServeArgs) -> anyhow::Result<()> {
-    let config = args.to_config()?;
-    tokio::runtime::Runtime::new()?.block_on(corvid_server::serve(config))
 }
 
 fn main() {
@@ -42,8 +37,10 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
-        Command::Serve(args) => serve(args),
         Command::Bench(cmd) => corvid_bench::run(cmd),
+        Command::Serve(args) => args.to_config().and_then(|config| {
+            tokio::runtime::Runtime::new()?.block_on(corvid_server::serve(config))
+        }),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

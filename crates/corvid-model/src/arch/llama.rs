@@ -37,6 +37,10 @@ pub struct Llama {
     /// `None` when the output projection is tied to the embedding.
     lm_head: Option<QMatrix>,
     rope: Rope,
+    /// The threads every step's kernels run on. Running the whole forward inside the
+    /// pool (rather than injecting each matmul from the engine thread) keeps the
+    /// workers hot between the ~200 kernels of a step instead of waking them each time.
+    pool: rayon::ThreadPool,
 }
 
 impl Llama {
@@ -119,6 +123,7 @@ impl Llama {
             norm,
             lm_head,
             rope,
+            pool: compute_pool()?,
         })
     }
 
@@ -169,6 +174,20 @@ impl Llama {
     }
 }
 
+/// The compute thread pool: `CORVID_NUM_THREADS` threads, else one per available core.
+fn compute_pool() -> Result<rayon::ThreadPool> {
+    let threads = std::env::var("CORVID_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("corvid-compute-{i}"))
+        .build()
+        .map_err(|e| ModelError::Unsupported(format!("cannot start compute threads: {e}")))
+}
+
 /// Per-token bookkeeping for one step.
 struct TokenMeta {
     seq: usize,
@@ -181,6 +200,12 @@ impl CausalLm for Llama {
     }
 
     fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>> {
+        self.pool.install(|| self.forward_in_pool(batch, kv))
+    }
+}
+
+impl Llama {
+    fn forward_in_pool(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>> {
         self.check(batch, kv)?;
         let c = &self.config;
         let (h, qd, kvd, hd) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.head_dim);

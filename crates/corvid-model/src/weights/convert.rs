@@ -107,5 +107,5 @@ pub fn to_matrix(
             }
         }
     };
-    Ok(QMatrix { rows, cols, data })
+    Ok(QMatrix { rows, cols, data }.packed_for_cpu())
 }

@@ -1,0 +1,101 @@
+//! Helpers shared by the numeric reference tests (golden and reference models).
+#![allow(dead_code)] // each test binary uses a different subset
+
+use corvid_kernels::ops::argmax;
+use corvid_model::{CausalLm, KvCache, SeqInput};
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A JSON fixture.
+pub fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A JSON array as token ids.
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// A raw little-endian f32 file.
+pub fn f32_file(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// Runs `prompt` in one step, then greedy decode steps until `steps` tokens or one of
+/// `stop`; returns the first step's logits and the greedy tokens.
+pub fn run(
+    model: &dyn CausalLm,
+    prompt: &[u32],
+    steps: usize,
+    stop: &[u32],
+) -> (Vec<f32>, Vec<u32>) {
+    let mut kv = KvCache::new(model.config(), 16, 256);
+    let table: Vec<u32> = (0..256).collect();
+    let seq = SeqInput {
+        tokens: prompt,
+        start_pos: 0,
+        block_table: &table,
+        want_logits: true,
+    };
+    let first = model.forward(&[seq], &mut kv).unwrap().remove(0);
+    let mut got = vec![argmax(&first)];
+    while got.len() < steps && !stop.contains(got.last().unwrap()) {
+        let tok = [*got.last().unwrap()];
+        let seq = SeqInput {
+            tokens: &tok,
+            start_pos: prompt.len() + got.len() - 1,
+            block_table: &table,
+            want_logits: true,
+        };
+        got.push(argmax(&model.forward(&[seq], &mut kv).unwrap()[0]));
+    }
+    (first, got)
+}
+
+/// Largest absolute difference.
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Indices of the `k` largest values, largest first.
+pub fn top_k(v: &[f32], k: usize) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..v.len() as u32).collect();
+    idx.sort_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]));
+    idx.truncate(k);
+    idx
+}
+
+/// Checks greedy tokens agree up to the first reference step whose top-1/top-2 gap is
+/// below `near_tie` (past such a near-tie, numerically equivalent implementations may
+/// legitimately part). Returns `(tokens equal, tokens checked)`.
+pub fn assert_greedy(
+    name: &str,
+    got: &[u32],
+    want: &[u32],
+    margins: &[f32],
+    near_tie: f32,
+) -> (usize, usize) {
+    let checked = margins
+        .iter()
+        .position(|&m| m < near_tie)
+        .unwrap_or(want.len());
+    let same = got.iter().zip(want).take_while(|(a, b)| a == b).count();
+    assert!(
+        same >= checked,
+        "{name}: greedy differs at step {same} before any near-tie: {got:?} vs {want:?}"
+    );
+    (same, checked)
+}
