@@ -52,6 +52,7 @@ pub struct EngineCore {
     eos: Vec<u32>,
     sink: Option<Arc<dyn StatsSink>>,
     busy: BusyWindow,
+    log: StatsLog,
     requests: HashMap<String, RequestAgg>,
     shared: Arc<Shared>,
     base_snapshot: EngineSnapshot,
@@ -77,6 +78,7 @@ impl EngineCore {
             eos: cfg.eos,
             sink,
             busy: BusyWindow::new(Duration::from_secs(10)),
+            log: StatsLog::new(Instant::now()),
             requests: HashMap::new(),
             shared,
             base_snapshot,
@@ -194,6 +196,7 @@ impl EngineCore {
             step_seconds: took.as_secs_f64(),
             busy_fraction,
         };
+        self.log.record(&stats, now);
         if let Some(sink) = &self.sink {
             sink.on_step(&stats);
         }
@@ -292,5 +295,57 @@ impl EngineCore {
         };
         self.shared.waiting.store(snap.waiting, Ordering::Relaxed);
         *self.shared.snapshot.lock().expect("snapshot lock") = snap;
+    }
+}
+
+/// Token counts since the last log line, for vLLM-style periodic stats logging.
+struct StatsLog {
+    since: Instant,
+    prompt_tokens: usize,
+    generation_tokens: usize,
+    queried_tokens: usize,
+    cached_tokens: usize,
+}
+
+/// How often a busy engine logs its one-line summary.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl StatsLog {
+    fn new(now: Instant) -> Self {
+        Self {
+            since: now,
+            prompt_tokens: 0,
+            generation_tokens: 0,
+            queried_tokens: 0,
+            cached_tokens: 0,
+        }
+    }
+
+    /// Accumulates a step; every [`LOG_INTERVAL`] logs throughput, queue and cache state.
+    fn record(&mut self, s: &IterationStats, now: Instant) {
+        self.prompt_tokens += s.num_prompt_tokens;
+        self.generation_tokens += s.num_generation_tokens;
+        self.queried_tokens += s.num_prefix_queries;
+        self.cached_tokens += s.num_cached_tokens;
+        let elapsed = now.duration_since(self.since);
+        if elapsed < LOG_INTERVAL {
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        let hit_rate = if self.queried_tokens > 0 {
+            100.0 * self.cached_tokens as f64 / self.queried_tokens as f64
+        } else {
+            0.0
+        };
+        tracing::info!(
+            "avg prompt throughput: {:.1} tokens/s, avg generation throughput: {:.1} tokens/s, running: {} reqs, waiting: {} reqs, KV cache usage: {:.1}%, prefix cache hit rate: {:.1}%",
+            self.prompt_tokens as f64 / secs,
+            self.generation_tokens as f64 / secs,
+            s.num_running,
+            s.num_waiting,
+            100.0 * s.kv_blocks_used as f64 / s.kv_blocks_total.max(1) as f64,
+            hit_rate,
+        );
+        *self = Self::new(now);
     }
 }

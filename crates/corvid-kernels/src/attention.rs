@@ -56,49 +56,60 @@ pub struct AttnScratch {
     q: Vec<f32>,
 }
 
-/// Attention of one query head `q` over the first `ctx_len` tokens of a sequence.
+/// Attention of the query heads that share one KV head (GQA), over the first
+/// `ctx_len` tokens of a sequence.
 ///
-/// `block_table[i]` is the pool block holding the sequence's tokens
-/// `i*block_size .. (i+1)*block_size`. Like llama.cpp's f16 KV path, the query and the
-/// softmax weights are rounded to f16 before the products; sums stay f32.
+/// `qs` holds the group's query heads back to back (`head_dim` each) and `out` receives
+/// their outputs in the same layout. Each key and value row is converted from f16 once
+/// and used by every head of the group. `block_table[i]` is the pool block holding the
+/// sequence's tokens `i*block_size .. (i+1)*block_size`. Like llama.cpp's f16 KV path,
+/// queries and softmax weights are rounded to f16 before the products; sums stay f32.
 #[allow(clippy::too_many_arguments)]
-pub fn paged_attention_head(
+pub fn paged_attention_group(
     layout: &KvLayout,
     k_pool: &[f16],
     v_pool: &[f16],
     block_table: &[u32],
     ctx_len: usize,
     kv_head: usize,
-    q: &[f32],
+    qs: &[f32],
     scale: f32,
     scratch: &mut AttnScratch,
     out: &mut [f32],
 ) {
     let hd = layout.head_dim;
     let bs = layout.block_size;
+    let heads = qs.len() / hd;
+    let slot = |t: usize| block_table[t / bs] as usize * bs + t % bs;
     scratch.q.clear();
     scratch
         .q
-        .extend(q.iter().map(|&v| f16::from_f32(v).to_f32()));
+        .extend(qs.iter().map(|&v| f16::from_f32(v).to_f32()));
     scratch.row.resize(hd, 0.0);
     scratch.scores.clear();
+    scratch.scores.resize(heads * ctx_len, 0.0);
     for t in 0..ctx_len {
-        let slot = block_table[t / bs] as usize * bs + t % bs;
-        let o = layout.offset(slot, kv_head);
+        let o = layout.offset(slot(t), kv_head);
         k_pool[o..o + hd].convert_to_f32_slice(&mut scratch.row);
-        scratch
-            .scores
-            .push(dot_f32(&scratch.q, &scratch.row) * scale);
+        for h in 0..heads {
+            scratch.scores[h * ctx_len + t] =
+                dot_f32(&scratch.q[h * hd..(h + 1) * hd], &scratch.row) * scale;
+        }
     }
-    softmax(&mut scratch.scores);
+    for h in 0..heads {
+        let s = &mut scratch.scores[h * ctx_len..(h + 1) * ctx_len];
+        softmax(s);
+        s.iter_mut().for_each(|p| *p = f16::from_f32(*p).to_f32());
+    }
     out.fill(0.0);
-    for (t, &p) in scratch.scores.iter().enumerate() {
-        let p = f16::from_f32(p).to_f32();
-        let slot = block_table[t / bs] as usize * bs + t % bs;
-        let o = layout.offset(slot, kv_head);
+    for t in 0..ctx_len {
+        let o = layout.offset(slot(t), kv_head);
         v_pool[o..o + hd].convert_to_f32_slice(&mut scratch.row);
-        for (a, &v) in out.iter_mut().zip(&scratch.row) {
-            *a = p.mul_add(v, *a);
+        for (h, out_h) in out.chunks_exact_mut(hd).enumerate() {
+            let p = scratch.scores[h * ctx_len + t];
+            for (a, &v) in out_h.iter_mut().zip(&scratch.row) {
+                *a = p.mul_add(v, *a);
+            }
         }
     }
 }
@@ -135,7 +146,7 @@ mod tests {
         }
         let q: Vec<f32> = (0..8).map(|i| i as f32 * 0.1).collect();
         let mut out = vec![0.0; 8];
-        paged_attention_head(
+        paged_attention_group(
             &layout,
             &k,
             &v,
@@ -157,6 +168,55 @@ mod tests {
                 "dim {d}: {} vs {want}",
                 out[d]
             );
+        }
+    }
+
+    #[test]
+    fn a_group_equals_its_heads_one_by_one() {
+        let layout = KvLayout {
+            block_size: 2,
+            n_kv_heads: 1,
+            head_dim: 4,
+        };
+        let n = 4 * 2 * layout.token_width();
+        let mut k = vec![f16::ZERO; n];
+        let mut v = vec![f16::ZERO; n];
+        let table = [3u32, 0, 2];
+        for t in 0..5 {
+            let row: Vec<f32> = (0..4).map(|i| ((t + i) % 3) as f32 - 1.0).collect();
+            let slot = table[t / 2] as usize * 2 + t % 2;
+            write_kv(&layout, &mut k, &mut v, slot, &row, &row);
+        }
+        let qs: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut group = vec![0.0; 12];
+        let mut scratch = AttnScratch::default();
+        paged_attention_group(
+            &layout,
+            &k,
+            &v,
+            &table,
+            5,
+            0,
+            &qs,
+            0.5,
+            &mut scratch,
+            &mut group,
+        );
+        for h in 0..3 {
+            let mut one = vec![0.0; 4];
+            paged_attention_group(
+                &layout,
+                &k,
+                &v,
+                &table,
+                5,
+                0,
+                &qs[h * 4..(h + 1) * 4],
+                0.5,
+                &mut scratch,
+                &mut one,
+            );
+            assert_eq!(one, group[h * 4..(h + 1) * 4]);
         }
     }
 }

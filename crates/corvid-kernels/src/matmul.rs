@@ -84,7 +84,7 @@ impl QMatrix {
     /// Repacks Q4_1 and Q8_0 weights for the VNNI kernels when this CPU has them and the
     /// row count allows (a multiple of 8); otherwise returns the matrix unchanged.
     pub fn packed_for_cpu(self) -> Self {
-        if !packed::available() || self.rows % GROUP != 0 {
+        if !packed::available() || !self.rows.is_multiple_of(GROUP) {
             return self;
         }
         let nb = self.cols / QK;

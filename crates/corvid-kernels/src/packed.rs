@@ -146,7 +146,7 @@ pub unsafe fn gemv_q4_1x8<const N: usize>(
             lo[j] = _mm256_and_si256(v, mask);
             hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
         }
-        for k in 0..N {
+        for (k, acc_k) in acc.iter_mut().enumerate() {
             let a = acts.get_unchecked(k).get_unchecked(b);
             let q = a.qs.as_ptr() as *const i32;
             let mut s = _mm256_setzero_si256();
@@ -155,8 +155,8 @@ pub unsafe fn gemv_q4_1x8<const N: usize>(
                 s = _mm256_dpbusd_epi32(s, hi[j], _mm256_set1_epi32(q.add(j + 4).read_unaligned()));
             }
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.d.to_f32()));
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[k]);
-            acc[k] = _mm256_fmadd_ps(mw, _mm256_set1_ps(a.s.to_f32()), acc[k]);
+            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
+            *acc_k = _mm256_fmadd_ps(mw, _mm256_set1_ps(a.s.to_f32()), *acc_k);
         }
     }
     for k in 0..N {
@@ -185,7 +185,7 @@ pub unsafe fn gemv_q8_0x8<const N: usize>(
         for (j, v) in wv.iter_mut().enumerate() {
             *v = _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
         }
-        for k in 0..N {
+        for (k, acc_k) in acc.iter_mut().enumerate() {
             let a = acts.get_unchecked(k).get_unchecked(b);
             let q = a.qs.as_ptr() as *const i32;
             // Σ (w + 128)·a − 128·Σa = Σ w·a, exactly, in integers.
@@ -194,7 +194,7 @@ pub unsafe fn gemv_q8_0x8<const N: usize>(
                 s = _mm256_dpbusd_epi32(s, *v, _mm256_set1_epi32(q.add(j).read_unaligned()));
             }
             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.d.to_f32()));
-            acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, acc[k]);
+            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
         }
     }
     for k in 0..N {

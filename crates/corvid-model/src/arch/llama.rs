@@ -8,7 +8,7 @@ use crate::kv_cache::KvCache;
 use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
-use corvid_kernels::attention::{paged_attention_head, write_kv, AttnScratch};
+use corvid_kernels::attention::{paged_attention_group, write_kv, AttnScratch};
 use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -275,21 +275,23 @@ impl Llama {
             }
             let layout = kv.layout;
             let (kp, vp) = (&cache.k, &cache.v);
-            attn.par_chunks_mut(hd).enumerate().for_each_init(
+            // One task per (token, KV head): the query heads sharing that KV head are
+            // adjacent in `q` and `attn`, so each task reads its K/V rows once.
+            let gw = group * hd;
+            attn.par_chunks_mut(gw).enumerate().for_each_init(
                 AttnScratch::default,
                 |scratch, (idx, out)| {
-                    let (t, head) = (idx / c.num_heads, idx % c.num_heads);
+                    let (t, kv_head) = (idx / c.num_kv_heads, idx % c.num_kv_heads);
                     let m = &meta[t];
-                    let s = &batch[m.seq];
-                    let qh = &q[t * qd + head * hd..t * qd + (head + 1) * hd];
-                    paged_attention_head(
+                    let qg = &q[t * qd + kv_head * gw..t * qd + (kv_head + 1) * gw];
+                    paged_attention_group(
                         &layout,
                         kp,
                         vp,
-                        s.block_table,
+                        batch[m.seq].block_table,
                         m.pos + 1,
-                        head / group,
-                        qh,
+                        kv_head,
+                        qg,
                         scale,
                         scratch,
                         out,
