@@ -36,14 +36,11 @@ impl Drop for Server {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_agree_with_the_servers_metrics() {
-    let Some(bin) = corvid_bin() else {
-        eprintln!("skipped: no release corvid binary with `serve` (build it: cargo build --release -p corvid)");
-        return;
-    };
-    if !corvid_model::default_model::default_model_path().exists() {
-        eprintln!("skipped: default model not installed");
-        return;
-    }
+    let bin = corvid_bin().expect("no release corvid binary with `serve`: run `cargo build --release -p corvid` (scripts/test.sh does)");
+    assert!(
+        corvid_model::default_model::default_model_path().exists(),
+        "default model not installed: run scripts/setup.sh"
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
