@@ -13,7 +13,7 @@ use std::path::PathBuf;
 /// order difference flips an occasional Q8 rounding, and the flip propagates. So
 /// llama.cpp disagrees with itself (its batched prompt path and its one-token path
 /// differ by 0.68–0.94 max abs on these prompts) and with exact f32 math (by up to 1.24,
-/// per `fixtures/README.md`); corvid differs from it by 0.34–1.24. The exact-f32 check
+/// per `fixtures/README.md`); corvid differs from it by 0.18–1.24. The exact-f32 check
 /// of the architecture is the safetensors test, which agrees with transformers to 0.02.
 const MAX_ABS_LOGIT_ERROR: f32 = 1.5;
 
