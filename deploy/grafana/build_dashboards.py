@@ -365,7 +365,7 @@ def corvid_dashboard():
         ds, "KV cache blocks",
         "KV blocks used and allocated, per replica.",
         [(f"sum by (instance) (vllm_kv_cache_blocks_used{{{SEL}}})", "{{instance}} used"),
-         (f"sum by (instance) (vllm_kv_cache_blocks_total{{{SEL}}})", "{{instance}} total")]), 12)
+         (f"sum by (instance) (vllm_kv_cache_blocks_capacity{{{SEL}}})", "{{instance}} total")]), 12)
     L.add(timeseries(
         ds, "Token throughput",
         "Prompt (prefill) and generated tokens per second, selected instances.",

@@ -574,7 +574,7 @@ async fn metrics_expose_every_documented_name() {
         .all(|l| l.contains(&model)));
     assert!(sample(&m, "vllm_request_throughput{").unwrap() >= 1.0);
     assert!(sample(&m, "vllm_generation_tokens_total{").unwrap() >= 4.0);
-    assert!(sample(&m, "vllm_kv_cache_blocks_total{").unwrap() > 0.0);
+    assert!(sample(&m, "vllm_kv_cache_blocks_capacity{").unwrap() > 0.0);
     assert!(sample(&m, "vllm_process_resident_memory_bytes{").unwrap() > 1e6);
     assert!(m.contains("vllm_http_requests_total{handler=\"/v1/completions\",method=\"POST\""));
     assert!(m.contains("vllm_engine_info{block_size=\"16\""));

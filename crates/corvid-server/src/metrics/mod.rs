@@ -168,7 +168,7 @@ impl Metrics {
             batch_size: b.histogram(BATCH_SIZE, BATCH_BUCKETS),
             tokens_per_step: b.histogram(TOKENS_PER_STEP, TOKEN_COUNT_BUCKETS),
             kv_blocks_used: b.int_gauge(KV_CACHE_BLOCKS_USED),
-            kv_blocks_total: b.int_gauge(KV_CACHE_BLOCKS_TOTAL),
+            kv_blocks_total: b.int_gauge(KV_CACHE_BLOCKS_CAPACITY),
             kv_bytes: b.int_gauge(KV_CACHE_BYTES),
             resident_memory: b.int_gauge(PROCESS_RESIDENT_MEMORY),
             http_requests: b.counter_vec(HTTP_REQUESTS, &["handler", "method", "status"]),

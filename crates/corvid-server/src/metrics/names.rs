@@ -66,7 +66,7 @@ defs! {
     /// Gauge of KV blocks in use.
     KV_CACHE_BLOCKS_USED = "vllm_kv_cache_blocks_used", "KV cache blocks in use.";
     /// Gauge of KV blocks in the pool.
-    KV_CACHE_BLOCKS_TOTAL = "vllm_kv_cache_blocks_total", "KV cache blocks in the pool.";
+    KV_CACHE_BLOCKS_CAPACITY = "vllm_kv_cache_blocks_capacity", "KV cache blocks in the pool.";
     /// Gauge of KV pool bytes.
     KV_CACHE_BYTES = "vllm_kv_cache_bytes", "Bytes reserved for the KV cache pool.";
     /// Gauge of resident memory.
