@@ -99,16 +99,42 @@ pub fn argmax(v: &[f32]) -> u32 {
 
 /// Softmax in place (f64 sum, as ggml).
 pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f64;
+    let max = max_of(x);
     for v in x.iter_mut() {
         *v = (*v - max).exp();
-        sum += *v as f64;
     }
-    let inv = (1.0 / sum) as f32;
+    // Four f64 partial sums instead of one chain: the adds no longer wait on each other
+    // (attention calls this for every head and token); in f64 the order does not show
+    // in the f32 result.
+    let chunks = x.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
+    let mut acc = [0.0f64; 4];
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v as f64;
+        }
+    }
+    let inv = (1.0 / ((acc[0] + acc[1]) + (acc[2] + acc[3]) + tail)) as f32;
     for v in x.iter_mut() {
         *v *= inv;
     }
+}
+
+/// The largest element (eight lanes at a time, so it vectorizes); -inf when empty.
+fn max_of(x: &[f32]) -> f32 {
+    let chunks = x.chunks_exact(8);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    for c in chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v);
+        }
+    }
+    lanes.into_iter().fold(tail, f32::max)
 }
 
 #[cfg(test)]

@@ -1,0 +1,191 @@
+//! AVX2 + FMA + F16C versions of the two attention passes, bit-identical to
+//! `portable.rs`.
+//!
+//! Scores: the eight keys of a group sit in the eight lanes (keys are stored transposed),
+//! so lane `j` computes exactly `dot_f32(q, k_j)`: for each of the eight partial sums
+//! `k` an FMA chain over dimensions `8c + k`, then the partial sums added in order `k =
+//! 0..8`. Values: the accumulators of a slice of the output dimensions stay in
+//! registers across the whole context, one FMA per token in token order.
+
+use std::arch::x86_64::*;
+
+use super::{portable, SeqKv};
+
+/// Query heads handled per pass over the keys or values (bounded by the registers).
+const HEADS_PER_PASS: usize = 4;
+
+/// See `portable::scores`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C, and `head_dim` must be a multiple of 8.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn scores(
+    kv: &SeqKv<'_>,
+    q: &[f32],
+    scale: f32,
+    row: &mut Vec<f32>,
+    scores: &mut [f32],
+) {
+    let (hd, bs, ctx) = (kv.layout.head_dim, kv.layout.block_size, kv.ctx_len);
+    let heads = q.len() / hd;
+    let tile_len = kv.layout.tile_len();
+    for (i, (tile, used)) in kv.tiles().enumerate() {
+        let kt = &kv.k_pool[tile..tile + tile_len];
+        // Groups of eight slots that lie inside the tile; the rest goes the portable way.
+        let simd_end = used.min(bs / 8 * 8);
+        for t0 in (0..simd_end).step_by(8) {
+            let lanes = 8.min(used - t0);
+            for h0 in (0..heads).step_by(HEADS_PER_PASS) {
+                let g = HEADS_PER_PASS.min(heads - h0);
+                let mut res = [[0.0f32; 8]; HEADS_PER_PASS];
+                let k = kt.as_ptr().add(t0);
+                let qh = &q[h0 * hd..(h0 + g) * hd];
+                match g {
+                    1 => key_group::<1, 8>(k, bs, hd, qh, scale, &mut res),
+                    2 => key_group::<2, 4>(k, bs, hd, qh, scale, &mut res),
+                    3 => key_group::<3, 2>(k, bs, hd, qh, scale, &mut res),
+                    _ => key_group::<4, 2>(k, bs, hd, qh, scale, &mut res),
+                }
+                for (j, r) in res.iter().take(g).enumerate() {
+                    let at = (h0 + j) * ctx + i * bs + t0;
+                    scores[at..at + lanes].copy_from_slice(&r[..lanes]);
+                }
+            }
+        }
+        if simd_end < used {
+            portable::tile_scores(kv, i, tile, simd_end..used, q, scale, row, scores);
+        }
+    }
+}
+
+/// Scores of `G` heads (`q`, `G * hd` values) against the eight keys starting at `k`
+/// (dimension `d` of key `j` at `k + d * bs + j`), written to `res[h]`. `L` of the
+/// eight partial sums are computed side by side so that `G * L` FMA chains hide the
+/// FMA latency; they are still added to the total in lane order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn key_group<const G: usize, const L: usize>(
+    k: *const half::f16,
+    bs: usize,
+    hd: usize,
+    q: &[f32],
+    scale: f32,
+    res: &mut [[f32; 8]; HEADS_PER_PASS],
+) {
+    let mut sum = [_mm256_setzero_ps(); G];
+    for lane0 in (0..8).step_by(L) {
+        let mut acc = [[_mm256_setzero_ps(); G]; L];
+        for c in 0..hd / 8 {
+            for (l, acc_l) in acc.iter_mut().enumerate() {
+                let d = 8 * c + lane0 + l;
+                let keys = _mm256_cvtph_ps(_mm_loadu_si128(k.add(d * bs) as *const __m128i));
+                for (h, a) in acc_l.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(_mm256_set1_ps(*q.get_unchecked(h * hd + d)), keys, *a);
+                }
+            }
+        }
+        for (l, acc_l) in acc.iter().enumerate() {
+            for (s, &a) in sum.iter_mut().zip(acc_l) {
+                *s = if lane0 + l == 0 {
+                    a
+                } else {
+                    _mm256_add_ps(*s, a)
+                };
+            }
+        }
+    }
+    let scale = _mm256_set1_ps(scale);
+    for (r, s) in res.iter_mut().zip(sum) {
+        _mm256_storeu_ps(r.as_mut_ptr(), _mm256_mul_ps(s, scale));
+    }
+}
+
+/// See `portable::values`.
+///
+/// # Safety
+/// As [`scores`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn values(kv: &SeqKv<'_>, p: &[f32], out: &mut [f32]) {
+    let hd = kv.layout.head_dim;
+    let heads = out.len() / hd;
+    let vectors = hd / 8;
+    for h0 in (0..heads).step_by(HEADS_PER_PASS) {
+        let g = HEADS_PER_PASS.min(heads - h0);
+        // Output vectors per pass: as many as keep eight accumulators in registers and divide the head.
+        let w = [8, 4, 2, 1]
+            .into_iter()
+            .find(|&w| vectors % w == 0 && g * w <= 8)
+            .unwrap_or(1);
+        let o = &mut out[h0 * hd..(h0 + g) * hd];
+        match (g, w) {
+            (1, 8) => value_pass::<1, 8>(kv, p, h0, o),
+            (1, 4) => value_pass::<1, 4>(kv, p, h0, o),
+            (1, 2) => value_pass::<1, 2>(kv, p, h0, o),
+            (1, _) => value_pass::<1, 1>(kv, p, h0, o),
+            (2, 4) => value_pass::<2, 4>(kv, p, h0, o),
+            (2, 2) => value_pass::<2, 2>(kv, p, h0, o),
+            (2, _) => value_pass::<2, 1>(kv, p, h0, o),
+            (3, 4) => value_pass::<3, 4>(kv, p, h0, o),
+            (3, 2) => value_pass::<3, 2>(kv, p, h0, o),
+            (3, _) => value_pass::<3, 1>(kv, p, h0, o),
+            (_, 2) => value_pass::<4, 2>(kv, p, h0, o),
+            _ => value_pass::<4, 1>(kv, p, h0, o),
+        }
+    }
+}
+
+/// Outputs of heads `h0 .. h0 + G` (`out`, `G * hd` values), `W` vectors of dimensions
+/// at a time.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn value_pass<const G: usize, const W: usize>(
+    kv: &SeqKv<'_>,
+    p: &[f32],
+    h0: usize,
+    out: &mut [f32],
+) {
+    let (hd, bs, ctx) = (kv.layout.head_dim, kv.layout.block_size, kv.ctx_len);
+    for c in 0..hd / (8 * W) {
+        let mut acc = [[_mm256_setzero_ps(); W]; G];
+        for (i, (tile, used)) in kv.tiles().enumerate() {
+            let vt = &kv.v_pool[tile..tile + used * hd];
+            for s in 0..used {
+                let row = vt.as_ptr().add(s * hd + c * 8 * W);
+                let t = i * bs + s;
+                let mut w = [_mm256_setzero_ps(); G];
+                for (h, x) in w.iter_mut().enumerate() {
+                    *x = _mm256_set1_ps(*p.get_unchecked((h0 + h) * ctx + t));
+                }
+                for j in 0..W {
+                    let v = _mm256_cvtph_ps(_mm_loadu_si128(row.add(8 * j) as *const __m128i));
+                    for h in 0..G {
+                        acc[h][j] = _mm256_fmadd_ps(w[h], v, acc[h][j]);
+                    }
+                }
+            }
+        }
+        for (h, a) in acc.iter().enumerate() {
+            for (j, v) in a.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(h * hd + c * 8 * W + 8 * j), *v);
+            }
+        }
+    }
+}
+
+/// Rounds every element to the nearest f16 (ties to even, like `half::f16::from_f32`)
+/// and back, eight at a time.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn round_to_f16(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = _mm256_loadu_ps(c.as_ptr());
+        let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+        _mm256_storeu_ps(c.as_mut_ptr(), _mm256_cvtph_ps(h));
+    }
+    for v in chunks.into_remainder() {
+        *v = half::f16::from_f32(*v).to_f32();
+    }
+}

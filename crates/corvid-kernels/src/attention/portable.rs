@@ -1,0 +1,66 @@
+//! The portable definition of both attention passes. The SIMD kernels must produce
+//! exactly these numbers: scores are `dot_f32(q, k) * scale` (eight-lane FMA partial
+//! sums added in lane order), outputs are FMA chains over the context in token order.
+
+use super::SeqKv;
+use crate::dot::dot_f32;
+use half::f16;
+
+/// `scores[h * ctx_len + t] = (q_h · k_t) * scale` for every head of the group.
+pub(super) fn scores(
+    kv: &SeqKv<'_>,
+    q: &[f32],
+    scale: f32,
+    row: &mut Vec<f32>,
+    scores: &mut [f32],
+) {
+    for (i, (tile, used)) in kv.tiles().enumerate() {
+        tile_scores(kv, i, tile, 0..used, q, scale, row, scores);
+    }
+}
+
+/// The scores of the keys in `slots` of the `i`-th tile of the context (at `tile`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn tile_scores(
+    kv: &SeqKv<'_>,
+    i: usize,
+    tile: usize,
+    slots: std::ops::Range<usize>,
+    q: &[f32],
+    scale: f32,
+    row: &mut Vec<f32>,
+    scores: &mut [f32],
+) {
+    let (hd, bs) = (kv.layout.head_dim, kv.layout.block_size);
+    row.resize(hd, 0.0);
+    for s in slots {
+        for (d, x) in row.iter_mut().enumerate() {
+            *x = kv.k_pool[tile + d * bs + s].to_f32();
+        }
+        for (h, qh) in q.chunks_exact(hd).enumerate() {
+            scores[h * kv.ctx_len + i * bs + s] = dot_f32(qh, row) * scale;
+        }
+    }
+}
+
+/// `out_h = Σ_t p[h * ctx_len + t] · v_t`, accumulated in token order.
+pub(super) fn values(kv: &SeqKv<'_>, p: &[f32], row: &mut Vec<f32>, out: &mut [f32]) {
+    let (hd, bs) = (kv.layout.head_dim, kv.layout.block_size);
+    let ctx = kv.ctx_len;
+    row.resize(hd, 0.0);
+    out.fill(0.0);
+    for (i, (tile, used)) in kv.tiles().enumerate() {
+        for s in 0..used {
+            let v = &kv.v_pool[tile + s * hd..tile + (s + 1) * hd];
+            for (x, &y) in row.iter_mut().zip(v) {
+                *x = f16::to_f32(y);
+            }
+            for (h, out_h) in out.chunks_exact_mut(hd).enumerate() {
+                let w = p[h * ctx + i * bs + s];
+                for (a, &x) in out_h.iter_mut().zip(row.iter()) {
+                    *a = w.mul_add(x, *a);
+                }
+            }
+        }
+    }
+}
