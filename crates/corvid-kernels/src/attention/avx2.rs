@@ -114,7 +114,7 @@ pub(super) unsafe fn values(kv: &SeqKv<'_>, p: &[f32], out: &mut [f32]) {
         // Output vectors per pass: as many as keep eight accumulators in registers and divide the head.
         let w = [8, 4, 2, 1]
             .into_iter()
-            .find(|&w| vectors % w == 0 && g * w <= 8)
+            .find(|&w| vectors.is_multiple_of(w) && g * w <= 8)
             .unwrap_or(1);
         let o = &mut out[h0 * hd..(h0 + g) * hd];
         match (g, w) {
@@ -158,8 +158,8 @@ unsafe fn value_pass<const G: usize, const W: usize>(
                 }
                 for j in 0..W {
                     let v = _mm256_cvtph_ps(_mm_loadu_si128(row.add(8 * j) as *const __m128i));
-                    for h in 0..G {
-                        acc[h][j] = _mm256_fmadd_ps(w[h], v, acc[h][j]);
+                    for (acc_h, &w_h) in acc.iter_mut().zip(&w) {
+                        acc_h[j] = _mm256_fmadd_ps(w_h, v, acc_h[j]);
                     }
                 }
             }

@@ -195,7 +195,7 @@ pub fn paged_attention_group(
 fn use_simd(head_dim: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        head_dim % 8 == 0 && crate::dot::has_avx2() && is_x86_feature_detected!("f16c")
+        head_dim.is_multiple_of(8) && crate::dot::has_avx2() && is_x86_feature_detected!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
