@@ -20,7 +20,15 @@ const MAX_ABS_LOGIT_ERROR: f32 = 1.5;
 /// Greedy tokens must match llama.cpp exactly until the first step where llama.cpp's
 /// own top-1/top-2 gap is below this: past such a near-tie either token is a correct
 /// greedy continuation within numerical noise, and the texts may legitimately part.
-const NEAR_TIE: f32 = 0.25;
+/// On the first step of these prompts, the gap between llama.cpp's top two tokens
+/// differs between corvid and llama.cpp by up to 0.33 (printed by the test), so a
+/// smaller gap is a coin flip between two equally valid implementations.
+const NEAR_TIE: f32 = 0.35;
+
+/// Cases whose 32 greedy tokens (or all tokens up to EOS) must equal llama.cpp's, and
+/// the prompt categories that must be among them (issue #2's acceptance).
+const MIN_FULL_MATCHES: usize = 8;
+const REQUIRED_CATEGORIES: [&str; 5] = ["plain", "chat", "chinese", "code", "long"];
 
 fn fixtures() -> PathBuf {
     std::env::var_os("CORVID_GOLDEN_DIR")
@@ -35,7 +43,7 @@ fn greedy_tokens_and_logits_match_llama_cpp() {
     let eog = ids(&golden["model"]["eog_token_ids"]);
     let cases = golden["cases"].as_array().unwrap();
     assert!(cases.len() >= 8);
-    let mut full = 0;
+    let (mut full, mut full_categories, mut worst_gap_err) = (Vec::new(), Vec::new(), 0.0f32);
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let prompt = ids(&case["prompt_ids"]);
@@ -60,17 +68,36 @@ fn greedy_tokens_and_logits_match_llama_cpp() {
             }
         }
         assert_eq!(ours5[0], theirs6[0], "{name}: argmax differs");
+        let (a, b) = (theirs6[0] as usize, theirs6[1] as usize);
+        let gap_err = ((logits[a] - logits[b]) - (ref_logits[a] - ref_logits[b])).abs();
+        worst_gap_err = worst_gap_err.max(gap_err);
 
         let margins: Vec<f32> = serde_json::from_value(case["step_margins"].clone()).unwrap();
         let (same, checked) = assert_greedy(name, &got, &want, &margins, NEAR_TIE);
         eprintln!(
-            "{name}: {} prompt tokens, max |Δlogit| {max_err:.4}, greedy equal for {same}/{} tokens (checked {checked})",
+            "{name}: {} prompt tokens, max |Δlogit| {max_err:.4}, top-2 gap error {gap_err:.4}, greedy equal for {same}/{} tokens (checked {checked})",
             prompt.len(),
             want.len()
         );
-        if checked == want.len() {
-            full += 1;
+        if same == want.len() {
+            full.push(name.to_string());
+            full_categories.push(case["category"].as_str().unwrap().to_string());
         }
     }
-    assert!(full >= 2, "cases without near-ties must match in full");
+    eprintln!(
+        "{} of {} cases equal in full: {full:?}; worst first-step top-2 gap error {worst_gap_err:.4}",
+        full.len(),
+        cases.len()
+    );
+    assert!(
+        full.len() >= MIN_FULL_MATCHES,
+        "only {} cases match llama.cpp's greedy tokens in full: {full:?}",
+        full.len()
+    );
+    for c in REQUIRED_CATEGORIES {
+        assert!(
+            full_categories.iter().any(|f| f == c),
+            "no {c} prompt matches in full"
+        );
+    }
 }
