@@ -40,6 +40,23 @@ pub struct QMatrix {
 /// to balance two to sixteen cores on 576-row matrices.
 const ROWS_PER_TASK: usize = 32;
 
+/// Tokens one packed-kernel call handles: each weight block is unpacked once for all of
+/// them (eight measured no faster than four).
+const PACKED_TOKENS: usize = 4;
+
+/// Calls the packed kernel `$f` monomorphized for `$tc` (1..=PACKED_TOKENS) tokens,
+/// writing the first `$tc` rows of `$out`.
+macro_rules! by_token_count {
+    ($tc:expr, $f:ident, $out:ident, $($arg:expr),*) => {
+        match $tc {
+            1 => packed::$f::<1>($($arg),*, (&mut $out[..1]).try_into().expect("1")),
+            2 => packed::$f::<2>($($arg),*, (&mut $out[..2]).try_into().expect("2")),
+            3 => packed::$f::<3>($($arg),*, (&mut $out[..3]).try_into().expect("3")),
+            _ => packed::$f::<4>($($arg),*, &mut $out),
+        }
+    };
+}
+
 /// Raw output pointer shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -52,8 +69,10 @@ enum Activations<'a> {
     F32(&'a [f32]),
     Q8_0(Vec<BlockQ8_0>),
     Q8_1(Vec<BlockQ8_1>),
-    /// Q8_0 with each block's sum of quantized values (for offset-packed Q8_0 weights).
-    Q8_0Sums(Vec<BlockQ8_0>, Vec<i32>),
+    /// Q8_1 with each block's scales as f32 (for packed Q4_1 weights).
+    Q8_1Scaled(Vec<BlockQ8_1>, Vec<[f32; 2]>),
+    /// Q8_0 with each block's f32 scale and offset correction (for packed Q8_0 weights).
+    Q8_0Scaled(Vec<BlockQ8_0>, Vec<(f32, i32)>),
 }
 
 impl QMatrix {
@@ -181,7 +200,12 @@ impl QMatrix {
                 for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
                     quantize_q8_1(xs, qs);
                 }
-                Activations::Q8_1(q)
+                if matches!(self.data, WeightData::Q4_1x8(_)) {
+                    let scales = packed::q8_1_scales(&q);
+                    Activations::Q8_1Scaled(q, scales)
+                } else {
+                    Activations::Q8_1(q)
+                }
             }
             WeightData::Q4_0(_) | WeightData::Q8_0(_) => {
                 let mut q = vec![BlockQ8_0::default(); n * nb];
@@ -195,8 +219,8 @@ impl QMatrix {
                 for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
                     quantize_q8_0(xs, qs);
                 }
-                let sums = packed::block_sums(&q);
-                Activations::Q8_0Sums(q, sums)
+                let scales = packed::q8_0_scales(&q);
+                Activations::Q8_0Scaled(q, scales)
             }
         }
     }
@@ -218,65 +242,30 @@ impl QMatrix {
         {
             let nb = self.cols / QK;
             let rows = self.rows;
-            let mut out = [[0.0f32; GROUP]; MAX_MULTI];
+            let mut out = [[0.0f32; GROUP]; PACKED_TOKENS];
             let tok = |q_len: usize, t: usize| t * q_len..(t + 1) * q_len;
-            for t0 in (0..n).step_by(MAX_MULTI) {
-                let tc = MAX_MULTI.min(n - t0);
+            for t0 in (0..n).step_by(PACKED_TOKENS) {
+                let tc = PACKED_TOKENS.min(n - t0);
                 for g in r0 / GROUP..r1 / GROUP {
                     // SAFETY: packed weights exist only when `packed::available()`; the
                     // activation slices hold `nb` blocks per token.
                     unsafe {
                         match (&self.data, acts) {
-                            (WeightData::Q4_1x8(w), Activations::Q8_1(q)) => {
+                            (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => {
                                 let w = &w[g * nb..(g + 1) * nb];
-                                let ys: [&[BlockQ8_1]; MAX_MULTI] =
+                                let ys: [&[BlockQ8_1]; PACKED_TOKENS] =
                                     std::array::from_fn(|k| &q[tok(nb, t0 + k.min(tc - 1))]);
-                                match tc {
-                                    1 => packed::gemv_q4_1x8::<1>(
-                                        w,
-                                        &ys,
-                                        (&mut out[..1]).try_into().expect("1"),
-                                    ),
-                                    2 => packed::gemv_q4_1x8::<2>(
-                                        w,
-                                        &ys,
-                                        (&mut out[..2]).try_into().expect("2"),
-                                    ),
-                                    3 => packed::gemv_q4_1x8::<3>(
-                                        w,
-                                        &ys,
-                                        (&mut out[..3]).try_into().expect("3"),
-                                    ),
-                                    _ => packed::gemv_q4_1x8::<4>(w, &ys, &mut out),
-                                }
+                                let ss: [&[[f32; 2]]; PACKED_TOKENS] =
+                                    std::array::from_fn(|k| &scales[tok(nb, t0 + k.min(tc - 1))]);
+                                by_token_count!(tc, gemv_q4_1x8, out, w, &ys, &ss);
                             }
-                            (WeightData::Q8_0x8(w), Activations::Q8_0Sums(q, sums)) => {
+                            (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => {
                                 let w = &w[g * nb..(g + 1) * nb];
-                                let ys: [&[BlockQ8_0]; MAX_MULTI] =
+                                let ys: [&[BlockQ8_0]; PACKED_TOKENS] =
                                     std::array::from_fn(|k| &q[tok(nb, t0 + k.min(tc - 1))]);
-                                let ss: [&[i32]; MAX_MULTI] =
-                                    std::array::from_fn(|k| &sums[tok(nb, t0 + k.min(tc - 1))]);
-                                match tc {
-                                    1 => packed::gemv_q8_0x8::<1>(
-                                        w,
-                                        &ys,
-                                        &ss,
-                                        (&mut out[..1]).try_into().expect("1"),
-                                    ),
-                                    2 => packed::gemv_q8_0x8::<2>(
-                                        w,
-                                        &ys,
-                                        &ss,
-                                        (&mut out[..2]).try_into().expect("2"),
-                                    ),
-                                    3 => packed::gemv_q8_0x8::<3>(
-                                        w,
-                                        &ys,
-                                        &ss,
-                                        (&mut out[..3]).try_into().expect("3"),
-                                    ),
-                                    _ => packed::gemv_q8_0x8::<4>(w, &ys, &ss, &mut out),
-                                }
+                                let ss: [&[(f32, i32)]; PACKED_TOKENS] =
+                                    std::array::from_fn(|k| &scales[tok(nb, t0 + k.min(tc - 1))]);
+                                by_token_count!(tc, gemv_q8_0x8, out, w, &ys, &ss);
                             }
                             _ => return false,
                         }

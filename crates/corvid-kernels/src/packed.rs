@@ -122,15 +122,17 @@ pub fn available() -> bool {
     crate::dot::dot_isa() == crate::dot::DotIsa::Vnni
 }
 
-/// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_1 matrix.
+/// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_1 matrix;
+/// `scales[k][b]` is activation block `b`'s `[d, s]` as f32 ([`q8_1_scales`]).
 ///
 /// # Safety
-/// Requires [`available`]; every `acts[k]` holds at least `w.len()` blocks.
+/// Requires [`available`]; every `acts[k]` and `scales[k]` holds at least `w.len()` blocks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
 pub unsafe fn gemv_q4_1x8<const N: usize>(
     w: &[Q4_1x8],
     acts: &[&[BlockQ8_1]],
+    scales: &[&[[f32; 2]]],
     out: &mut [[f32; GROUP]; N],
 ) {
     use std::arch::x86_64::*;
@@ -147,16 +149,22 @@ pub unsafe fn gemv_q4_1x8<const N: usize>(
             hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
         }
         for (k, acc_k) in acc.iter_mut().enumerate() {
-            let a = acts.get_unchecked(k).get_unchecked(b);
-            let q = a.qs.as_ptr() as *const i32;
-            let mut s = _mm256_setzero_si256();
+            let q = acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
+            let [ad, asum] = *scales.get_unchecked(k).get_unchecked(b);
+            // Two independent dot chains (low and high nibbles) halve the latency chain.
+            let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
             for j in 0..4 {
-                s = _mm256_dpbusd_epi32(s, lo[j], _mm256_set1_epi32(q.add(j).read_unaligned()));
-                s = _mm256_dpbusd_epi32(s, hi[j], _mm256_set1_epi32(q.add(j + 4).read_unaligned()));
+                s0 = _mm256_dpbusd_epi32(s0, lo[j], _mm256_set1_epi32(q.add(j).read_unaligned()));
+                s1 = _mm256_dpbusd_epi32(
+                    s1,
+                    hi[j],
+                    _mm256_set1_epi32(q.add(j + 4).read_unaligned()),
+                );
             }
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.d.to_f32()));
+            let s = _mm256_add_epi32(s0, s1);
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
             *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
-            *acc_k = _mm256_fmadd_ps(mw, _mm256_set1_ps(a.s.to_f32()), *acc_k);
+            *acc_k = _mm256_fmadd_ps(mw, _mm256_set1_ps(asum), *acc_k);
         }
     }
     for k in 0..N {
@@ -165,16 +173,17 @@ pub unsafe fn gemv_q4_1x8<const N: usize>(
 }
 
 /// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q8_0 matrix;
-/// `sums[k][b]` is the sum of activation block `b`'s quantized values.
+/// `scales[k][b]` is activation block `b`'s scale as f32 and its offset correction
+/// ([`q8_0_scales`]).
 ///
 /// # Safety
-/// Requires [`available`]; every `acts[k]` and `sums[k]` holds at least `w.len()` blocks.
+/// Requires [`available`]; every `acts[k]` and `scales[k]` holds at least `w.len()` blocks.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
 pub unsafe fn gemv_q8_0x8<const N: usize>(
     w: &[Q8_0x8],
     acts: &[&[BlockQ8_0]],
-    sums: &[&[i32]],
+    scales: &[&[(f32, i32)]],
     out: &mut [[f32; GROUP]; N],
 ) {
     use std::arch::x86_64::*;
@@ -186,14 +195,20 @@ pub unsafe fn gemv_q8_0x8<const N: usize>(
             *v = _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
         }
         for (k, acc_k) in acc.iter_mut().enumerate() {
-            let a = acts.get_unchecked(k).get_unchecked(b);
-            let q = a.qs.as_ptr() as *const i32;
-            // Σ (w + 128)·a − 128·Σa = Σ w·a, exactly, in integers.
-            let mut s = _mm256_set1_epi32(-128 * *sums.get_unchecked(k).get_unchecked(b));
-            for (j, v) in wv.iter().enumerate() {
-                s = _mm256_dpbusd_epi32(s, *v, _mm256_set1_epi32(q.add(j).read_unaligned()));
+            let q = acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
+            let (ad, offset) = *scales.get_unchecked(k).get_unchecked(b);
+            // Σ (w + 128)·a − 128·Σa = Σ w·a, exactly, in integers; two chains.
+            let (mut s0, mut s1) = (_mm256_set1_epi32(offset), _mm256_setzero_si256());
+            for j in 0..4 {
+                let (a0, a1) = (
+                    q.add(2 * j).read_unaligned(),
+                    q.add(2 * j + 1).read_unaligned(),
+                );
+                s0 = _mm256_dpbusd_epi32(s0, wv[2 * j], _mm256_set1_epi32(a0));
+                s1 = _mm256_dpbusd_epi32(s1, wv[2 * j + 1], _mm256_set1_epi32(a1));
             }
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(a.d.to_f32()));
+            let s = _mm256_add_epi32(s0, s1);
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
             *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
         }
     }
@@ -202,10 +217,26 @@ pub unsafe fn gemv_q8_0x8<const N: usize>(
     }
 }
 
-/// Sum of each block's quantized values (the offset correction for [`gemv_q8_0x8`]).
-pub fn block_sums(blocks: &[BlockQ8_0]) -> Vec<i32> {
+/// Each Q8_1 activation block's `[d, s]` as f32, converted once per matmul instead of
+/// once per row group in [`gemv_q4_1x8`].
+pub fn q8_1_scales(blocks: &[BlockQ8_1]) -> Vec<[f32; 2]> {
     blocks
         .iter()
-        .map(|b| b.qs.iter().map(|&q| q as i32).sum())
+        .map(|b| [b.d.to_f32(), b.s.to_f32()])
+        .collect()
+}
+
+/// Each Q8_0 activation block's scale as f32 and `-128 ×` the sum of its quantized
+/// values (the correction for the +128 offset of packed Q8_0 weights), for
+/// [`gemv_q8_0x8`].
+pub fn q8_0_scales(blocks: &[BlockQ8_0]) -> Vec<(f32, i32)> {
+    blocks
+        .iter()
+        .map(|b| {
+            (
+                b.d.to_f32(),
+                -128 * b.qs.iter().map(|&q| q as i32).sum::<i32>(),
+            )
+        })
         .collect()
 }
