@@ -1,11 +1,14 @@
 //! Weight matrices in their compute format and the batched `out = x · Wᵀ` product.
 
 use crate::dot::{
-    dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q8_0_q8_0_multi, MAX_MULTI,
+    dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q4_k_q8_k_multi, dot_q8_0_q8_0_multi,
+    MAX_MULTI,
 };
 use crate::packed::{self, Q4_1x8, Q8_0x8, GROUP};
-use crate::quant::quantize::{quantize_q8_0, quantize_q8_1};
-use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
+use crate::quant::quantize::{quantize_q8_0, quantize_q8_1, quantize_q8_k};
+use crate::quant::{
+    dequantize_q4k, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K,
+};
 use rayon::prelude::*;
 
 /// The element storage of a weight matrix, row-major, one row per output feature.
@@ -19,6 +22,9 @@ pub enum WeightData {
     Q4_1(Vec<BlockQ4_1>),
     /// Q8_0 blocks.
     Q8_0(Vec<BlockQ8_0>),
+    /// Q4_K super-blocks of 256 (GGUF Q4_K, `--quantization q4_k`), multiplied against
+    /// Q8_K activations like ggml does.
+    Q4K(Vec<BlockQ4K>),
     /// Q4_1 repacked eight rows at a time for the VNNI kernels.
     Q4_1x8(Vec<Q4_1x8>),
     /// Q8_0 repacked eight rows at a time for the VNNI kernels.
@@ -69,6 +75,8 @@ enum Activations<'a> {
     F32(&'a [f32]),
     Q8_0(Vec<BlockQ8_0>),
     Q8_1(Vec<BlockQ8_1>),
+    /// Q8_K (256-value blocks with sums) for Q4_K weights.
+    Q8K(Vec<BlockQ8K>),
     /// Q8_1 with each block's scales as f32 (for packed Q4_1 weights).
     Q8_1Scaled(Vec<BlockQ8_1>, Vec<[f32; 2]>),
     /// Q8_0 with each block's f32 scale and offset correction (for packed Q8_0 weights).
@@ -83,6 +91,7 @@ impl QMatrix {
             WeightData::Q4_0(_) => "Q4_0",
             WeightData::Q4_1(_) => "Q4_1",
             WeightData::Q8_0(_) => "Q8_0",
+            WeightData::Q4K(_) => "Q4_K",
             WeightData::Q4_1x8(_) => "Q4_1 (packed x8)",
             WeightData::Q8_0x8(_) => "Q8_0 (packed x8)",
         }
@@ -95,6 +104,7 @@ impl QMatrix {
             WeightData::Q4_0(v) => v.len() * 18,
             WeightData::Q4_1(v) => v.len() * 20,
             WeightData::Q8_0(v) => v.len() * 34,
+            WeightData::Q4K(v) => v.len() * std::mem::size_of::<BlockQ4K>(),
             WeightData::Q4_1x8(v) => v.len() * std::mem::size_of::<Q4_1x8>(),
             WeightData::Q8_0x8(v) => v.len() * std::mem::size_of::<Q8_0x8>(),
         }
@@ -115,10 +125,18 @@ impl QMatrix {
         Self { data, ..self }
     }
 
+    /// Blocks per row in the storage format (super-blocks of 256 for Q4_K).
+    fn blocks_per_row(&self) -> usize {
+        match self.data {
+            WeightData::Q4K(_) => self.cols / QK_K,
+            _ => self.cols / QK,
+        }
+    }
+
     /// Writes row `r` as f32 into `out` (embedding lookup).
     pub fn row_f32(&self, r: usize, out: &mut [f32]) {
         let c = self.cols;
-        let nb = c / QK;
+        let nb = self.blocks_per_row();
         match &self.data {
             WeightData::F32(v) => out.copy_from_slice(&v[r * c..(r + 1) * c]),
             WeightData::Q4_0(v) => {
@@ -147,6 +165,14 @@ impl QMatrix {
                     }
                 }
             }
+            WeightData::Q4K(v) => {
+                for (b, o) in v[r * nb..(r + 1) * nb]
+                    .iter()
+                    .zip(out.chunks_exact_mut(QK_K))
+                {
+                    dequantize_q4k(b, o);
+                }
+            }
             WeightData::Q4_1x8(v) => packed::unpack_row_q4_1(v, nb, r, out),
             WeightData::Q8_0x8(v) => packed::unpack_row_q8_0(v, nb, r, out),
         }
@@ -155,7 +181,7 @@ impl QMatrix {
     /// `out[t][r] = Σ_c x[t][c] · W[r][c]` for `n = x.len() / cols` tokens.
     ///
     /// Quantized weights are multiplied against activations quantized once per call
-    /// (Q8_1 for Q4_1, Q8_0 otherwise), the way ggml does; rows are split across the
+    /// (Q8_1 for Q4_1, Q8_K for Q4_K, Q8_0 otherwise), the way ggml does; rows are split across the
     /// rayon pool.
     pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
         let n = x.len() / self.cols;
@@ -192,7 +218,7 @@ impl QMatrix {
     }
 
     fn quantize_activations<'a>(&self, x: &'a [f32], n: usize) -> Activations<'a> {
-        let nb = self.cols / QK;
+        let nb = self.blocks_per_row();
         match self.data {
             WeightData::F32(_) => Activations::F32(x),
             WeightData::Q4_1(_) | WeightData::Q4_1x8(_) => {
@@ -213,6 +239,13 @@ impl QMatrix {
                     quantize_q8_0(xs, qs);
                 }
                 Activations::Q8_0(q)
+            }
+            WeightData::Q4K(_) => {
+                let mut q = vec![BlockQ8K::default(); n * nb];
+                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
+                    quantize_q8_k(xs, qs);
+                }
+                Activations::Q8K(q)
             }
             WeightData::Q8_0x8(_) => {
                 let mut q = vec![BlockQ8_0::default(); n * nb];
@@ -291,7 +324,7 @@ impl QMatrix {
     #[inline]
     fn dot_rows(&self, r: usize, acts: &Activations<'_>, t0: usize, out: &mut [f32]) {
         let c = self.cols;
-        let nb = c / QK;
+        let nb = self.blocks_per_row();
         let w = r * nb..(r + 1) * nb;
         fn rows_of<B>(q: &[B], nb: usize, t0: usize, n: usize) -> [&[B]; MAX_MULTI] {
             let mut ys = [&q[..0]; MAX_MULTI];
@@ -316,6 +349,9 @@ impl QMatrix {
             }
             (WeightData::Q8_0(v), Activations::Q8_0(q)) => {
                 dot_q8_0_q8_0_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
+            (WeightData::Q4K(v), Activations::Q8K(q)) => {
+                dot_q4_k_q8_k_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
             }
             _ => unreachable!("activations are quantized to match the weights"),
         }
@@ -398,6 +434,39 @@ mod tests {
                 .map(|(a, b)| a * b)
                 .sum();
             assert!((out[r] - want).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn q4_k_matmul_matches_f32_on_the_dequantized_weights() {
+        use crate::quant::quantize::quantize_weight_q4_k;
+        let (rows, cols) = (40, 512);
+        let w = random(5, rows * cols);
+        let q = QMatrix {
+            rows,
+            cols,
+            data: WeightData::Q4K(quantize_weight_q4_k(&w)),
+        };
+        assert_eq!(q.nbytes(), rows * cols / 256 * 144);
+        let mut deq = vec![0.0; rows * cols];
+        for (r, o) in deq.chunks_exact_mut(cols).enumerate() {
+            q.row_f32(r, o);
+        }
+        let f = QMatrix {
+            rows,
+            cols,
+            data: WeightData::F32(deq),
+        };
+        for n in [1, 3, 4, 9] {
+            let x = random(20 + n as u64, n * cols);
+            let (mut a, mut b) = (vec![0.0; n * rows], vec![0.0; n * rows]);
+            q.matmul(&x, &mut a);
+            f.matmul(&x, &mut b);
+            // Only the Q8_K rounding of the activations separates them: at most half a
+            // step (max|x| / 254) per value, times Σ|w| ≈ 0.5 · 512.
+            for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                assert!((u - v).abs() < 0.1, "n={n} [{i}]: {u} vs {v}");
+            }
         }
     }
 }

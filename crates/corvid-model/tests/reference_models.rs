@@ -148,3 +148,113 @@ fn load_time_quantization_stays_close_to_f32() {
         );
     }
 }
+
+/// llama.cpp's Q4_K_M quantization of `llama256` (Q4_K matrices natively, its Q6_K ones
+/// requantized to Q8_0) against llama.cpp's logits on the same file.
+///
+/// Tolerance: llama.cpp's own Q4_K_M logits differ from its F32 model's by 4.0–5.2
+/// (logit range ≈ ±30, recorded as `max_abs_diff_vs_f32_model`). corvid shares the Q4_K
+/// weights bit for bit and rounds activations to Q8_K the same way; on the F32 model
+/// corvid and llama.cpp differ by ≤ 0.01 (f16 KV cache, summation order), also checked
+/// here. Measured on Q4_K_M (2026-11-28): 0.44, 0.53, 0.45 — about 10% of llama.cpp's
+/// own quantization error. Not yet attributed term by term; the likely main source is
+/// the Q6_K tensors (output, half of attn_v/ffn_down), which corvid requantizes to Q8_0
+/// (with Q8_0 activations) where llama.cpp multiplies Q6_K by Q8_K. Bound: 0.8 (1.5× the
+/// largest measured, 15% of llama.cpp's quantization error); greedy decoding must agree
+/// up to the first near-tie.
+#[test]
+fn q4_k_m_gguf_matches_llama_cpp() {
+    let dir = repo().join("fixtures/tiny");
+    let reference = json(&dir.join("llama256.reference.json"));
+    let model = load_model(&dir.join("llama256.q4_k_m.gguf"), &LoadOptions::default()).unwrap();
+    let f32_model = load_model(&dir.join("llama256-hf"), &LoadOptions::default()).unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let f32_ref: Vec<f32> =
+            serde_json::from_value(case["f32_model_last_logits"].clone()).unwrap();
+        let (f32_logits, _) = run(&f32_model, &ids(&case["input_ids"]), 1, &[]);
+        let base = max_abs(&f32_logits, &f32_ref);
+        let input = ids(&case["input_ids"]);
+        let want_logits: Vec<f32> = serde_json::from_value(case["last_logits"].clone()).unwrap();
+        let want = ids(&case["greedy_ids"]);
+        let margins: Vec<f32> = serde_json::from_value(case["greedy_margins"].clone()).unwrap();
+        let (logits, got) = run(&model, &input, want.len(), &[]);
+        let err = max_abs(&logits, &want_logits);
+        let own = case["max_abs_diff_vs_f32_model"].as_f64().unwrap();
+        eprintln!(
+            "llama256 Q4_K_M {name}: max |Δlogit| vs llama.cpp = {err:.4} \
+             (F32 model, corvid vs llama.cpp: {base:.4}; llama.cpp Q4_K_M vs its F32: {own:.3})"
+        );
+        assert!(base < 0.05, "{name}: F32 model differs by {base}");
+        assert!(err < 0.8, "{name}: max abs logit error {err}");
+        assert_greedy(name, &got, &want, &margins, 0.05);
+    }
+}
+
+/// corvid's Q4_K quantizer (`--quantization q4_k`) reproduces llama.cpp's blocks: the
+/// HF twin holds the same (f16-exact) values llama.cpp quantized, so every Q4_K tensor
+/// of the Q4_K_M file whose rows are not permuted (all but attn_q/attn_k) must come out
+/// byte for byte the same.
+#[test]
+fn q4_k_quantizer_reproduces_llama_cpp_blocks() {
+    use corvid_kernels::quant::quantize::quantize_weight_q4_k;
+    use corvid_kernels::GgmlType;
+    use corvid_model::weights::convert::to_f32;
+    use corvid_model::weights::{SafetensorsDir, TensorSource};
+    let dir = repo().join("fixtures/tiny");
+    let gguf = corvid_model::gguf::GgufFile::open(dir.join("llama256.q4_k_m.gguf")).unwrap();
+    let hf = SafetensorsDir::open(&dir.join("llama256-hf")).unwrap();
+    let (mut tensors, mut blocks, mut same) = (0, 0, 0);
+    for (name, info) in &gguf.tensors {
+        if info.ty != GgmlType::Q4K || name.contains("attn_q") || name.contains("attn_k") {
+            continue;
+        }
+        let x = to_f32(&hf.require(name).unwrap()).unwrap();
+        let ours = quantize_weight_q4_k(&x);
+        let theirs = gguf.tensor_data(info);
+        assert_eq!(theirs.len(), ours.len() * 144, "{name}");
+        for (i, b) in ours.iter().enumerate() {
+            let mut bytes = Vec::with_capacity(144);
+            bytes.extend_from_slice(&b.d.to_le_bytes());
+            bytes.extend_from_slice(&b.dmin.to_le_bytes());
+            bytes.extend_from_slice(&b.scales);
+            bytes.extend_from_slice(&b.qs);
+            same += usize::from(bytes == theirs[i * 144..(i + 1) * 144]);
+        }
+        tensors += 1;
+        blocks += ours.len();
+    }
+    eprintln!("{same} of {blocks} Q4_K blocks in {tensors} tensors byte-identical to llama.cpp's");
+    assert!(tensors >= 5, "only {tensors} Q4_K tensors compared");
+    assert_eq!(same, blocks, "Q4_K blocks differing from llama.cpp's");
+}
+
+/// `--quantization q4_k` on the HF twin stays as close to the F32 model as llama.cpp's
+/// Q4_K_M is to its own F32 model (4.0–5.2 on these logits, range ≈ ±30; Q4_K for every
+/// matrix, output included, is a little coarser than Q4_K_M, hence 1.5×).
+#[test]
+fn q4_k_load_quantization_stays_close_to_f32() {
+    let dir = repo().join("fixtures/tiny");
+    let reference = json(&dir.join("llama256.reference.json"));
+    let src = dir.join("llama256-hf");
+    let f32_model = load_model(&src, &LoadOptions::default()).unwrap();
+    let q = load_model(
+        &src,
+        &LoadOptions {
+            quantization: Some("q4_k".parse().unwrap()),
+        },
+    )
+    .unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let input = ids(&case["input_ids"]);
+        let own = case["max_abs_diff_vs_f32_model"].as_f64().unwrap() as f32;
+        let (want, _) = run(&f32_model, &input, 1, &[]);
+        let (got, _) = run(&q, &input, 1, &[]);
+        let err = max_abs(&got, &want);
+        eprintln!(
+            "llama256 q4_k {}: max |Δlogit| vs f32 = {err:.3} (llama.cpp Q4_K_M vs F32: {own:.3})",
+            case["name"]
+        );
+        assert!(err < 1.5 * own, "{}: {err}", case["name"]);
+    }
+}

@@ -6,6 +6,9 @@ use half::f16;
 /// Elements per block for the 32-wide formats.
 pub const QK: usize = 32;
 
+/// Elements per k-quant super-block (Q4_K, Q8_K).
+pub const QK_K: usize = 256;
+
 /// Q4_0: `x = d * (q - 8)`, q a 4-bit nibble; element j in the low nibble of `qs[j]`,
 /// element j+16 in the high nibble.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,6 +55,71 @@ pub struct BlockQ8_1 {
     pub qs: [i8; 32],
 }
 
+/// Q4_K (ggml's `block_q4_K`): 256 values in eight sub-blocks of 32, each with a 6-bit
+/// scale `sc` and minimum `m`: `x = d * sc * q - dmin * m`, q a 4-bit nibble. Kept as
+/// stored so Q4_K GGUF weights are multiplied without requantization.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BlockQ4K {
+    /// Super-block scale of the 6-bit sub-block scales.
+    pub d: f16,
+    /// Super-block scale of the 6-bit sub-block minimums.
+    pub dmin: f16,
+    /// Eight 6-bit scales and eight 6-bit minimums, packed as [`scale_min_k4`] reads them.
+    pub scales: [u8; 12],
+    /// Nibbles: byte `32g + l` holds value `64g + l` (low) and `64g + 32 + l` (high).
+    pub qs: [u8; 128],
+}
+
+impl Default for BlockQ4K {
+    fn default() -> Self {
+        Self {
+            d: f16::ZERO,
+            dmin: f16::ZERO,
+            scales: [0; 12],
+            qs: [0; 128],
+        }
+    }
+}
+
+/// Q8_K (ggml's `block_q8_K`): 256 int8 values with an f32 scale and the sums of each
+/// group of 16, which let a Q4_K dot product subtract the minimums without a second
+/// pass. Activations only.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BlockQ8K {
+    /// Scale.
+    pub d: f32,
+    /// Quantized values.
+    pub qs: [i8; 256],
+    /// Sum of `qs[16i .. 16i + 16]`.
+    pub bsums: [i16; 16],
+}
+
+impl Default for BlockQ8K {
+    fn default() -> Self {
+        Self {
+            d: 0.0,
+            qs: [0; 256],
+            bsums: [0; 16],
+        }
+    }
+}
+
+/// The 6-bit scale and minimum of sub-block `j` (0..8) of a Q4_K/Q5_K super-block
+/// (ggml's `get_scale_min_k4`), from its 12 packed bytes.
+#[inline]
+pub fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
 /// A block type that can be copied straight out of GGUF bytes.
 pub trait RawBlock: Copy + Default {
     /// Size in bytes as stored.
@@ -95,6 +163,18 @@ impl RawBlock for BlockQ8_0 {
         Self {
             d: f16_at(b, 0),
             qs,
+        }
+    }
+}
+
+impl RawBlock for BlockQ4K {
+    const BYTES: usize = 144;
+    fn read(b: &[u8]) -> Self {
+        Self {
+            d: f16_at(b, 0),
+            dmin: f16_at(b, 2),
+            scales: b[4..16].try_into().expect("block length"),
+            qs: b[16..144].try_into().expect("block length"),
         }
     }
 }

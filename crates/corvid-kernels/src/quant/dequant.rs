@@ -2,7 +2,7 @@
 //! These are the reference semantics (ggml's); the hot path never dequantizes whole
 //! matrices, but loading converts less common formats through here.
 
-use super::blocks::QK;
+use super::blocks::{scale_min_k4, BlockQ4K, QK};
 use crate::GgmlType;
 use half::{bf16, f16};
 
@@ -102,25 +102,27 @@ fn dequantize_block(ty: GgmlType, b: &[u8], y: &mut [f32]) {
     }
 }
 
-/// The 6-bit scale and minimum of sub-block `j` of a Q4_K/Q5_K super-block.
-fn scale_min_k4(j: usize, q: &[u8]) -> (f32, f32) {
-    if j < 4 {
-        ((q[j] & 63) as f32, (q[j + 4] & 63) as f32)
-    } else {
-        let d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        let m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        (d as f32, m as f32)
-    }
+/// [`scale_min_k4`] as f32.
+fn scale_min_f32(j: usize, q: &[u8]) -> (f32, f32) {
+    let (d, m) = scale_min_k4(j, q);
+    (d as f32, m as f32)
 }
 
 fn dequant_q4k(b: &[u8], y: &mut [f32]) {
-    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-    let scales = &b[4..16];
-    let qs = &b[16..144];
+    let scales = b[4..16].try_into().expect("12 bytes");
+    dequant_q4k_parts(f16_at(b, 0), f16_at(b, 2), scales, &b[16..144], y);
+}
+
+/// Dequantizes one Q4_K block to its 256 values.
+pub fn dequantize_q4k(b: &BlockQ4K, y: &mut [f32]) {
+    dequant_q4k_parts(b.d.to_f32(), b.dmin.to_f32(), &b.scales, &b.qs, y);
+}
+
+fn dequant_q4k_parts(d: f32, dmin: f32, scales: &[u8; 12], qs: &[u8], y: &mut [f32]) {
     for (g, chunk) in y.chunks_exact_mut(64).enumerate() {
         let q = &qs[g * 32..g * 32 + 32];
-        let (sc1, m1) = scale_min_k4(2 * g, scales);
-        let (sc2, m2) = scale_min_k4(2 * g + 1, scales);
+        let (sc1, m1) = scale_min_f32(2 * g, scales);
+        let (sc2, m2) = scale_min_f32(2 * g + 1, scales);
         for l in 0..32 {
             chunk[l] = d * sc1 * (q[l] & 0xF) as f32 - dmin * m1;
             chunk[l + 32] = d * sc2 * (q[l] >> 4) as f32 - dmin * m2;
@@ -136,8 +138,8 @@ fn dequant_q5k(b: &[u8], y: &mut [f32]) {
     for (g, chunk) in y.chunks_exact_mut(64).enumerate() {
         let ql = &qs[g * 32..g * 32 + 32];
         let (u1, u2) = (1u8 << (2 * g), 2u8 << (2 * g));
-        let (sc1, m1) = scale_min_k4(2 * g, scales);
-        let (sc2, m2) = scale_min_k4(2 * g + 1, scales);
+        let (sc1, m1) = scale_min_f32(2 * g, scales);
+        let (sc2, m2) = scale_min_f32(2 * g + 1, scales);
         for l in 0..32 {
             let h1 = if qh[l] & u1 != 0 { 16 } else { 0 };
             let h2 = if qh[l] & u2 != 0 { 16 } else { 0 };

@@ -4,5 +4,8 @@ pub mod blocks;
 pub mod dequant;
 pub mod quantize;
 
-pub use blocks::{read_blocks, BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, RawBlock, QK};
-pub use dequant::dequantize;
+pub use blocks::{
+    read_blocks, scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1,
+    RawBlock, QK, QK_K,
+};
+pub use dequant::{dequantize, dequantize_q4k};

@@ -1,8 +1,10 @@
-//! Quantization of f32 rows into block formats: activations (Q8_0/Q8_1, done every step,
-//! rounded exactly as ggml's x86 path does so logits agree with llama.cpp) and weights
-//! (Q8_0/Q4_0/Q4_1, done once at load time for `--quantization`).
+//! Quantization of f32 rows into block formats: activations (Q8_0/Q8_1/Q8_K, done every
+//! step, rounded exactly as ggml's x86 path does so logits agree with llama.cpp) and
+//! weights (Q8_0/Q4_0/Q4_1/Q4_K, done once at load time for `--quantization`).
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1, QK};
+use super::blocks::{
+    scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K,
+};
 use half::f16;
 
 /// Largest absolute value. Eight independent lanes let the compiler vectorize it (the
@@ -106,6 +108,193 @@ unsafe fn quantize_block_avx2(xs: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
     (m, _mm_cvtsi128_si32(s4))
 }
 
+/// ggml's `nearest_int`: round half to even through the float adder (|f| < 2^22).
+#[inline]
+fn nearest_int(f: f32) -> i32 {
+    let v = f + 12_582_912.0;
+    (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// Quantizes one activation row into Q8_K blocks (`x.len()` a multiple of 256), as
+/// ggml's `quantize_row_q8_K_ref` (which x86 uses): the signed value of largest
+/// magnitude maps to -127.
+pub fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
+    for (b, xs) in out.iter_mut().zip(x.chunks_exact(QK_K)) {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in xs {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax == 0.0 {
+            *b = BlockQ8K::default();
+            continue;
+        }
+        let iscale = -127.0 / max;
+        for (q, &v) in b.qs.iter_mut().zip(xs) {
+            *q = nearest_int(iscale * v).min(127) as i8;
+        }
+        for (s, qs) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
+            *s = qs.iter().map(|&q| q as i16).sum();
+        }
+        b.d = 1.0 / iscale;
+    }
+}
+
+/// ggml's `make_qkx2_quants`: the weighted least-squares scale and minimum of `x` on
+/// levels `0..=nmax`, trying `nstep + 1` candidate scales. Writes the levels to `l` and
+/// returns `(scale, -min)`.
+#[allow(clippy::too_many_arguments)]
+fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    l: &mut [u8],
+    laux: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> (f32, f32) {
+    let n = x.len();
+    let (mut min, mut max) = (x[0], x[0]);
+    let mut sum_w = weights[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..n {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        let w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        l.fill(0);
+        return (0.0, -min);
+    }
+    let level = |iscale: f32, v: f32, min: f32| nearest_int(iscale * (v - min)).clamp(0, nmax);
+    let mut iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_error = 0.0f32;
+    for i in 0..n {
+        l[i] = level(iscale, x[i], min) as u8;
+        let diff = scale * l[i] as f32 + min - x[i];
+        best_error += weights[i] * (diff * diff);
+    }
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
+        for i in 0..n {
+            let li = level(iscale, x[i], min);
+            laux[i] = li as u8;
+            let (w, lf) = (weights[i], li as f32);
+            sum_l += w * lf;
+            sum_l2 += w * lf * lf;
+            sum_xl += w * lf * x[i];
+        }
+        let d = sum_w * sum_l2 - sum_l * sum_l;
+        if d > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut cur_error = 0.0f32;
+            for i in 0..n {
+                let diff = this_scale * laux[i] as f32 + this_min - x[i];
+                cur_error += weights[i] * (diff * diff);
+            }
+            if cur_error < best_error {
+                l.copy_from_slice(laux);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// Quantizes a weight row to Q4_K (`x.len()` a multiple of 256), as ggml's
+/// `quantize_row_q4_K_ref` (what llama.cpp's quantizer does without an importance
+/// matrix): per 32-value sub-block a weighted affine fit, then the eight scales and
+/// minimums quantized to 6 bits against the super-block's largest.
+pub fn quantize_weight_q4_k(x: &[f32]) -> Vec<BlockQ4K> {
+    x.chunks_exact(QK_K)
+        .map(|xs| {
+            let mut levels = [0u8; QK_K];
+            let (mut laux, mut weights) = ([0u8; 32], [0.0f32; 32]);
+            let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
+            let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+            for j in 0..QK_K / 32 {
+                let sub = &xs[32 * j..32 * j + 32];
+                let mut sum_x2 = 0.0f32;
+                for &v in sub {
+                    sum_x2 += v * v;
+                }
+                let av_x = (sum_x2 / 32.0).sqrt();
+                for (w, &v) in weights.iter_mut().zip(sub) {
+                    *w = av_x + v.abs();
+                }
+                let l = &mut levels[32 * j..32 * j + 32];
+                (scales[j], mins[j]) =
+                    make_qkx2_quants(15, sub, &weights, l, &mut laux, -1.0, 0.1, 20);
+                max_scale = if scales[j] > max_scale {
+                    scales[j]
+                } else {
+                    max_scale
+                };
+                max_min = if mins[j] > max_min { mins[j] } else { max_min };
+            }
+            let inv_scale = if max_scale > 0.0 {
+                63.0 / max_scale
+            } else {
+                0.0
+            };
+            let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+            let mut b = BlockQ4K::default();
+            for j in 0..QK_K / 32 {
+                let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+                let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+                if j < 4 {
+                    b.scales[j] = ls;
+                    b.scales[j + 4] = lm;
+                } else {
+                    b.scales[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+                    b.scales[j - 4] |= (ls >> 4) << 6;
+                    b.scales[j] |= (lm >> 4) << 6;
+                }
+            }
+            b.d = f16::from_f32(max_scale / 63.0);
+            b.dmin = f16::from_f32(max_min / 63.0);
+            for j in 0..QK_K / 32 {
+                let (sc, m) = scale_min_k4(j, &b.scales);
+                let d = b.d.to_f32() * sc as f32;
+                if d == 0.0 {
+                    continue;
+                }
+                let dm = b.dmin.to_f32() * m as f32;
+                for i in 32 * j..32 * j + 32 {
+                    levels[i] = nearest_int((xs[i] + dm) / d).clamp(0, 15) as u8;
+                }
+            }
+            for (g, q) in b.qs.chunks_exact_mut(32).enumerate() {
+                for (i, byte) in q.iter_mut().enumerate() {
+                    *byte = levels[64 * g + i] | (levels[64 * g + 32 + i] << 4);
+                }
+            }
+            b
+        })
+        .collect()
+}
+
 /// Quantizes a weight row to Q8_0 (ggml's reference rounding).
 pub fn quantize_weight_q8_0(x: &[f32]) -> Vec<BlockQ8_0> {
     x.chunks_exact(QK)
@@ -194,6 +383,69 @@ mod tests {
             assert_eq!(a, b, "case {case}");
             assert_eq!(got.0.to_bits(), want.0.to_bits());
             assert_eq!(got.1, want.1);
+        }
+    }
+
+    #[test]
+    fn q8_k_matches_its_definition() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let mut x: Vec<f32> = (0..512).map(|_| rng.gen_range(-3.0..3.0)).collect();
+        x[300] = -7.5; // the signed extreme of a block always maps to -127
+        x[256..300].iter_mut().for_each(|v| *v *= 0.1);
+        let mut q = vec![BlockQ8K::default(); 2];
+        quantize_q8_k(&x, &mut q);
+        assert_eq!(q[1].qs[44], -127);
+        assert_eq!(q[1].d, 1.0 / (-127.0 / -7.5));
+        for (b, xs) in q.iter().zip(x.chunks_exact(QK_K)) {
+            for (j, s) in b.bsums.iter().enumerate() {
+                let want: i32 = b.qs[16 * j..16 * j + 16].iter().map(|&v| v as i32).sum();
+                assert_eq!(*s as i32, want);
+            }
+            for (&v, &qv) in xs.iter().zip(&b.qs) {
+                assert!((v - qv as f32 * b.d).abs() <= 0.5 * b.d.abs() * 1.0001);
+            }
+        }
+        let mut z = [BlockQ8K::default()];
+        quantize_q8_k(&[0.0; 256], &mut z);
+        assert_eq!(z[0].d, 0.0);
+    }
+
+    #[test]
+    fn q4_k_quantization_round_trips_within_its_step() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        for case in 0..50 {
+            let scale = [1e-3f32, 0.05, 1.0, 20.0][case % 4];
+            let mut x: Vec<f32> = (0..512).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
+            if case % 5 == 0 {
+                x[..256].iter_mut().for_each(|v| *v = v.abs()); // all-positive block
+            }
+            if case % 7 == 0 {
+                x[256..].iter_mut().for_each(|v| *v = 0.0); // all-zero block
+            }
+            let q = quantize_weight_q4_k(&x);
+            let mut y = vec![0.0; 512];
+            for (b, o) in q.iter().zip(y.chunks_exact_mut(QK_K)) {
+                crate::quant::dequantize_q4k(b, o);
+            }
+            for (sub, (xs, ys)) in x.chunks_exact(32).zip(y.chunks_exact(32)).enumerate() {
+                let (lo, hi) = xs
+                    .iter()
+                    .fold((0.0f32, 0.0f32), |(a, b), &v| (a.min(v), b.max(v)));
+                // Half a 4-bit step of the sub-block range, plus the 6-bit scale and
+                // f16 rounding of the fit (a few percent of the range).
+                let tol = (hi - lo) * (0.5 / 15.0 + 0.05) + 1e-6;
+                for (a, b) in xs.iter().zip(ys) {
+                    assert!((a - b).abs() <= tol, "case {case} sub {sub}: {a} vs {b}");
+                }
+            }
+            let rmse = (x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                / 512.0)
+                .sqrt();
+            assert!(rmse < 0.06 * scale, "case {case}: rmse {rmse}");
         }
     }
 }

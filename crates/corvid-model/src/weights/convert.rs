@@ -1,17 +1,18 @@
 //! Turning raw tensors into compute-ready weights: vectors (norms, biases) as f32 and
 //! matrices in a format the matmul kernels multiply directly.
 //!
-//! Q4_0, Q4_1 and Q8_0 are kept as stored. Plain F32/F16/BF16 matrices become F32, or
-//! are quantized when `--quantization` asks. Other quantized types (Q5_x, k-quants) are
-//! dequantized and re-quantized to Q8_0 at load, which keeps them on the fast integer
-//! path at the cost of memory; this is documented behaviour, not silent.
+//! Q4_0, Q4_1, Q8_0 and Q4_K are kept as stored. Plain F32/F16/BF16 matrices become F32,
+//! or are quantized when `--quantization` asks. Other quantized types (Q5_x, Q2_K, Q3_K,
+//! Q5_K, Q6_K) are dequantized and re-quantized to Q8_0 at load, which keeps them on the
+//! fast integer path at the cost of memory; this is documented behaviour, not silent.
+//! (A Q4_K_M file thus runs its Q4_K matrices natively and its Q6_K ones as Q8_0.)
 
 use super::source::RawTensor;
 use crate::error::Result;
 use corvid_kernels::quant::quantize::{
-    quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q8_0,
+    quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q8_0,
 };
-use corvid_kernels::quant::{dequantize, read_blocks, QK};
+use corvid_kernels::quant::{dequantize, read_blocks, QK, QK_K};
 use corvid_kernels::{GgmlType, QMatrix, WeightData};
 use std::str::FromStr;
 
@@ -24,6 +25,10 @@ pub enum LoadQuantization {
     Q4_0,
     /// 4-bit blocks of 32 with minimum.
     Q4_1,
+    /// 4-bit k-quant super-blocks of 256 (ggml's reference Q4_K quantizer). Matrices
+    /// whose rows are not a multiple of 256 long become Q8_0 instead, with a warning,
+    /// the way llama.cpp's quantizer falls back to another type for them.
+    Q4K,
 }
 
 impl FromStr for LoadQuantization {
@@ -33,8 +38,9 @@ impl FromStr for LoadQuantization {
             "q8_0" => Ok(Self::Q8_0),
             "q4_0" => Ok(Self::Q4_0),
             "q4_1" => Ok(Self::Q4_1),
+            "q4_k" => Ok(Self::Q4K),
             other => Err(format!(
-                "unknown quantization `{other}` (expected q8_0, q4_0 or q4_1)"
+                "unknown quantization `{other}` (expected q8_0, q4_0, q4_1 or q4_k)"
             )),
         }
     }
@@ -87,6 +93,7 @@ pub fn to_matrix(
         (GgmlType::Q4_0, _) => WeightData::Q4_0(read_blocks(t.data)),
         (GgmlType::Q4_1, _) => WeightData::Q4_1(read_blocks(t.data)),
         (GgmlType::Q8_0, _) => WeightData::Q8_0(read_blocks(t.data)),
+        (GgmlType::Q4K, _) => WeightData::Q4K(read_blocks(t.data)),
         (GgmlType::F32 | GgmlType::F16 | GgmlType::BF16, None) => WeightData::F32(to_f32(t)?),
         (ty, q) => {
             if !cols.is_multiple_of(QK) {
@@ -101,6 +108,16 @@ pub fn to_matrix(
                 q.unwrap_or(LoadQuantization::Q8_0)
             };
             match q {
+                LoadQuantization::Q4K if cols.is_multiple_of(QK_K) => {
+                    WeightData::Q4K(quantize_weight_q4_k(&x))
+                }
+                LoadQuantization::Q4K => {
+                    tracing::warn!(
+                        "{}: row length {cols} is not a multiple of {QK_K}; quantized to Q8_0 instead of Q4_K",
+                        t.name
+                    );
+                    WeightData::Q8_0(quantize_weight_q8_0(&x))
+                }
                 LoadQuantization::Q8_0 => WeightData::Q8_0(quantize_weight_q8_0(&x)),
                 LoadQuantization::Q4_0 => WeightData::Q4_0(quantize_weight_q4_0(&x)),
                 LoadQuantization::Q4_1 => WeightData::Q4_1(quantize_weight_q4_1(&x)),
