@@ -9,14 +9,17 @@ impl StatsSink for Metrics {
     fn on_step(&self, s: &IterationStats) {
         self.batch_size.observe(s.batch_size as f64);
         self.tokens_per_step.observe(s.num_tokens as f64);
-        self.prompt_tokens.inc_by(s.num_prompt_tokens as u64);
+        // Prompt tokens of the step's requests: prefilled plus served from the prefix
+        // cache, so the counter sums the `usage.prompt_tokens` clients see (vLLM's rule).
+        let prompt = (s.num_prompt_tokens + s.num_cached_tokens) as u64;
+        self.prompt_tokens.inc_by(prompt);
         self.generation_tokens
             .inc_by(s.num_generation_tokens as u64);
         self.preemptions.inc_by(s.num_preemptions as u64);
         self.prefix_cache_hit_tokens
             .inc_by(s.num_cached_tokens as u64);
         if let Some(v) = &self.vllm {
-            v.on_step(s);
+            v.on_step(s, prompt);
         }
         self.set_engine_gauges(&EngineGauges {
             running: s.num_running,
@@ -114,7 +117,8 @@ mod tests {
             busy_fraction: 0.9,
         });
         let t = m.encode(Format::Text);
-        assert!(t.contains("vllm_prompt_tokens_total{model_name=\"m\"} 10"));
+        assert!(t.contains("vllm_prompt_tokens_total{model_name=\"m\"} 14"));
+        assert!(t.contains("vllm:prompt_tokens_total{engine=\"0\",model_name=\"m\"} 14"));
         assert!(t.contains("vllm:generation_tokens_total{engine=\"0\",model_name=\"m\"} 2"));
         assert!(t.contains("vllm_preemptions_total{model_name=\"m\"} 1"));
         assert!(t.contains("vllm_running_requests{model_name=\"m\"} 2"));

@@ -91,10 +91,11 @@ impl VllmMetrics {
         self.kv_cache_usage.set(kv_ratio);
     }
 
-    /// Counts one engine step.
-    pub(super) fn on_step(&self, s: &IterationStats) {
+    /// Counts one engine step whose requests had `prompt_tokens` prompt tokens
+    /// (prefilled or cached).
+    pub(super) fn on_step(&self, s: &IterationStats, prompt_tokens: u64) {
         self.iteration_tokens.observe(s.num_tokens as f64);
-        self.prompt_tokens.inc_by(s.num_prompt_tokens as u64);
+        self.prompt_tokens.inc_by(prompt_tokens);
         self.generation_tokens
             .inc_by(s.num_generation_tokens as u64);
         self.prefix_hits.inc_by(s.num_cached_tokens as u64);
