@@ -75,7 +75,7 @@ python3 - "$OUT" "$ROUNDS" "$under_load" <<'PYEOF' | tee "$OUT/metrics-overhead.
 import json, statistics, sys
 out, rounds, under_load = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def tput(mode):
-    return [json.load(open(f"{out}/overhead-{mode}-{r}.json"))["output_throughput"] for r in range(1, rounds + 1)]
+    return [json.load(open(f"{out}/overhead-{mode}-{r}.json"))["metrics"]["output_throughput"] for r in range(1, rounds + 1)]
 on, off = tput("on"), tput("off")
 pairs = [100 * (a - b) / b for a, b in zip(on, off)]
 print("| metrics | output tok/s per round | median |")

@@ -55,7 +55,7 @@ impl Format {
             }
             let format = match media.as_str() {
                 "application/openmetrics-text"
-                    if version.as_deref().map_or(true, |v| v == "1.0.0") =>
+                    if version.as_deref().unwrap_or("1.0.0") == "1.0.0" =>
                 {
                     Format::OpenMetrics
                 }
