@@ -12,6 +12,11 @@
 #  (c) two corvid instances behind the nginx gateway (the repo's config, loopback copy)
 #      share a streaming load; Prometheus sees both; the dashboard's per-instance queries
 #      separate them; /metrics through the gateway is refused.
+#  (d) a third, fresh corvid scraped alone by a second Prometheus (1s, default Accept
+#      header, so OpenMetrics) under a steady 75 s closed-loop load: the source document's
+#      `rate(vllm_request_throughput[1m])` and P95 expression, and the HighWaitingRequests
+#      and CorvidHighP95Latency expressions, agree with the client's own RPS and latencies
+#      (prom_agreement.py). `promtool check metrics` runs on the live /metrics under load.
 #
 # Skips (exit 0) only when the corvid binary does not exist. Everything is bounded in time
 # and every process started here is killed on exit.
@@ -33,8 +38,8 @@ if [ ! -x "$CORVID_BIN" ]; then
 fi
 
 BASE="${E2E_PORT_BASE:-27400}"
-C1=$((BASE + 1)); C2=$((BASE + 2)); M1=$((BASE + 3)); M2=$((BASE + 4))
-GW=$((BASE + 10)); PROM=$((BASE + 11)); AM=$((BASE + 12)); HOOK=$((BASE + 13))
+C1=$((BASE + 1)); C2=$((BASE + 2)); M1=$((BASE + 3)); M2=$((BASE + 4)); C3=$((BASE + 5))
+GW=$((BASE + 10)); PROM=$((BASE + 11)); AM=$((BASE + 12)); HOOK=$((BASE + 13)); PROM3=$((BASE + 14))
 MODEL="${CORVID_MODEL:-SmolLM2-135M-Instruct}"
 NAME="corvid-e2e"
 MAX_SEQS=2
@@ -53,7 +58,7 @@ FAILS=0
 run() { "$@" || FAILS=$((FAILS + 1)); }
 fatal() { echo "FAIL e2e: $*"; for f in "$TMP"/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
 
-for p in $C1 $C2 $GW $PROM $AM $HOOK; do
+for p in $C1 $C2 $C3 $GW $PROM $PROM3 $AM $HOOK; do
   port_free "$p" || fatal "port 127.0.0.1:$p is in use (set E2E_PORT_BASE)"
 done
 
@@ -66,6 +71,9 @@ start_corvid() {  # start_corvid NAME PORT METRICS_PORT
 }
 start_corvid corvid1 "$C1" "$M1"; P1=$BG_LAST
 start_corvid corvid2 "$C2" "$M2"; P2=$BG_LAST
+# the fresh instance of phase (d); started now so it loads while (a)-(c) run
+bg_start corvid3 "$TMP" "$CORVID_BIN" serve --model "$MODEL" --host 127.0.0.1 --port "$C3" \
+  --max-num-seqs "$MAX_SEQS" --served-model-name "$NAME"; P3=$BG_LAST
 wait_http "http://127.0.0.1:$C1/health" 180 "$P1" || fatal "corvid on :$C1 did not become healthy"
 wait_http "http://127.0.0.1:$C2/health" 180 "$P2" || fatal "corvid on :$C2 did not become healthy"
 echo "PASS e2e: two corvid instances healthy on 127.0.0.1:$C1 and :$C2"
@@ -121,6 +129,7 @@ run "${CHECKS[@]}" notification "$TMP/notifications.jsonl" --alertname HighWaiti
   --annotation-regex 'description=当前有 [0-9]+ 个请求在排队,建议扩容' \
   --receiver team-warning
 run "${CHECKS[@]}" no-notification "$TMP/notifications.jsonl" --alertname HighWaitingRequests --label "instance=$S2"
+run bash "$HERE/check_promtool_metrics.sh" "http://$S1/metrics"
 
 # ---- (b) every panel query returns data from the live corvid under load ------------------
 # Histogram quantiles need finished requests in the last minute: wait for some first.
@@ -164,6 +173,21 @@ run "${CHECKS[@]}" prom "$PROMURL" 'sum by (instance) (increase(vllm_request_thr
 run "$PY" "$HERE/panel_queries.py" --prometheus "$PROMURL" --require-data \
   --var job=corvid --var "instance=$S1|$S2" --var "model_name=$NAME" \
   --expect-instances "$S1,$S2" "$DEPLOY_DIR/grafana/dashboards/corvid.json"
+
+# ---- (d) real Prometheus agrees with the client -------------------------------------------
+mkdir -p "$TMP/prom3"
+"$PY" "$DEPLOY_DIR/lib/render.py" prometheus --out-dir "$TMP/prom3" --listen "127.0.0.1:$PROM3" \
+  --target "127.0.0.1:$C3" --interval 1s
+start_prometheus prometheus3 "$TMP/prom3" "127.0.0.1:$PROM3"; PPROM3=$BG_LAST
+wait_http "http://127.0.0.1:$C3/health" 180 "$P3" || fatal "corvid on :$C3 did not become healthy"
+wait_http "http://127.0.0.1:$PROM3/-/ready" 30 "$PPROM3" || fatal "second prometheus did not start"
+CONC_D=6
+"$PY" "$HERE/load.py" --url "http://127.0.0.1:$C3" --model "$NAME" --concurrency "$CONC_D" \
+  --max-seconds 75 --max-requests 100000 --max-tokens 24 --latencies "$TMP/latencies-d.jsonl" \
+  >"$TMP/load-d.log" 2>&1 || true
+run "$PY" "$HERE/prom_agreement.py" --prometheus "http://127.0.0.1:$PROM3" \
+  --latencies "$TMP/latencies-d.jsonl" --rules "$DEPLOY_DIR/prometheus/rules/corvid-alerts.rules.yml" \
+  --concurrency "$CONC_D" --max-num-seqs "$MAX_SEQS"
 
 if [ "$FAILS" -eq 0 ]; then echo "e2e: all checks passed"; else echo "e2e: $FAILS check group(s) failed"; fi
 [ "$FAILS" -eq 0 ]

@@ -3,13 +3,16 @@
 
   load.py --url http://127.0.0.1:PORT --model NAME [--concurrency 16] [--max-seconds 90]
           [--max-requests 400] [--max-tokens 64] [--stream] [--chat] [--stop-file PATH]
-          [--request-timeout 60]
+          [--request-timeout 60] [--latencies PATH]
 
 Runs `concurrency` workers, each sending one request after another until --max-seconds
 pass, --max-requests were sent, or --stop-file exists. Prints one JSON summary line:
 {"sent", "ok", "failed", "statuses", "stream_ok", "request_ids_echoed", "errors"}.
 With --stream each response must be text/event-stream with `data:` events ending in
-`data: [DONE]` to count as stream_ok. Exits 0 (the caller judges the summary).
+`data: [DONE]` to count as stream_ok. With --latencies, each request also appends a JSON
+line {"start", "end", "seconds", "ok"} (wall-clock Unix seconds, as Prometheus' query
+times) to PATH, so a caller can compare its own RPS and latencies with Prometheus'.
+Exits 0 (the caller judges the summary).
 """
 import argparse
 import http.client
@@ -31,6 +34,7 @@ ap.add_argument("--stream", action="store_true")
 ap.add_argument("--chat", action="store_true")
 ap.add_argument("--stop-file")
 ap.add_argument("--request-timeout", type=float, default=60)
+ap.add_argument("--latencies")
 a = ap.parse_args()
 
 u = urllib.parse.urlparse(a.url)
@@ -70,6 +74,7 @@ def one(i):
     body.update({"max_tokens": a.max_tokens, "temperature": 0.8, "stream": a.stream})
     rid = f"load-{uuid.uuid4().hex[:16]}"
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=a.request_timeout)
+    start, ok = time.time(), False
     try:
         c.request("POST", path, body=json.dumps(body),
                   headers={"Content-Type": "application/json", "X-Request-Id": rid})
@@ -95,6 +100,10 @@ def one(i):
                 stats["errors"].append(repr(e)[:200])
     finally:
         c.close()
+        if a.latencies:
+            end = time.time()
+            with lock, open(a.latencies, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"start": start, "end": end, "seconds": end - start, "ok": ok}) + "\n")
 
 
 def worker():

@@ -7,6 +7,9 @@ use std::time::Duration;
 use corvid_engine::cli::EngineCliArgs;
 use corvid_engine::EngineArgs;
 
+use crate::metrics::buckets::HistogramBuckets;
+use crate::metrics::MetricsOptions;
+
 /// The flags of `corvid serve`; the binary flattens this struct.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
@@ -20,8 +23,24 @@ pub struct ServeArgs {
     #[arg(long, env = "CORVID_PORT", default_value_t = 8000)]
     pub port: u16,
     /// Also serve /metrics on this port (a separate listener on the same host).
-    #[arg(long, env = "CORVID_METRICS_PORT")]
+    #[arg(long, env = "CORVID_METRICS_PORT", conflicts_with = "disable_metrics")]
     pub metrics_port: Option<u16>,
+    /// Record no metrics at all; /metrics answers 404 (for measuring their overhead).
+    #[arg(long, env = "CORVID_DISABLE_METRICS")]
+    pub disable_metrics: bool,
+    /// Leave out vLLM's own `vllm:` series (corvid's `vllm_*` series stay).
+    #[arg(long, env = "CORVID_DISABLE_VLLM_COMPAT_METRICS")]
+    pub disable_vllm_compat_metrics: bool,
+    /// Replace the buckets of one histogram: NAME=b1,b2,... (upper bounds, strictly
+    /// increasing; +Inf is implicit). Repeatable; in the environment variable separate
+    /// overrides with `;`.
+    #[arg(
+        long,
+        env = "CORVID_HISTOGRAM_BUCKETS",
+        value_name = "NAME=B1,B2,...",
+        value_delimiter = ';'
+    )]
+    pub histogram_buckets: Vec<HistogramBuckets>,
     /// Require `Authorization: Bearer <key>` on /v1/*, /tokenize and /detokenize.
     #[arg(long, env = "CORVID_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -46,6 +65,8 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// The metric options; `None` when metrics are disabled.
+    pub metrics: Option<MetricsOptions>,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_timeout: Duration,
     /// The engine's arguments (`served_model_name` is always set).
@@ -70,6 +91,10 @@ impl ServeArgs {
             metrics_port: self.metrics_port,
             api_key: self.api_key.clone(),
             max_body_bytes: self.max_body_bytes,
+            metrics: (!self.disable_metrics).then(|| MetricsOptions {
+                vllm_compat: !self.disable_vllm_compat_metrics,
+                buckets: self.histogram_buckets.clone(),
+            }),
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
             engine: self.engine.to_engine_args(),
         })
@@ -85,6 +110,7 @@ impl ServerConfig {
             metrics_port: None,
             api_key: None,
             max_body_bytes: 8 * 1024 * 1024,
+            metrics: Some(MetricsOptions::default()),
             shutdown_timeout: Duration::from_secs(30),
             engine,
         }
@@ -159,6 +185,38 @@ mod tests {
             corvid_model::default_model::DEFAULT_MODEL_NAME
         );
         assert_eq!(c.port, 8000);
+    }
+
+    #[test]
+    fn metrics_flags() {
+        let cli = Cli::try_parse_from([
+            "corvid",
+            "--disable-vllm-compat-metrics",
+            "--histogram-buckets",
+            "vllm_request_latency_seconds=1,2",
+            "--histogram-buckets=vllm_batch_size=1,4,16",
+        ])
+        .unwrap();
+        let m = cli.serve.to_config().unwrap().metrics.unwrap();
+        assert!(!m.vllm_compat);
+        let names: Vec<_> = m.buckets.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["vllm_request_latency_seconds", "vllm_batch_size"]);
+        assert_eq!(m.buckets[1].buckets, [1.0, 4.0, 16.0]);
+
+        let cli = Cli::try_parse_from(["corvid", "--disable-metrics"]).unwrap();
+        assert_eq!(cli.serve.to_config().unwrap().metrics, None);
+        let both = ["corvid", "--disable-metrics", "--metrics-port", "9400"];
+        assert!(Cli::try_parse_from(both).is_err());
+        let bad = [
+            "corvid",
+            "--histogram-buckets",
+            "vllm_request_latency_seconds=2,1",
+        ];
+        let e = Cli::try_parse_from(bad).err().unwrap().to_string();
+        assert!(
+            e.contains("--histogram-buckets") && e.contains("strictly increasing"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::metrics::{self, Metrics};
 use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
 
-/// Builds the API router over `state`.
+/// Builds the API router over `state` (HTTP metrics only when metrics are on).
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let protected = Router::new()
         .route("/v1/completions", post(completions::completions))
@@ -35,19 +35,18 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/tokenize", post(misc::tokenize))
         .route("/detokenize", post(misc::detokenize))
         .route_layer(from_fn_with_state(Arc::clone(&state), require_api_key));
-    Router::new()
+    let app = Router::new()
         .route("/health", get(misc::health))
         .route("/version", get(misc::version))
         .route("/metrics", get(misc::metrics))
         .merge(protected)
         .fallback(misc::not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(from_fn_with_state(
-            Arc::clone(&state.metrics),
-            metrics::http::track,
-        ))
-        .layer(from_fn(request_id))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let app = match &state.metrics {
+        Some(m) => app.layer(from_fn_with_state(Arc::clone(m), metrics::http::track)),
+        None => app,
+    };
+    app.layer(from_fn(request_id)).with_state(state)
 }
 
 /// The router of the separate `--metrics-port` listener (only `/metrics`).
@@ -71,7 +70,10 @@ impl Server {
         let served = config.served_model_name();
         let mut config = config;
         config.engine.served_model_name = Some(served.clone());
-        let metrics = Arc::new(Metrics::new(&served));
+        let metrics = match &config.metrics {
+            Some(opts) => Some(Arc::new(Metrics::new(&served, opts)?)),
+            None => None,
+        };
         let root = config.engine.model.display().to_string();
         let state = Arc::new(AppState::new(metrics, served, root, config.api_key.clone()));
         let addr = format!("{}:{}", config.host, config.port);
@@ -145,8 +147,11 @@ impl Server {
         });
 
         let args = config.engine.clone();
-        let sink: Arc<dyn StatsSink> = Arc::clone(&state.metrics) as Arc<dyn StatsSink>;
-        let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, Some(sink)));
+        let sink = state
+            .metrics
+            .as_ref()
+            .map(|m| Arc::clone(m) as Arc<dyn StatsSink>);
+        let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, sink));
         tokio::pin!(shutdown);
         let loaded_at = Instant::now();
         let engine = tokio::select! {
@@ -186,7 +191,9 @@ impl Server {
                 requests = state.inflight(),
                 "shutdown timeout: cutting off in-flight requests"
             );
-            state.metrics.inc_timeouts(state.inflight().max(1));
+            if let Some(m) = &state.metrics {
+                m.inc_timeouts(state.inflight().max(1));
+            }
         }
         let _ = stop_tx.send(true);
         let grace = deadline

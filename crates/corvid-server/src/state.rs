@@ -11,8 +11,8 @@ use crate::metrics::{EngineGauges, EngineInfo, Metrics};
 /// Shared server state.
 pub struct AppState {
     engine: OnceLock<EngineHandle>,
-    /// The Prometheus metrics.
-    pub metrics: Arc<Metrics>,
+    /// The Prometheus metrics (`None` with `--disable-metrics`).
+    pub metrics: Option<Arc<Metrics>>,
     /// The name the model is served under.
     pub served_model_name: String,
     /// The model path (shown as `root` by /v1/models).
@@ -28,7 +28,7 @@ pub struct AppState {
 impl AppState {
     /// New state, engine not loaded yet.
     pub fn new(
-        metrics: Arc<Metrics>,
+        metrics: Option<Arc<Metrics>>,
         served_model_name: String,
         model_root: String,
         api_key: Option<String>,
@@ -47,15 +47,17 @@ impl AppState {
 
     /// Installs the loaded engine and publishes its configuration.
     pub fn set_engine(&self, engine: EngineHandle) {
-        let s = engine.snapshot();
-        self.metrics.set_engine_info(&EngineInfo {
-            block_size: s.block_size,
-            num_gpu_blocks: s.kv_blocks_total,
-            max_num_seqs: s.max_num_seqs,
-            max_num_batched_tokens: s.max_num_batched_tokens,
-            enable_prefix_caching: s.enable_prefix_caching,
-            max_model_len: engine.max_model_len(),
-        });
+        if let Some(m) = &self.metrics {
+            let s = engine.snapshot();
+            m.set_engine_info(&EngineInfo {
+                block_size: s.block_size,
+                num_gpu_blocks: s.kv_blocks_total,
+                max_num_seqs: s.max_num_seqs,
+                max_num_batched_tokens: s.max_num_batched_tokens,
+                enable_prefix_caching: s.enable_prefix_caching,
+                max_model_len: engine.max_model_len(),
+            });
+        }
         let _ = self.engine.set(engine);
     }
 
@@ -105,11 +107,11 @@ impl AppState {
         InflightGuard(Arc::clone(self))
     }
 
-    /// Refreshes the gauges from the engine's snapshot (at scrape time).
-    pub fn refresh_gauges(&self) {
+    /// Refreshes the gauges of `metrics` from the engine's snapshot (at scrape time).
+    pub fn refresh_gauges(&self, metrics: &Metrics) {
         if let Some(e) = self.engine.get() {
             let s = e.snapshot();
-            self.metrics.set_engine_gauges(&EngineGauges {
+            metrics.set_engine_gauges(&EngineGauges {
                 running: s.running,
                 waiting: s.waiting,
                 kv_blocks_used: s.kv_blocks_used,

@@ -5,7 +5,10 @@ mod common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{config, documented_metric_names, sse_events, start, TestServer, MAX_MODEL_LEN};
+use common::{
+    client, config, documented_metric_names, sample, scrape, sse_events, start, TestServer,
+    MAX_MODEL_LEN,
+};
 use corvid_model::default_model::DEFAULT_MODEL_NAME;
 use serde_json::{json, Value};
 
@@ -13,13 +16,6 @@ use serde_json::{json, Value};
 fn shared() -> &'static TestServer {
     static S: OnceLock<TestServer> = OnceLock::new();
     S.get_or_init(|| start(config()))
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .unwrap()
 }
 
 async fn post(base: &str, path: &str, body: Value) -> (u16, Value) {
@@ -52,23 +48,6 @@ fn assert_error(status: u16, body: &Value, want_status: u16, param: Option<&str>
     if let Some(p) = param {
         assert_eq!(e["param"], p, "{body}");
     }
-}
-
-async fn scrape(base: &str) -> String {
-    client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -12,7 +12,7 @@ use super::chat::render_chat;
 use super::common::{check_token_ids, encode, token_text};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::metrics::CONTENT_TYPE;
+use crate::metrics::Format;
 use crate::protocol::misc::{
     DetokenizeRequest, DetokenizeResponse, ModelCard, ModelList, TokenizeRequest, TokenizeResponse,
     VersionResponse,
@@ -104,12 +104,18 @@ pub async fn detokenize(
     Ok(Json(DetokenizeResponse { prompt }))
 }
 
-/// `GET /metrics`: Prometheus text format 0.0.4, gauges refreshed from the engine.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    state.refresh_gauges();
+/// `GET /metrics`: Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when the `Accept`
+/// header prefers it; gauges refreshed from the engine. 404 with `--disable-metrics`.
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(m) = &state.metrics else {
+        return ApiError::not_found_route("/metrics").into_response();
+    };
+    state.refresh_gauges(m);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     (
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        state.metrics.encode(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        m.encode(format),
     )
         .into_response()
 }

@@ -1,23 +1,49 @@
 //! Prometheus export. [`Metrics`] owns a registry whose every series carries
 //! `model_name`; counters and histograms are filled by the engine's [`StatsSink`]
 //! callbacks (`sink.rs`), gauges are refreshed from [`EngineSnapshot`] at scrape time
-//! ([`Metrics::encode`]), HTTP metrics come from a middleware (`http.rs`).
+//! ([`Metrics::encode`]), HTTP metrics come from a middleware (`http.rs`). vLLM's own
+//! `vllm:` series live in `vllm.rs` (optional), the two exposition formats in `format.rs`.
 //!
 //! [`StatsSink`]: corvid_engine::StatsSink
 //! [`EngineSnapshot`]: corvid_engine::EngineSnapshot
 
+pub mod buckets;
+mod builder;
+pub mod format;
 pub mod http;
 pub mod names;
 mod sink;
+mod vllm;
 
 use std::collections::HashMap;
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Registry, TextEncoder,
 };
 
-use names::MetricDef;
+use buckets::HistogramBuckets;
+use builder::Builder;
+pub use format::Format;
+use vllm::VllmMetrics;
+
+/// What `--disable-vllm-compat-metrics` and `--histogram-buckets` change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsOptions {
+    /// Also export vLLM's own `vllm:` names (on by default).
+    pub vllm_compat: bool,
+    /// Bucket overrides by histogram name (the last one for a name wins).
+    pub buckets: Vec<HistogramBuckets>,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            vllm_compat: true,
+            buckets: Vec::new(),
+        }
+    }
+}
 
 /// The engine configuration shown by `vllm_engine_info` and `vllm:cache_config_info`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,83 +94,23 @@ pub struct Metrics {
     pub(crate) http_requests: IntCounterVec,
     pub(crate) http_duration: HistogramVec,
     engine_info: IntGaugeVec,
-    // vLLM's names
-    pub(crate) v_running: IntGauge,
-    pub(crate) v_waiting: IntGauge,
-    pub(crate) v_gpu_cache_usage: Gauge,
-    pub(crate) v_kv_cache_usage: Gauge,
-    pub(crate) v_prompt_tokens: IntCounter,
-    pub(crate) v_generation_tokens: IntCounter,
-    pub(crate) v_preemptions: IntCounter,
-    pub(crate) v_request_success: IntCounterVec,
-    pub(crate) v_prefix_queries: IntCounter,
-    pub(crate) v_prefix_hits: IntCounter,
-    pub(crate) v_ttft: Histogram,
-    pub(crate) v_tpot: Histogram,
-    pub(crate) v_itl: Histogram,
-    pub(crate) v_e2e: Histogram,
-    pub(crate) v_queue_time: Histogram,
-    pub(crate) v_inference_time: Histogram,
-    pub(crate) v_prefill_time: Histogram,
-    pub(crate) v_decode_time: Histogram,
-    pub(crate) v_prompt_len: Histogram,
-    pub(crate) v_generation_len: Histogram,
-    pub(crate) v_iteration_tokens: Histogram,
-    pub(crate) v_params_n: Histogram,
-    pub(crate) v_params_max_tokens: Histogram,
-    v_cache_config_info: IntGaugeVec,
+    /// vLLM's `vllm:` series, unless disabled.
+    vllm: Option<VllmMetrics>,
 }
 
 /// The finish reasons pre-created on the `finished_reason` counters, so every series
 /// exists (at 0) from the first scrape.
 pub const FINISH_REASONS: [&str; 4] = ["stop", "length", "abort", "error"];
 
-struct Builder {
-    registry: Registry,
-}
-
-impl Builder {
-    fn opts(d: MetricDef) -> Opts {
-        Opts::new(d.name, d.help)
-    }
-    fn reg<T: prometheus::core::Collector + Clone + 'static>(&self, m: T) -> T {
-        self.registry
-            .register(Box::new(m.clone()))
-            .expect("metric names are unique");
-        m
-    }
-    fn counter(&self, d: MetricDef) -> IntCounter {
-        self.reg(IntCounter::with_opts(Self::opts(d)).expect("valid metric"))
-    }
-    fn counter_vec(&self, d: MetricDef, labels: &[&str]) -> IntCounterVec {
-        self.reg(IntCounterVec::new(Self::opts(d), labels).expect("valid metric"))
-    }
-    fn gauge(&self, d: MetricDef) -> Gauge {
-        self.reg(Gauge::with_opts(Self::opts(d)).expect("valid metric"))
-    }
-    fn int_gauge(&self, d: MetricDef) -> IntGauge {
-        self.reg(IntGauge::with_opts(Self::opts(d)).expect("valid metric"))
-    }
-    fn info(&self, d: MetricDef, labels: &[&str]) -> IntGaugeVec {
-        self.reg(IntGaugeVec::new(Self::opts(d), labels).expect("valid metric"))
-    }
-    fn histogram(&self, d: MetricDef, buckets: &[f64]) -> Histogram {
-        let o = HistogramOpts::new(d.name, d.help).buckets(buckets.to_vec());
-        self.reg(Histogram::with_opts(o).expect("valid metric"))
-    }
-    fn histogram_vec(&self, d: MetricDef, buckets: &[f64], labels: &[&str]) -> HistogramVec {
-        let o = HistogramOpts::new(d.name, d.help).buckets(buckets.to_vec());
-        self.reg(HistogramVec::new(o, labels).expect("valid metric"))
-    }
-}
-
 impl Metrics {
     /// Creates and registers every metric, each series labelled `model_name`.
-    pub fn new(model_name: &str) -> Metrics {
+    /// Fails only when `model_name` cannot be a label value.
+    pub fn new(model_name: &str, opts: &MetricsOptions) -> anyhow::Result<Metrics> {
         use names::*;
         let labels = HashMap::from([("model_name".to_string(), model_name.to_string())]);
         let b = Builder {
-            registry: Registry::new_custom(None, Some(labels)).expect("valid label"),
+            registry: Registry::new_custom(None, Some(labels))?,
+            overrides: &opts.buckets,
         };
         let m = Metrics {
             request_throughput: b.counter(REQUEST_THROUGHPUT),
@@ -189,40 +155,13 @@ impl Metrics {
                     "version",
                 ],
             ),
-            v_running: b.int_gauge(V_NUM_REQUESTS_RUNNING),
-            v_waiting: b.int_gauge(V_NUM_REQUESTS_WAITING),
-            v_gpu_cache_usage: b.gauge(V_GPU_CACHE_USAGE_PERC),
-            v_kv_cache_usage: b.gauge(V_KV_CACHE_USAGE_PERC),
-            v_prompt_tokens: b.counter(V_PROMPT_TOKENS),
-            v_generation_tokens: b.counter(V_GENERATION_TOKENS),
-            v_preemptions: b.counter(V_NUM_PREEMPTIONS),
-            v_request_success: b.counter_vec(V_REQUEST_SUCCESS, &["finished_reason"]),
-            v_prefix_queries: b.counter(V_PREFIX_CACHE_QUERIES),
-            v_prefix_hits: b.counter(V_PREFIX_CACHE_HITS),
-            v_ttft: b.histogram(V_TIME_TO_FIRST_TOKEN, TOKEN_LATENCY_BUCKETS),
-            v_tpot: b.histogram(V_TIME_PER_OUTPUT_TOKEN, TOKEN_LATENCY_BUCKETS),
-            v_itl: b.histogram(V_INTER_TOKEN_LATENCY, TOKEN_LATENCY_BUCKETS),
-            v_e2e: b.histogram(V_E2E_REQUEST_LATENCY, LATENCY_BUCKETS),
-            v_queue_time: b.histogram(V_REQUEST_QUEUE_TIME, LATENCY_BUCKETS),
-            v_inference_time: b.histogram(V_REQUEST_INFERENCE_TIME, LATENCY_BUCKETS),
-            v_prefill_time: b.histogram(V_REQUEST_PREFILL_TIME, LATENCY_BUCKETS),
-            v_decode_time: b.histogram(V_REQUEST_DECODE_TIME, LATENCY_BUCKETS),
-            v_prompt_len: b.histogram(V_REQUEST_PROMPT_TOKENS, TOKEN_COUNT_BUCKETS),
-            v_generation_len: b.histogram(V_REQUEST_GENERATION_TOKENS, TOKEN_COUNT_BUCKETS),
-            v_iteration_tokens: b.histogram(V_ITERATION_TOKENS, TOKEN_COUNT_BUCKETS),
-            v_params_n: b.histogram(V_REQUEST_PARAMS_N, N_BUCKETS),
-            v_params_max_tokens: b.histogram(V_REQUEST_PARAMS_MAX_TOKENS, TOKEN_COUNT_BUCKETS),
-            v_cache_config_info: b.info(
-                V_CACHE_CONFIG_INFO,
-                &["block_size", "num_gpu_blocks", "enable_prefix_caching"],
-            ),
+            vllm: opts.vllm_compat.then(|| VllmMetrics::new(&b)),
             registry: b.registry,
         };
         for r in FINISH_REASONS {
             m.request_finished.with_label_values(&[r]);
-            m.v_request_success.with_label_values(&[r]);
         }
-        m
+        Ok(m)
     }
 
     /// Sets the two info gauges (`vllm_engine_info`, `vllm:cache_config_info`) to 1.
@@ -247,10 +186,9 @@ impl Metrics {
                 env!("CARGO_PKG_VERSION"),
             ])
             .set(1);
-        self.v_cache_config_info.reset();
-        self.v_cache_config_info
-            .with_label_values(&[&bs, &blocks, &prefix])
-            .set(1);
+        if let Some(v) = &self.vllm {
+            v.set_cache_config(&bs, &blocks, &prefix);
+        }
     }
 
     /// Sets the scheduler gauges: running and waiting requests, KV blocks and bytes, and
@@ -262,14 +200,13 @@ impl Metrics {
             g.kv_blocks_used as f64 / g.kv_blocks_total as f64
         };
         self.running_requests.set(g.running as i64);
-        self.v_running.set(g.running as i64);
         self.waiting_requests.set(g.waiting as i64);
-        self.v_waiting.set(g.waiting as i64);
         self.kv_blocks_used.set(g.kv_blocks_used as i64);
         self.kv_blocks_total.set(g.kv_blocks_total as i64);
         self.kv_cache_usage_ratio.set(ratio);
-        self.v_gpu_cache_usage.set(ratio);
-        self.v_kv_cache_usage.set(ratio);
+        if let Some(v) = &self.vllm {
+            v.set_gauges(g.running as i64, g.waiting as i64, ratio);
+        }
         if let Some(b) = g.kv_bytes {
             self.kv_bytes.set(b as i64);
         }
@@ -281,16 +218,22 @@ impl Metrics {
         self.request_timeout.inc_by(n as u64);
     }
 
-    /// Refreshes the process gauges and renders the registry in text format 0.0.4.
-    pub fn encode(&self) -> String {
+    /// Refreshes the process gauges and renders the registry in `format`.
+    pub fn encode(&self, format: Format) -> String {
         if let Some(rss) = resident_memory_bytes() {
             self.resident_memory.set(rss as i64);
         }
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
-        String::from_utf8(buf).expect("text format is UTF-8")
+        let families = self.registry.gather();
+        match format {
+            Format::OpenMetrics => format::encode_openmetrics(&families),
+            Format::Text => {
+                let mut buf = Vec::new();
+                TextEncoder::new()
+                    .encode(&families, &mut buf)
+                    .expect("text encoding cannot fail");
+                String::from_utf8(buf).expect("text format is UTF-8")
+            }
+        }
     }
 }
 
@@ -311,9 +254,6 @@ pub struct EngineGauges {
     pub busy_fraction: f64,
 }
 
-/// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// Resident set size of this process, from `/proc/self/statm` (Linux).
 pub fn resident_memory_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -327,7 +267,7 @@ mod tests {
 
     #[test]
     fn every_name_is_exposed_with_model_name() {
-        let m = Metrics::new("m1");
+        let m = Metrics::new("m1", &MetricsOptions::default()).unwrap();
         m.set_engine_info(&EngineInfo {
             block_size: 16,
             num_gpu_blocks: 10,
@@ -339,7 +279,7 @@ mod tests {
         m.http_duration
             .with_label_values(&["/health", "GET"])
             .observe(0.01);
-        let text = m.encode();
+        let text = m.encode(Format::Text);
         for d in names::ALL {
             assert!(
                 text.contains(&format!("# HELP {} ", d.name)),
@@ -351,14 +291,131 @@ mod tests {
                 .find(|l| !l.starts_with('#') && l.starts_with(d.name));
             let sample = sample.unwrap_or_else(|| panic!("no sample for {}", d.name));
             assert!(sample.contains("model_name=\"m1\""), "{sample}");
+            assert_eq!(
+                sample.contains("engine=\"0\""),
+                d.is_vllm_compat(),
+                "{sample}"
+            );
+        }
+    }
+
+    /// The series (name and labels, without values) of an exposition.
+    fn series(text: &str) -> Vec<String> {
+        let mut s: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_string())
+            .collect();
+        s.sort();
+        s
+    }
+
+    fn busy_metrics(opts: &MetricsOptions) -> Metrics {
+        let m = Metrics::new("m", opts).unwrap();
+        m.set_engine_info(&EngineInfo::default());
+        m.request_throughput.inc_by(3);
+        m.prompt_tokens.inc_by(7);
+        m.request_latency.observe(0.3);
+        m.http_requests
+            .with_label_values(&["/metrics", "GET", "200"])
+            .inc();
+        m
+    }
+
+    #[test]
+    fn openmetrics_has_the_same_series_as_text() {
+        let m = busy_metrics(&MetricsOptions::default());
+        let text = m.encode(Format::Text);
+        let om = m.encode(Format::OpenMetrics);
+        assert_eq!(series(&text), series(&om));
+        assert!(om.ends_with("\n# EOF\n") && om.matches("# EOF").count() == 1);
+        assert!(!om.contains("_created"));
+        // the user's counter keeps its exact sample name, typed `unknown`
+        assert!(om.contains("# TYPE vllm_request_throughput unknown\n"));
+        assert!(om.contains("\nvllm_request_throughput{model_name=\"m\"} 3\n"));
+        // counters: family without `_total`, samples with it (colon names too)
+        assert!(om.contains("# TYPE vllm_prompt_tokens counter\n"));
+        assert!(om.contains("\nvllm_prompt_tokens_total{model_name=\"m\"} 7\n"));
+        assert!(om.contains("# HELP vllm:request_success Count of"));
+        assert!(om.contains("# TYPE vllm:request_success counter\n"));
+        assert!(om.contains(
+            "vllm:request_success_total{engine=\"0\",finished_reason=\"stop\",model_name=\"m\"} 0"
+        ));
+        assert!(om.contains("# TYPE vllm:iteration_tokens_total histogram\n"));
+        assert!(om.contains("vllm_request_latency_seconds_bucket{model_name=\"m\",le=\"0.5\"} 1"));
+        assert!(om.contains("vllm_request_latency_seconds_bucket{model_name=\"m\",le=\"+Inf\"} 1"));
+        assert!(om.contains("vllm_request_latency_seconds_count{model_name=\"m\"} 1"));
+        // every sample belongs to the family declared just before it
+        let mut family = ("", "");
+        for line in om.lines() {
+            if let Some(t) = line.strip_prefix("# TYPE ") {
+                let (f, k) = t.split_once(' ').unwrap();
+                family = (f, k);
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let ok = match family.1 {
+                    "counter" => name == format!("{}_total", family.0),
+                    "histogram" => ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name == format!("{}{s}", family.0)),
+                    _ => name == family.0,
+                };
+                assert!(ok, "{line} after # TYPE {} {}", family.0, family.1);
+            }
         }
     }
 
     #[test]
+    fn vllm_compat_series_can_be_left_out() {
+        let opts = MetricsOptions {
+            vllm_compat: false,
+            ..Default::default()
+        };
+        let m = busy_metrics(&opts);
+        m.set_engine_gauges(&EngineGauges::default());
+        for f in [Format::Text, Format::OpenMetrics] {
+            let t = m.encode(f);
+            assert!(!t.contains("vllm:"), "{t}");
+            assert!(t.contains("vllm_request_throughput{"));
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_can_be_overridden() {
+        let opts = MetricsOptions {
+            buckets: vec![
+                "vllm_request_latency_seconds=9,10".parse().unwrap(),
+                "vllm_request_latency_seconds=0.5,2".parse().unwrap(),
+            ],
+            ..Default::default()
+        };
+        let t = busy_metrics(&opts).encode(Format::Text);
+        let les = |name: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+                .map(|l| {
+                    l.split("le=\"")
+                        .nth(1)
+                        .unwrap()
+                        .split('"')
+                        .next()
+                        .unwrap()
+                        .into()
+                })
+                .collect()
+        };
+        assert_eq!(les("vllm_request_latency_seconds"), ["0.5", "2", "+Inf"]);
+        assert_eq!(
+            les("vllm:e2e_request_latency_seconds").len(),
+            names::LATENCY_BUCKETS.len() + 1
+        );
+    }
+
+    #[test]
     fn counters_keep_their_exact_names() {
-        let m = Metrics::new("m");
+        let m = Metrics::new("m", &MetricsOptions::default()).unwrap();
         m.request_throughput.inc();
-        let text = m.encode();
+        let text = m.encode(Format::Text);
         assert!(text.contains("# TYPE vllm_request_throughput counter"));
         assert!(text.contains("vllm_request_throughput{model_name=\"m\"} 1"));
         assert!(!text.contains("vllm_request_throughput_total"));
@@ -372,7 +429,7 @@ mod tests {
 
     #[test]
     fn gauges_from_snapshot() {
-        let m = Metrics::new("m");
+        let m = Metrics::new("m", &MetricsOptions::default()).unwrap();
         m.set_engine_gauges(&EngineGauges {
             running: 3,
             waiting: 2,
@@ -381,9 +438,9 @@ mod tests {
             kv_bytes: Some(1 << 20),
             busy_fraction: 0.5,
         });
-        let text = m.encode();
+        let text = m.encode(Format::Text);
         assert!(text.contains("vllm_kv_cache_usage_ratio{model_name=\"m\"} 0.25"));
-        assert!(text.contains("vllm:num_requests_waiting{model_name=\"m\"} 2"));
+        assert!(text.contains("vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 2"));
         assert!(text.contains("vllm_gpu_utilization{model_name=\"m\"} 0.5"));
         assert!(resident_memory_bytes().unwrap() > 0);
     }

@@ -3,18 +3,40 @@
 //! `deploy/` query them. Counters keep their exact names — `vllm_request_throughput`
 //! has no `_total` suffix, so `rate(vllm_request_throughput[1m])` works as documented.
 
-/// A metric's name and help text.
+/// What kind of series a metric exposes; `--histogram-buckets` accepts only histogram
+/// names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A monotonically increasing count.
+    Counter,
+    /// A value that goes up and down (info gauges included).
+    Gauge,
+    /// Bucketed observations (`_bucket`, `_sum`, `_count`).
+    Histogram,
+}
+
+/// A metric's name, kind and help text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricDef {
     /// The exposed name.
     pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
     /// The `# HELP` text.
     pub help: &'static str,
 }
 
+impl MetricDef {
+    /// True for vLLM's own `vllm:` names (dropped by `--disable-vllm-compat-metrics`,
+    /// labelled `engine`).
+    pub fn is_vllm_compat(&self) -> bool {
+        self.name.starts_with("vllm:")
+    }
+}
+
 macro_rules! defs {
-    ($($(#[$m:meta])* $id:ident = $name:literal, $help:literal;)*) => {
-        $( $(#[$m])* pub const $id: MetricDef = MetricDef { name: $name, help: $help }; )*
+    ($($(#[$m:meta])* $id:ident = $kind:ident $name:literal, $help:literal;)*) => {
+        $( $(#[$m])* pub const $id: MetricDef = MetricDef { name: $name, kind: Kind::$kind, help: $help }; )*
         /// Every metric definition, in exposition order.
         pub const ALL: &[MetricDef] = &[$($id),*];
     };
@@ -23,109 +45,109 @@ macro_rules! defs {
 defs! {
     // ---- the user's contract ----
     /// Counter of finished requests.
-    REQUEST_THROUGHPUT = "vllm_request_throughput", "Finished requests (counter; rate() gives requests per second).";
+REQUEST_THROUGHPUT = Counter "vllm_request_throughput", "Finished requests (counter; rate() gives requests per second).";
     /// Histogram of end-to-end latency.
-    REQUEST_LATENCY = "vllm_request_latency_seconds", "End-to-end request latency, arrival to last token, in seconds.";
+REQUEST_LATENCY = Histogram "vllm_request_latency_seconds", "End-to-end request latency, arrival to last token, in seconds.";
     /// Gauge of the engine's busy fraction.
-    GPU_UTILIZATION = "vllm_gpu_utilization", "Fraction (0-1) of the last 10 s the engine's compute device (on CPU: the engine thread) spent running model steps.";
+GPU_UTILIZATION = Gauge "vllm_gpu_utilization", "Fraction (0-1) of the last 10 s the engine's compute device (on CPU: the engine thread) spent running model steps.";
     /// Gauge of KV usage.
-    KV_CACHE_USAGE_RATIO = "vllm_kv_cache_usage_ratio", "KV cache blocks in use / KV cache blocks total (0-1).";
+KV_CACHE_USAGE_RATIO = Gauge "vllm_kv_cache_usage_ratio", "KV cache blocks in use / KV cache blocks total (0-1).";
     /// Gauge of running requests.
-    RUNNING_REQUESTS = "vllm_running_requests", "Requests in the running batch.";
+RUNNING_REQUESTS = Gauge "vllm_running_requests", "Requests in the running batch.";
     /// Gauge of waiting requests.
-    WAITING_REQUESTS = "vllm_waiting_requests", "Requests waiting to be scheduled.";
+WAITING_REQUESTS = Gauge "vllm_waiting_requests", "Requests waiting to be scheduled.";
     // ---- more, same style ----
     /// Histogram of TTFT.
-    TIME_TO_FIRST_TOKEN = "vllm_time_to_first_token_seconds", "Time from arrival to the first generated token, in seconds.";
+TIME_TO_FIRST_TOKEN = Histogram "vllm_time_to_first_token_seconds", "Time from arrival to the first generated token, in seconds.";
     /// Histogram of ITL.
-    INTER_TOKEN_LATENCY = "vllm_inter_token_latency_seconds", "Time between consecutive generated tokens of a request, in seconds.";
+INTER_TOKEN_LATENCY = Histogram "vllm_inter_token_latency_seconds", "Time between consecutive generated tokens of a request, in seconds.";
     /// Histogram of queue time.
-    REQUEST_QUEUE_TIME = "vllm_request_queue_time_seconds", "Time a request waited before its first scheduling, in seconds.";
+REQUEST_QUEUE_TIME = Histogram "vllm_request_queue_time_seconds", "Time a request waited before its first scheduling, in seconds.";
     /// Histogram of prefill time.
-    REQUEST_PREFILL_TIME = "vllm_request_prefill_time_seconds", "Time a request spent in prefill, in seconds.";
+REQUEST_PREFILL_TIME = Histogram "vllm_request_prefill_time_seconds", "Time a request spent in prefill, in seconds.";
     /// Histogram of decode time.
-    REQUEST_DECODE_TIME = "vllm_request_decode_time_seconds", "Time a request spent in decode, in seconds.";
+REQUEST_DECODE_TIME = Histogram "vllm_request_decode_time_seconds", "Time a request spent in decode, in seconds.";
     /// Counter of prompt tokens.
-    PROMPT_TOKENS = "vllm_prompt_tokens_total", "Prompt tokens processed.";
+PROMPT_TOKENS = Counter "vllm_prompt_tokens_total", "Prompt tokens processed.";
     /// Counter of generated tokens.
-    GENERATION_TOKENS = "vllm_generation_tokens_total", "Tokens generated.";
+GENERATION_TOKENS = Counter "vllm_generation_tokens_total", "Tokens generated.";
     /// Counter of prefix-cache hit tokens.
-    PREFIX_CACHE_HIT_TOKENS = "vllm_prefix_cache_hit_tokens_total", "Prompt tokens served from the prefix cache.";
+PREFIX_CACHE_HIT_TOKENS = Counter "vllm_prefix_cache_hit_tokens_total", "Prompt tokens served from the prefix cache.";
     /// Counter of finished requests by reason.
-    REQUEST_FINISHED = "vllm_request_finished_total", "Finished requests by finished_reason (stop, length, abort, error).";
+REQUEST_FINISHED = Counter "vllm_request_finished_total", "Finished requests by finished_reason (stop, length, abort, error).";
     /// Counter of aborted requests.
-    REQUEST_ABORTED = "vllm_request_aborted_total", "Requests aborted (client disconnected or server gave up).";
+REQUEST_ABORTED = Counter "vllm_request_aborted_total", "Requests aborted (client disconnected or server gave up).";
     /// Counter of timed-out requests.
-    REQUEST_TIMEOUT = "vllm_request_timeout_total", "Requests cut off by a deadline (still running when --shutdown-timeout expired).";
+REQUEST_TIMEOUT = Counter "vllm_request_timeout_total", "Requests cut off by a deadline (still running when --shutdown-timeout expired).";
     /// Counter of preemptions.
-    PREEMPTIONS = "vllm_preemptions_total", "Sequences preempted (KV blocks reclaimed, recomputed later).";
+PREEMPTIONS = Counter "vllm_preemptions_total", "Sequences preempted (KV blocks reclaimed, recomputed later).";
     /// Histogram of batch size per step.
-    BATCH_SIZE = "vllm_batch_size", "Sequences per engine step.";
+BATCH_SIZE = Histogram "vllm_batch_size", "Sequences per engine step.";
     /// Histogram of tokens per step.
-    TOKENS_PER_STEP = "vllm_tokens_per_step", "Tokens (prefill + decode) per engine step.";
+TOKENS_PER_STEP = Histogram "vllm_tokens_per_step", "Tokens (prefill + decode) per engine step.";
     /// Gauge of KV blocks in use.
-    KV_CACHE_BLOCKS_USED = "vllm_kv_cache_blocks_used", "KV cache blocks in use.";
+KV_CACHE_BLOCKS_USED = Gauge "vllm_kv_cache_blocks_used", "KV cache blocks in use.";
     /// Gauge of KV blocks in the pool.
-    KV_CACHE_BLOCKS_CAPACITY = "vllm_kv_cache_blocks_capacity", "KV cache blocks in the pool.";
+KV_CACHE_BLOCKS_CAPACITY = Gauge "vllm_kv_cache_blocks_capacity", "KV cache blocks in the pool.";
     /// Gauge of KV pool bytes.
-    KV_CACHE_BYTES = "vllm_kv_cache_bytes", "Bytes reserved for the KV cache pool.";
+KV_CACHE_BYTES = Gauge "vllm_kv_cache_bytes", "Bytes reserved for the KV cache pool.";
     /// Gauge of resident memory.
-    PROCESS_RESIDENT_MEMORY = "vllm_process_resident_memory_bytes", "Resident memory of the server process, in bytes.";
+PROCESS_RESIDENT_MEMORY = Gauge "vllm_process_resident_memory_bytes", "Resident memory of the server process, in bytes.";
     /// Counter of HTTP requests.
-    HTTP_REQUESTS = "vllm_http_requests_total", "HTTP requests by handler (matched route), method and status.";
+HTTP_REQUESTS = Counter "vllm_http_requests_total", "HTTP requests by handler (matched route), method and status.";
     /// Histogram of HTTP request duration.
-    HTTP_REQUEST_DURATION = "vllm_http_request_duration_seconds", "HTTP request duration until the response head, by handler and method, in seconds.";
+HTTP_REQUEST_DURATION = Histogram "vllm_http_request_duration_seconds", "HTTP request duration until the response head, by handler and method, in seconds.";
     /// Info gauge of the engine configuration.
-    ENGINE_INFO = "vllm_engine_info", "Engine configuration (value 1).";
+ENGINE_INFO = Gauge "vllm_engine_info", "Engine configuration (value 1).";
     // ---- vLLM's own names ----
     /// vLLM: running requests.
-    V_NUM_REQUESTS_RUNNING = "vllm:num_requests_running", "Number of requests in model execution batches.";
+V_NUM_REQUESTS_RUNNING = Gauge "vllm:num_requests_running", "Number of requests in model execution batches.";
     /// vLLM: waiting requests.
-    V_NUM_REQUESTS_WAITING = "vllm:num_requests_waiting", "Number of requests waiting to be processed.";
+V_NUM_REQUESTS_WAITING = Gauge "vllm:num_requests_waiting", "Number of requests waiting to be processed.";
     /// vLLM (v0 name): KV usage.
-    V_GPU_CACHE_USAGE_PERC = "vllm:gpu_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.";
+V_GPU_CACHE_USAGE_PERC = Gauge "vllm:gpu_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.";
     /// vLLM: KV usage.
-    V_KV_CACHE_USAGE_PERC = "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.";
+V_KV_CACHE_USAGE_PERC = Gauge "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.";
     /// vLLM: prompt tokens.
-    V_PROMPT_TOKENS = "vllm:prompt_tokens_total", "Number of prefill tokens processed.";
+V_PROMPT_TOKENS = Counter "vllm:prompt_tokens_total", "Number of prefill tokens processed.";
     /// vLLM: generation tokens.
-    V_GENERATION_TOKENS = "vllm:generation_tokens_total", "Number of generation tokens processed.";
+V_GENERATION_TOKENS = Counter "vllm:generation_tokens_total", "Number of generation tokens processed.";
     /// vLLM: preemptions.
-    V_NUM_PREEMPTIONS = "vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.";
+V_NUM_PREEMPTIONS = Counter "vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.";
     /// vLLM: finished requests by reason.
-    V_REQUEST_SUCCESS = "vllm:request_success_total", "Count of successfully processed requests.";
+V_REQUEST_SUCCESS = Counter "vllm:request_success_total", "Count of successfully processed requests.";
     /// vLLM: prefix cache queries (tokens).
-    V_PREFIX_CACHE_QUERIES = "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.";
+V_PREFIX_CACHE_QUERIES = Counter "vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.";
     /// vLLM: prefix cache hits (tokens).
-    V_PREFIX_CACHE_HITS = "vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.";
+V_PREFIX_CACHE_HITS = Counter "vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.";
     /// vLLM: TTFT.
-    V_TIME_TO_FIRST_TOKEN = "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.";
+V_TIME_TO_FIRST_TOKEN = Histogram "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.";
     /// vLLM: TPOT.
-    V_TIME_PER_OUTPUT_TOKEN = "vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.";
+V_TIME_PER_OUTPUT_TOKEN = Histogram "vllm:time_per_output_token_seconds", "Histogram of time per output token in seconds.";
     /// vLLM: ITL.
-    V_INTER_TOKEN_LATENCY = "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.";
+V_INTER_TOKEN_LATENCY = Histogram "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.";
     /// vLLM: e2e latency.
-    V_E2E_REQUEST_LATENCY = "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.";
+    V_E2E_REQUEST_LATENCY = Histogram "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.";
     /// vLLM: queue time.
-    V_REQUEST_QUEUE_TIME = "vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.";
+V_REQUEST_QUEUE_TIME = Histogram "vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.";
     /// vLLM: inference time.
-    V_REQUEST_INFERENCE_TIME = "vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.";
+V_REQUEST_INFERENCE_TIME = Histogram "vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.";
     /// vLLM: prefill time.
-    V_REQUEST_PREFILL_TIME = "vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.";
+V_REQUEST_PREFILL_TIME = Histogram "vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.";
     /// vLLM: decode time.
-    V_REQUEST_DECODE_TIME = "vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.";
+V_REQUEST_DECODE_TIME = Histogram "vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.";
     /// vLLM: prompt length.
-    V_REQUEST_PROMPT_TOKENS = "vllm:request_prompt_tokens", "Number of prefill tokens processed.";
+V_REQUEST_PROMPT_TOKENS = Histogram "vllm:request_prompt_tokens", "Number of prefill tokens processed.";
     /// vLLM: generation length.
-    V_REQUEST_GENERATION_TOKENS = "vllm:request_generation_tokens", "Number of generation tokens processed.";
+V_REQUEST_GENERATION_TOKENS = Histogram "vllm:request_generation_tokens", "Number of generation tokens processed.";
     /// vLLM: tokens per step.
-    V_ITERATION_TOKENS = "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.";
+V_ITERATION_TOKENS = Histogram "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.";
     /// vLLM: n.
-    V_REQUEST_PARAMS_N = "vllm:request_params_n", "Histogram of the n request parameter.";
+V_REQUEST_PARAMS_N = Histogram "vllm:request_params_n", "Histogram of the n request parameter.";
     /// vLLM: max_tokens.
-    V_REQUEST_PARAMS_MAX_TOKENS = "vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.";
+V_REQUEST_PARAMS_MAX_TOKENS = Histogram "vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.";
     /// vLLM: cache config.
-    V_CACHE_CONFIG_INFO = "vllm:cache_config_info", "Information of the KV cache configuration (value 1).";
+V_CACHE_CONFIG_INFO = Gauge "vllm:cache_config_info", "Information of the KV cache configuration (value 1).";
 }
 
 /// Buckets of request-level latencies, in seconds.

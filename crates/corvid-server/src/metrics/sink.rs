@@ -9,19 +9,18 @@ impl StatsSink for Metrics {
     fn on_step(&self, s: &IterationStats) {
         self.batch_size.observe(s.batch_size as f64);
         self.tokens_per_step.observe(s.num_tokens as f64);
-        self.v_iteration_tokens.observe(s.num_tokens as f64);
-        self.prompt_tokens.inc_by(s.num_prompt_tokens as u64);
-        self.v_prompt_tokens.inc_by(s.num_prompt_tokens as u64);
+        // Prompt tokens of the step's requests: prefilled plus served from the prefix
+        // cache, so the counter sums the `usage.prompt_tokens` clients see (vLLM's rule).
+        let prompt = (s.num_prompt_tokens + s.num_cached_tokens) as u64;
+        self.prompt_tokens.inc_by(prompt);
         self.generation_tokens
-            .inc_by(s.num_generation_tokens as u64);
-        self.v_generation_tokens
             .inc_by(s.num_generation_tokens as u64);
         self.preemptions.inc_by(s.num_preemptions as u64);
         self.prefix_cache_hit_tokens
             .inc_by(s.num_cached_tokens as u64);
-        self.v_prefix_hits.inc_by(s.num_cached_tokens as u64);
-        self.v_prefix_queries.inc_by(s.num_prefix_queries as u64);
-        self.v_preemptions.inc_by(s.num_preemptions as u64);
+        if let Some(v) = &self.vllm {
+            v.on_step(s, prompt);
+        }
         self.set_engine_gauges(&EngineGauges {
             running: s.num_running,
             waiting: s.num_waiting,
@@ -36,39 +35,29 @@ impl StatsSink for Metrics {
         let reason = r.finish_reason.as_str();
         self.request_throughput.inc();
         self.request_finished.with_label_values(&[reason]).inc();
-        self.v_request_success.with_label_values(&[reason]).inc();
         if reason == "abort" {
             self.request_aborted.inc();
         }
         self.request_latency.observe(r.e2e_seconds);
-        self.v_e2e.observe(r.e2e_seconds);
         self.queue_time.observe(r.queue_seconds);
-        self.v_queue_time.observe(r.queue_seconds);
         self.prefill_time.observe(r.prefill_seconds);
-        self.v_prefill_time.observe(r.prefill_seconds);
         self.decode_time.observe(r.decode_seconds);
-        self.v_decode_time.observe(r.decode_seconds);
-        self.v_inference_time
-            .observe(r.prefill_seconds + r.decode_seconds);
         if let Some(t) = r.ttft_seconds {
             self.ttft.observe(t);
-            self.v_ttft.observe(t);
         }
         for &t in &r.inter_token_seconds {
             self.itl.observe(t);
-            self.v_itl.observe(t);
-            self.v_tpot.observe(t);
         }
-        self.v_prompt_len.observe(r.prompt_tokens as f64);
-        self.v_generation_len.observe(r.generation_tokens as f64);
-        self.v_params_n.observe(r.n as f64);
-        self.v_params_max_tokens.observe(r.max_tokens as f64);
+        if let Some(v) = &self.vllm {
+            v.on_request_finished(r);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{Format, MetricsOptions};
     use corvid_engine::FinishReason;
 
     fn finished(reason: FinishReason) -> RequestStats {
@@ -90,10 +79,10 @@ mod tests {
 
     #[test]
     fn request_finished_fills_counters_and_histograms() {
-        let m = Metrics::new("m");
+        let m = Metrics::new("m", &MetricsOptions::default()).unwrap();
         m.on_request_finished(&finished(FinishReason::Stop));
         m.on_request_finished(&finished(FinishReason::Abort));
-        let t = m.encode();
+        let t = m.encode(Format::Text);
         assert!(
             t.contains("vllm_request_throughput{model_name=\"m\"} 2"),
             "{t}"
@@ -102,16 +91,16 @@ mod tests {
         assert!(
             t.contains("vllm_request_finished_total{finished_reason=\"stop\",model_name=\"m\"} 1")
         );
-        assert!(
-            t.contains("vllm:request_success_total{finished_reason=\"abort\",model_name=\"m\"} 1")
-        );
+        assert!(t.contains(
+            "vllm:request_success_total{engine=\"0\",finished_reason=\"abort\",model_name=\"m\"} 1"
+        ));
         assert!(t.contains("vllm_request_latency_seconds_count{model_name=\"m\"} 2"));
         assert!(t.contains("vllm_inter_token_latency_seconds_count{model_name=\"m\"} 8"));
     }
 
     #[test]
     fn step_fills_token_counters_and_gauges() {
-        let m = Metrics::new("m");
+        let m = Metrics::new("m", &MetricsOptions::default()).unwrap();
         m.on_step(&IterationStats {
             num_running: 2,
             num_waiting: 1,
@@ -127,14 +116,15 @@ mod tests {
             step_seconds: 0.02,
             busy_fraction: 0.9,
         });
-        let t = m.encode();
-        assert!(t.contains("vllm_prompt_tokens_total{model_name=\"m\"} 10"));
-        assert!(t.contains("vllm:generation_tokens_total{model_name=\"m\"} 2"));
+        let t = m.encode(Format::Text);
+        assert!(t.contains("vllm_prompt_tokens_total{model_name=\"m\"} 14"));
+        assert!(t.contains("vllm:prompt_tokens_total{engine=\"0\",model_name=\"m\"} 14"));
+        assert!(t.contains("vllm:generation_tokens_total{engine=\"0\",model_name=\"m\"} 2"));
         assert!(t.contains("vllm_preemptions_total{model_name=\"m\"} 1"));
         assert!(t.contains("vllm_running_requests{model_name=\"m\"} 2"));
         assert!(t.contains("vllm_kv_cache_usage_ratio{model_name=\"m\"} 0.5"));
         assert!(t.contains("vllm_batch_size_count{model_name=\"m\"} 1"));
         assert!(t.contains("vllm_prefix_cache_hit_tokens_total{model_name=\"m\"} 4"));
-        assert!(t.contains("vllm:prefix_cache_queries_total{model_name=\"m\"} 10"));
+        assert!(t.contains("vllm:prefix_cache_queries_total{engine=\"0\",model_name=\"m\"} 10"));
     }
 }

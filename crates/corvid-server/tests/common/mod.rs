@@ -112,6 +112,33 @@ impl TestServer {
     }
 }
 
+/// An HTTP client with a generous timeout (generation on a shared CPU is slow).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// `GET {base}/metrics` in the default (text) format.
+pub async fn scrape(base: &str) -> String {
+    client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of the first sample line starting with `prefix`.
+pub fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
 /// Splits an SSE body into its `data:` payloads.
 pub fn sse_events(body: &str) -> Vec<String> {
     body.split("\n\n")
