@@ -8,6 +8,7 @@ pub mod matmul;
 pub mod ops;
 pub mod packed;
 pub mod quant;
+mod vexp;
 
 pub use ggml_type::GgmlType;
 pub use matmul::{QMatrix, WeightData};

@@ -74,6 +74,12 @@ impl Rope {
 
 /// `gate = silu(gate) * up`, the SwiGLU activation.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::dot::has_avx2() {
+        // SAFETY: AVX2 and FMA are present; `up` pairs with `gate` element for element.
+        unsafe { crate::vexp::silu_mul(gate, up) };
+        return;
+    }
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
     }
@@ -100,24 +106,27 @@ pub fn argmax(v: &[f32]) -> u32 {
 /// Softmax in place (f64 sum, as ggml).
 pub fn softmax(x: &mut [f32]) {
     let max = max_of(x);
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-    }
-    // Four f64 partial sums instead of one chain: the adds no longer wait on each other
-    // (attention calls this for every head and token); in f64 the order does not show
-    // in the f32 result.
-    let chunks = x.chunks_exact(4);
-    let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
-    let mut acc = [0.0f64; 4];
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += v as f64;
-        }
-    }
-    let inv = (1.0 / ((acc[0] + acc[1]) + (acc[2] + acc[3]) + tail)) as f32;
+    let sum = exp_shifted_sum(x, max);
+    let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;
     }
+}
+
+/// `x = exp(x - max)` in place, returning the sum in f64. Partial sums run side by side
+/// (attention calls this for every head and token); in f64 their order does not show in
+/// the f32 result. (glibc's `expf`, not [`crate::vexp`]: the golden test showed the
+/// attention weights to be the one place where its last-bit differences move greedy
+/// tokens at llama.cpp's near-ties.)
+fn exp_shifted_sum(x: &mut [f32], max: f32) -> f64 {
+    let mut acc = [0.0f64; 4];
+    for c in x.chunks_mut(4) {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *v = (*v - max).exp();
+            *a += *v as f64;
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 /// The largest element (eight lanes at a time, so it vectorizes); -inf when empty.
