@@ -119,14 +119,18 @@ pub fn softmax(x: &mut [f32]) {
 /// attention weights to be the one place where its last-bit differences move greedy
 /// tokens at llama.cpp's near-ties.)
 fn exp_shifted_sum(x: &mut [f32], max: f32) -> f64 {
-    let mut acc = [0.0f64; 4];
-    for c in x.chunks_mut(4) {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *v = (*v - max).exp();
-            *a += *v as f64;
+    // Two passes: the exp calls alone, then a sum without calls that the compiler keeps
+    // in vector registers (sixteen partial sums: four independent vector add chains).
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+    }
+    let mut acc = [0.0f64; 16];
+    for c in x.chunks(16) {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v as f64;
         }
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
+    acc.iter().sum()
 }
 
 /// The largest element (eight lanes at a time, so it vectorizes); -inf when empty.

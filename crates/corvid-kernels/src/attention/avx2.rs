@@ -31,26 +31,41 @@ pub(super) unsafe fn scores(
     let tile_len = kv.layout.tile_len();
     for (i, (tile, used)) in kv.tiles().enumerate() {
         let kt = &kv.k_pool[tile..tile + tile_len];
-        // Groups of eight slots that lie inside the tile; the rest goes the portable way.
+        // Groups of eight slots that lie inside the tile (two at a time where both do);
+        // the rest goes the portable way.
         let simd_end = used.min(bs / 8 * 8);
-        for t0 in (0..simd_end).step_by(8) {
-            let lanes = 8.min(used - t0);
+        let mut t0 = 0;
+        while t0 < simd_end {
+            let pair = t0 + 16 <= bs && t0 + 8 < used;
             for h0 in (0..heads).step_by(HEADS_PER_PASS) {
                 let g = HEADS_PER_PASS.min(heads - h0);
-                let mut res = [[0.0f32; 8]; HEADS_PER_PASS];
+                let mut res = [[[0.0f32; 8]; HEADS_PER_PASS]; 2];
                 let k = kt.as_ptr().add(t0);
                 let qh = &q[h0 * hd..(h0 + g) * hd];
-                match g {
-                    1 => key_group::<1, 8>(k, bs, hd, qh, scale, &mut res),
-                    2 => key_group::<2, 4>(k, bs, hd, qh, scale, &mut res),
-                    3 => key_group::<3, 2>(k, bs, hd, qh, scale, &mut res),
-                    _ => key_group::<4, 2>(k, bs, hd, qh, scale, &mut res),
+                match (g, pair) {
+                    (1, true) => key_groups::<1, 4, 2>(k, bs, hd, qh, scale, &mut res),
+                    (1, false) => key_groups::<1, 8, 1>(k, bs, hd, qh, scale, &mut res),
+                    (2, true) => key_groups::<2, 2, 2>(k, bs, hd, qh, scale, &mut res),
+                    (2, false) => key_groups::<2, 4, 1>(k, bs, hd, qh, scale, &mut res),
+                    (3, true) => key_groups::<3, 1, 2>(k, bs, hd, qh, scale, &mut res),
+                    (3, false) => key_groups::<3, 2, 1>(k, bs, hd, qh, scale, &mut res),
+                    _ => key_groups::<4, 2, 1>(k, bs, hd, qh, scale, &mut res),
                 }
-                for (j, r) in res.iter().take(g).enumerate() {
-                    let at = (h0 + j) * ctx + i * bs + t0;
-                    scores[at..at + lanes].copy_from_slice(&r[..lanes]);
+                let groups = if pair && g <= 3 { 2 } else { 1 };
+                for (gi, group) in res.iter().take(groups).enumerate() {
+                    let start = t0 + 8 * gi;
+                    let lanes = 8.min(used - start);
+                    for (j, r) in group.iter().take(g).enumerate() {
+                        let at = (h0 + j) * ctx + i * bs + start;
+                        scores[at..at + lanes].copy_from_slice(&r[..lanes]);
+                    }
                 }
             }
+            t0 += if pair && heads.min(HEADS_PER_PASS) <= 3 {
+                16
+            } else {
+                8
+            };
         }
         if simd_end < used {
             portable::tile_scores(kv, i, tile, simd_end..used, q, scale, row, scores);
@@ -58,45 +73,58 @@ pub(super) unsafe fn scores(
     }
 }
 
-/// Scores of `G` heads (`q`, `G * hd` values) against the eight keys starting at `k`
-/// (dimension `d` of key `j` at `k + d * bs + j`), written to `res[h]`. `L` of the
-/// eight partial sums are computed side by side so that `G * L` FMA chains hide the
-/// FMA latency; they are still added to the total in lane order.
+/// Scores of `G` heads (`q`, `G * hd` values) against `K` groups of eight keys, group
+/// `j` starting at `k + 8j` (dimension `d` of key `l` at `k + d * bs + l`), written to
+/// `res[j][h]`. `L` of the eight partial sums are computed side by side, so `G * L * K`
+/// FMA chains hide the FMA latency and each broadcast query value serves `K` groups; the
+/// partial sums are still added to the total in lane order.
+// Indexing keeps the three register-array dimensions (group, lane, head) readable.
+#[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn key_group<const G: usize, const L: usize>(
+unsafe fn key_groups<const G: usize, const L: usize, const K: usize>(
     k: *const half::f16,
     bs: usize,
     hd: usize,
     q: &[f32],
     scale: f32,
-    res: &mut [[f32; 8]; HEADS_PER_PASS],
+    res: &mut [[[f32; 8]; HEADS_PER_PASS]; 2],
 ) {
-    let mut sum = [_mm256_setzero_ps(); G];
+    let mut sum = [[_mm256_setzero_ps(); G]; K];
     for lane0 in (0..8).step_by(L) {
-        let mut acc = [[_mm256_setzero_ps(); G]; L];
+        let mut acc = [[[_mm256_setzero_ps(); G]; L]; K];
         for c in 0..hd / 8 {
-            for (l, acc_l) in acc.iter_mut().enumerate() {
+            for l in 0..L {
                 let d = 8 * c + lane0 + l;
-                let keys = _mm256_cvtph_ps(_mm_loadu_si128(k.add(d * bs) as *const __m128i));
-                for (h, a) in acc_l.iter_mut().enumerate() {
-                    *a = _mm256_fmadd_ps(_mm256_set1_ps(*q.get_unchecked(h * hd + d)), keys, *a);
+                let mut keys = [_mm256_setzero_ps(); K];
+                for (j, kv) in keys.iter_mut().enumerate() {
+                    *kv = _mm256_cvtph_ps(_mm_loadu_si128(k.add(d * bs + 8 * j) as *const __m128i));
+                }
+                for h in 0..G {
+                    let qv = _mm256_set1_ps(*q.get_unchecked(h * hd + d));
+                    for j in 0..K {
+                        acc[j][l][h] = _mm256_fmadd_ps(qv, keys[j], acc[j][l][h]);
+                    }
                 }
             }
         }
-        for (l, acc_l) in acc.iter().enumerate() {
-            for (s, &a) in sum.iter_mut().zip(acc_l) {
-                *s = if lane0 + l == 0 {
-                    a
-                } else {
-                    _mm256_add_ps(*s, a)
-                };
+        for j in 0..K {
+            for l in 0..L {
+                for h in 0..G {
+                    sum[j][h] = if lane0 + l == 0 {
+                        acc[j][l][h]
+                    } else {
+                        _mm256_add_ps(sum[j][h], acc[j][l][h])
+                    };
+                }
             }
         }
     }
     let scale = _mm256_set1_ps(scale);
-    for (r, s) in res.iter_mut().zip(sum) {
-        _mm256_storeu_ps(r.as_mut_ptr(), _mm256_mul_ps(s, scale));
+    for j in 0..K {
+        for h in 0..G {
+            _mm256_storeu_ps(res[j][h].as_mut_ptr(), _mm256_mul_ps(sum[j][h], scale));
+        }
     }
 }
 
