@@ -4,7 +4,8 @@
 //! * `fixed` — every prompt `--input-len` tokens, every output `--output-len` tokens.
 //! * `sharegpt` — a synthetic mix shaped like ShareGPT conversations: prompt lengths
 //!   log-uniform in 32–1024 tokens, outputs log-uniform in 16–512 (medians ≈181 and
-//!   ≈91: skewed toward short requests with a long tail).
+//!   ≈91: skewed toward short requests with a long tail); `--prompt-len-range` and
+//!   `--output-len-range` change the bounds (issue #3's offline mix is 32:512 / 32:256).
 //! * `shared-prefix` — a chat workload: every request starts with the same
 //!   `--system-prompt-len`-token system prompt followed by its own `--input-len`-token
 //!   user message.
@@ -14,9 +15,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-/// Shortest and longest prompt of the `sharegpt` mix, in tokens.
+/// Default shortest and longest prompt of the `sharegpt` mix, in tokens.
 pub const SHAREGPT_PROMPT_RANGE: (usize, usize) = (32, 1024);
-/// Shortest and longest output of the `sharegpt` mix, in tokens.
+/// Default shortest and longest output of the `sharegpt` mix, in tokens.
 pub const SHAREGPT_OUTPUT_RANGE: (usize, usize) = (16, 512);
 
 /// Which workload to generate.
@@ -52,6 +53,29 @@ pub struct WorkloadArgs {
     /// Seed of prompt texts, lengths and arrival times.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Prompt lengths of the `sharegpt` mix, `MIN:MAX` tokens (log-uniform between).
+    #[arg(long, value_parser = parse_range, default_value = "32:1024")]
+    pub prompt_len_range: (usize, usize),
+    /// Output lengths of the `sharegpt` mix, `MIN:MAX` tokens (log-uniform between).
+    #[arg(long, value_parser = parse_range, default_value = "16:512")]
+    pub output_len_range: (usize, usize),
+}
+
+/// Parses `MIN:MAX` with `1 <= MIN <= MAX`.
+pub fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let (lo, hi) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected MIN:MAX, got {s:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{v:?} is not a token count"))
+    };
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if lo == 0 || lo > hi {
+        return Err(format!("need 1 <= MIN <= MAX, got {lo}:{hi}"));
+    }
+    Ok((lo, hi))
 }
 
 impl Default for WorkloadArgs {
@@ -63,6 +87,8 @@ impl Default for WorkloadArgs {
             num_prompts: 64,
             system_prompt_len: 512,
             seed: 0,
+            prompt_len_range: SHAREGPT_PROMPT_RANGE,
+            output_len_range: SHAREGPT_OUTPUT_RANGE,
         }
     }
 }
@@ -138,8 +164,8 @@ pub fn generate_n(
                     (args.input_len, args.output_len)
                 }
                 WorkloadKind::Sharegpt => (
-                    log_uniform(&mut rng, SHAREGPT_PROMPT_RANGE),
-                    log_uniform(&mut rng, SHAREGPT_OUTPUT_RANGE),
+                    log_uniform(&mut rng, args.prompt_len_range),
+                    log_uniform(&mut rng, args.output_len_range),
                 ),
             };
             RequestSpec {

@@ -19,6 +19,7 @@ fn args(base: String, endpoint: &str, n: usize, conc: Option<usize>) -> ServeBen
             num_prompts: n,
             system_prompt_len: 32,
             seed: 1,
+            ..WorkloadArgs::default()
         },
         request_rate: RequestRate::Infinite,
         max_concurrency: conc,

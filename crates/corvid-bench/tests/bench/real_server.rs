@@ -82,6 +82,7 @@ async fn counts_agree_with_the_servers_metrics() {
             num_prompts: 6,
             system_prompt_len: 64,
             seed: 3,
+            ..WorkloadArgs::default()
         },
         request_rate: RequestRate::Infinite,
         max_concurrency: Some(3),

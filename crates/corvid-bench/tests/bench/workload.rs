@@ -2,7 +2,7 @@
 
 use corvid_bench::prompt::{TokenCounter, WORDS};
 use corvid_bench::workload::{
-    generate, WorkloadArgs, WorkloadKind, SHAREGPT_OUTPUT_RANGE, SHAREGPT_PROMPT_RANGE,
+    generate, parse_range, WorkloadArgs, WorkloadKind, SHAREGPT_OUTPUT_RANGE, SHAREGPT_PROMPT_RANGE,
 };
 
 /// One token per word: exact and fast, so lengths can be checked exactly.
@@ -30,6 +30,7 @@ fn args(kind: WorkloadKind, n: usize, seed: u64) -> WorkloadArgs {
         num_prompts: n,
         system_prompt_len: 512,
         seed,
+        ..WorkloadArgs::default()
     }
 }
 
@@ -83,6 +84,20 @@ fn sharegpt_mix_is_in_range_and_skewed_short() {
     // Both tails are populated.
     assert!(p.iter().any(|&x| x < 40) && p.iter().any(|&x| x > 900));
     assert!(o.iter().any(|&x| x < 20) && o.iter().any(|&x| x > 450));
+}
+
+#[test]
+fn sharegpt_ranges_can_be_narrowed_and_bad_ranges_are_refused() {
+    let mut a = args(WorkloadKind::Sharegpt, 500, 4);
+    a.prompt_len_range = parse_range("32:512").unwrap();
+    a.output_len_range = parse_range("32:256").unwrap();
+    let reqs = generate(&a, &WordTokenizer);
+    assert!(reqs.iter().all(|r| (32..=512).contains(&r.prompt_len())));
+    assert!(reqs.iter().all(|r| (32..=256).contains(&r.output_len)));
+    assert!(reqs.iter().any(|r| r.prompt_len() > 450) && reqs.iter().any(|r| r.output_len < 40));
+    for bad in ["512", "0:10", "10:5", "a:b", "5:"] {
+        assert!(parse_range(bad).is_err(), "{bad} accepted");
+    }
 }
 
 #[test]
