@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The share of the server's CPU time spent on metrics, measured directly: `perf record`
+# (call graphs) on `corvid serve` while `corvid bench serve` drives the fixed workload and
+# /metrics is scraped once a second (like Prometheus with a 1 s interval, 15x its default
+# rate); then the fraction of samples whose call stack contains metrics code (recording
+# in the engine's stats sink, HTTP metrics middleware, encoding, RSS reading). Complements
+# bench/metrics_overhead.sh, whose on/off throughput comparison is limited by run-to-run
+# noise; this one is not.
+#
+#   bash bench/metrics_cpu_share.sh      # needs `perf` (Debian: linux-perf)
+#
+# Env: NUM_PROMPTS (128), CONCURRENCY (16), INPUT_LEN (128), OUTPUT_LEN (64), PORT (18095),
+#      OUT, THREADS (see common.sh). Writes $OUT/metrics-cpu-share.txt and prints it.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+NUM_PROMPTS="${NUM_PROMPTS:-128}"
+CONCURRENCY="${CONCURRENCY:-16}"
+INPUT_LEN="${INPUT_LEN:-128}"
+OUTPUT_LEN="${OUTPUT_LEN:-64}"
+PORT="${PORT:-18095}"
+command -v perf >/dev/null || { echo "perf not found (apt-get install linux-perf)" >&2; exit 1; }
+write_env metrics-cpu-share
+data="$(mktemp -d)/perf.data"
+log="$OUT/metrics-cpu-share.log"
+perf record -g -o "$data" -- "$CORVID" serve --host 127.0.0.1 --port "$PORT" --model "$GGUF" \
+  --served-model-name smollm2 --max-num-seqs 64 --kv-cache-memory 1GiB >"$log" 2>&1 &
+pid=$!
+scraper=""
+trap '[ -n "$scraper" ] && kill "$scraper" 2>/dev/null; stop_pid "$pid"' EXIT
+wait_http "http://127.0.0.1:$PORT/health" 180
+(while sleep 1; do curl -s --noproxy '*' "http://127.0.0.1:$PORT/metrics" >/dev/null; done) &
+scraper=$!
+"$CORVID" bench serve --base-url "http://127.0.0.1:$PORT" --model smollm2 --workload fixed \
+  --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --num-prompts "$NUM_PROMPTS" \
+  --max-concurrency "$CONCURRENCY" --request-rate inf --warmup 2 --seed 0 --no-progress \
+  --result-json "$OUT/metrics-cpu-share-load.json" >>"$log" 2>&1
+kill "$scraper"; scraper=""
+kill -INT "$pid"; wait "$pid" || true   # perf writes its data when the server exits
+perf script -i "$data" -F comm,tid,ip,sym 2>/dev/null | python3 -c '
+import re, sys
+metrics = re.compile(r"prometheus::|corvid_server::metrics|StatsSink|corvid_engine::stats")
+total = hit = 0
+stack = []
+def flush():
+    global total, hit, stack
+    if stack:
+        total += 1
+        hit += any(metrics.search(line) for line in stack)
+    stack = []
+for line in sys.stdin:
+    if line.strip() and not line[0].isspace():
+        flush()
+    if line.strip():
+        stack.append(line)
+flush()
+print(f"perf samples: {total}; with metrics code on the stack: {hit} ({100 * hit / max(total, 1):.4f} %)")
+' | tee "$OUT/metrics-cpu-share.txt"
