@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{SamplingFields, StopField, StreamOptions, Usage};
+use super::common::{SamplingFields, Usage};
+use super::request::generation_request;
 
 /// Message content: a string, or a list of parts of which the `text` ones are kept.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -38,80 +39,27 @@ pub struct ChatMessageIn {
     pub name: Option<String>,
 }
 
-/// The body of `POST /v1/chat/completions`, with vLLM's extra sampling fields.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ChatCompletionRequest {
-    /// The served model name (optional, like vLLM).
-    #[serde(default)]
-    pub model: Option<String>,
-    /// The conversation.
-    pub messages: Vec<ChatMessageIn>,
-    /// Return logprobs of the sampled tokens.
-    #[serde(default)]
-    pub logprobs: Option<bool>,
-    /// Alternatives per token (0–20), needs `logprobs: true`.
-    #[serde(default)]
-    pub top_logprobs: Option<i64>,
-    /// Token budget (deprecated OpenAI name).
-    #[serde(default)]
-    pub max_tokens: Option<i64>,
-    /// Token budget (current OpenAI name; wins over `max_tokens`).
-    #[serde(default)]
-    pub max_completion_tokens: Option<i64>,
-    /// Stream Server-Sent Events.
-    #[serde(default)]
-    pub stream: bool,
-    /// Streaming options.
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
-    /// Number of choices.
-    #[serde(default)]
-    pub n: Option<i64>,
-    /// Temperature.
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Top-p.
-    #[serde(default)]
-    pub top_p: Option<f32>,
-    /// Top-k (vLLM extension).
-    #[serde(default)]
-    pub top_k: Option<i64>,
-    /// Min-p (vLLM extension).
-    #[serde(default)]
-    pub min_p: Option<f32>,
-    /// Repetition penalty (vLLM extension).
-    #[serde(default)]
-    pub repetition_penalty: Option<f32>,
-    /// Presence penalty.
-    #[serde(default)]
-    pub presence_penalty: Option<f32>,
-    /// Frequency penalty.
-    #[serde(default)]
-    pub frequency_penalty: Option<f32>,
-    /// Seed.
-    #[serde(default)]
-    pub seed: Option<i64>,
-    /// Stop strings.
-    #[serde(default)]
-    pub stop: Option<StopField>,
-    /// Stop token ids (vLLM extension).
-    #[serde(default)]
-    pub stop_token_ids: Option<Vec<u32>>,
-    /// Ignore EOS (vLLM extension).
-    #[serde(default)]
-    pub ignore_eos: Option<bool>,
-    /// Minimum tokens (vLLM extension).
-    #[serde(default)]
-    pub min_tokens: Option<i64>,
-    /// Skip special tokens when detokenizing (vLLM extension).
-    #[serde(default)]
-    pub skip_special_tokens: Option<bool>,
-    /// End the rendered prompt with the assistant header (vLLM extension, default true).
-    #[serde(default)]
-    pub add_generation_prompt: Option<bool>,
-    /// OpenAI's end-user id (accepted, unused).
-    #[serde(default)]
-    pub user: Option<String>,
+generation_request! {
+    /// The body of `POST /v1/chat/completions`, with vLLM's extra sampling fields.
+    pub struct ChatCompletionRequest {
+        /// The conversation.
+        pub messages: Vec<ChatMessageIn>,
+        /// Return logprobs of the sampled tokens.
+        #[serde(default)]
+        pub logprobs: Option<bool>,
+        /// Alternatives per token (0–20), needs `logprobs: true`.
+        #[serde(default)]
+        pub top_logprobs: Option<i64>,
+        /// Token budget (deprecated OpenAI name).
+        #[serde(default)]
+        pub max_tokens: Option<i64>,
+        /// Token budget (current OpenAI name; wins over `max_tokens`).
+        #[serde(default)]
+        pub max_completion_tokens: Option<i64>,
+        /// End the rendered prompt with the assistant header (vLLM extension, default true).
+        #[serde(default)]
+        pub add_generation_prompt: Option<bool>,
+    }
 }
 
 impl ChatCompletionRequest {
@@ -126,26 +74,7 @@ impl ChatCompletionRequest {
         } else {
             None
         };
-        SamplingFields {
-            n: self.n,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            top_k: self.top_k,
-            min_p: self.min_p,
-            repetition_penalty: self.repetition_penalty,
-            presence_penalty: self.presence_penalty,
-            frequency_penalty: self.frequency_penalty,
-            seed: self.seed,
-            max_tokens,
-            max_tokens_field,
-            min_tokens: self.min_tokens,
-            stop: self.stop.clone(),
-            stop_token_ids: self.stop_token_ids.clone(),
-            ignore_eos: self.ignore_eos,
-            logprobs,
-            logprobs_field: "top_logprobs",
-            skip_special_tokens: self.skip_special_tokens,
-        }
+        self.common_sampling((max_tokens, max_tokens_field), (logprobs, "top_logprobs"))
     }
 }
 

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{SamplingFields, StopField, StreamOptions, Usage};
+use super::common::{SamplingFields, Usage};
+use super::request::generation_request;
 
 /// `prompt`: a string, a list of one string, token ids, or a list of one token-id list.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -20,102 +21,33 @@ pub enum PromptField {
     TokenLists(Vec<Vec<u32>>),
 }
 
-/// The body of `POST /v1/completions`, with vLLM's extra sampling fields.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CompletionRequest {
-    /// The served model name (optional, like vLLM).
-    #[serde(default)]
-    pub model: Option<String>,
-    /// The prompt.
-    pub prompt: PromptField,
-    /// Prepend the prompt to the completion.
-    #[serde(default)]
-    pub echo: bool,
-    /// Top logprobs per token (0–20).
-    #[serde(default)]
-    pub logprobs: Option<i64>,
-    /// Token budget (default 16, as in OpenAI and vLLM).
-    #[serde(default)]
-    pub max_tokens: Option<i64>,
-    /// Stream Server-Sent Events.
-    #[serde(default)]
-    pub stream: bool,
-    /// Streaming options.
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
-    /// Number of choices.
-    #[serde(default)]
-    pub n: Option<i64>,
-    /// Temperature.
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Top-p.
-    #[serde(default)]
-    pub top_p: Option<f32>,
-    /// Top-k (vLLM extension).
-    #[serde(default)]
-    pub top_k: Option<i64>,
-    /// Min-p (vLLM extension).
-    #[serde(default)]
-    pub min_p: Option<f32>,
-    /// Repetition penalty (vLLM extension).
-    #[serde(default)]
-    pub repetition_penalty: Option<f32>,
-    /// Presence penalty.
-    #[serde(default)]
-    pub presence_penalty: Option<f32>,
-    /// Frequency penalty.
-    #[serde(default)]
-    pub frequency_penalty: Option<f32>,
-    /// Seed.
-    #[serde(default)]
-    pub seed: Option<i64>,
-    /// Stop strings.
-    #[serde(default)]
-    pub stop: Option<StopField>,
-    /// Stop token ids (vLLM extension).
-    #[serde(default)]
-    pub stop_token_ids: Option<Vec<u32>>,
-    /// Ignore EOS (vLLM extension).
-    #[serde(default)]
-    pub ignore_eos: Option<bool>,
-    /// Minimum tokens (vLLM extension).
-    #[serde(default)]
-    pub min_tokens: Option<i64>,
-    /// Skip special tokens when detokenizing (vLLM extension).
-    #[serde(default)]
-    pub skip_special_tokens: Option<bool>,
-    /// Add BOS etc. when tokenizing the prompt (vLLM extension, default true).
-    #[serde(default)]
-    pub add_special_tokens: Option<bool>,
-    /// OpenAI's end-user id (accepted, unused).
-    #[serde(default)]
-    pub user: Option<String>,
+generation_request! {
+    /// The body of `POST /v1/completions`, with vLLM's extra sampling fields.
+    pub struct CompletionRequest {
+        /// The prompt.
+        pub prompt: PromptField,
+        /// Prepend the prompt to the completion.
+        #[serde(default)]
+        pub echo: bool,
+        /// Top logprobs per token (0–20).
+        #[serde(default)]
+        pub logprobs: Option<i64>,
+        /// Token budget (default 16, as in OpenAI and vLLM).
+        #[serde(default)]
+        pub max_tokens: Option<i64>,
+        /// Add BOS etc. when tokenizing the prompt (vLLM extension, default true).
+        #[serde(default)]
+        pub add_special_tokens: Option<bool>,
+    }
 }
 
 impl CompletionRequest {
     /// The sampling fields, for validation.
     pub fn sampling(&self) -> SamplingFields {
-        SamplingFields {
-            n: self.n,
-            temperature: self.temperature,
-            top_p: self.top_p,
-            top_k: self.top_k,
-            min_p: self.min_p,
-            repetition_penalty: self.repetition_penalty,
-            presence_penalty: self.presence_penalty,
-            frequency_penalty: self.frequency_penalty,
-            seed: self.seed,
-            max_tokens: Some(self.max_tokens.unwrap_or(16)),
-            max_tokens_field: "max_tokens",
-            min_tokens: self.min_tokens,
-            stop: self.stop.clone(),
-            stop_token_ids: self.stop_token_ids.clone(),
-            ignore_eos: self.ignore_eos,
-            logprobs: self.logprobs,
-            logprobs_field: "logprobs",
-            skip_special_tokens: self.skip_special_tokens,
-        }
+        self.common_sampling(
+            (Some(self.max_tokens.unwrap_or(16)), "max_tokens"),
+            (self.logprobs, "logprobs"),
+        )
     }
 }
 

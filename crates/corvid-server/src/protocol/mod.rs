@@ -5,6 +5,7 @@ pub mod chat;
 pub mod common;
 pub mod completion;
 pub mod misc;
+mod request;
 
 pub use chat::{ChatCompletionRequest, ChatCompletionResponse};
 pub use common::{SamplingFields, StopField, StreamOptions, Usage};
