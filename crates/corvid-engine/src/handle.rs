@@ -207,6 +207,7 @@ impl EngineHandle {
             kv_blocks_total: num_blocks,
             kv_bytes: num_blocks * per_block,
             block_size: args.block_size,
+            kv_cache_dtype: args.kv_cache_dtype.name(),
             max_num_seqs,
             max_num_batched_tokens: batched_tokens,
             enable_prefix_caching: prefix_caching,
