@@ -7,7 +7,7 @@ use crate::sampler::sample;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::sequence::Sequence;
 use crate::stats::{BusyWindow, EngineSnapshot, IterationStats, RequestStats, StatsSink};
-use corvid_model::{CausalLm, KvCache, SeqInput};
+use corvid_model::{CausalLm, KvCache, KvDtype, SeqInput};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,8 @@ pub struct CoreConfig {
     pub scheduler: SchedulerConfig,
     /// Tokens per block.
     pub block_size: usize,
+    /// KV cache element format.
+    pub kv_dtype: KvDtype,
     /// Reuse cached prefixes.
     pub prefix_caching: bool,
     /// End-of-generation tokens.
@@ -67,7 +69,7 @@ impl EngineCore {
         shared: Arc<Shared>,
         base_snapshot: EngineSnapshot,
     ) -> Self {
-        let kv_cache = KvCache::new(model.config(), cfg.block_size, cfg.num_blocks);
+        let kv_cache = KvCache::new(model.config(), cfg.block_size, cfg.num_blocks, cfg.kv_dtype);
         Self {
             model,
             kv_cache,

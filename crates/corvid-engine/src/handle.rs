@@ -164,7 +164,8 @@ impl EngineHandle {
         if args.block_size == 0 || args.block_size > 256 {
             return Err(bad("block_size must be between 1 and 256".into()));
         }
-        let per_block = KvCache::bytes_per_block(&cfg, args.block_size);
+        let per_block =
+            KvCache::bytes_per_block(&cfg, args.block_size, args.kv_cache_dtype.resolve());
         let mut max_model_len = args
             .max_model_len
             .unwrap_or(cfg.max_position_embeddings)
@@ -191,6 +192,7 @@ impl EngineHandle {
         tracing::info!(
             num_blocks,
             block_size = args.block_size,
+            kv_cache_dtype = args.kv_cache_dtype.name(),
             kv_mib = (num_blocks * per_block) >> 20,
             max_model_len,
             max_num_seqs,
@@ -205,6 +207,7 @@ impl EngineHandle {
             kv_blocks_total: num_blocks,
             kv_bytes: num_blocks * per_block,
             block_size: args.block_size,
+            kv_cache_dtype: args.kv_cache_dtype.name(),
             max_num_seqs,
             max_num_batched_tokens: batched_tokens,
             enable_prefix_caching: prefix_caching,
@@ -219,6 +222,7 @@ impl EngineHandle {
                 max_num_batched_tokens: batched_tokens,
             },
             block_size: args.block_size,
+            kv_dtype: args.kv_cache_dtype.resolve(),
             prefix_caching,
             eos: tokenizer.eos_token_ids().to_vec(),
         };

@@ -20,5 +20,5 @@ pub mod stats;
 pub use handle::{EngineError, EngineHandle, PromptInput, RequestStream};
 pub use llm::{CompletionOutput, GenerationOutput, LLM};
 pub use output::{FinishReason, RequestOutput, TokenLogprob};
-pub use params::{EngineArgs, KvCacheMemory, LoadQuantization, SamplingParams};
+pub use params::{EngineArgs, KvCacheDtype, KvCacheMemory, LoadQuantization, SamplingParams};
 pub use stats::{EngineSnapshot, IterationStats, RequestStats, StatsSink};

@@ -91,6 +91,8 @@ pub struct EngineSnapshot {
     pub busy_fraction: f64,
     /// Tokens per KV block.
     pub block_size: usize,
+    /// KV cache element format (`f16` or `q8_0`).
+    pub kv_cache_dtype: &'static str,
     /// Batch limit.
     pub max_num_seqs: usize,
     /// Token budget per step.

@@ -5,7 +5,8 @@
 mod common;
 
 use common::*;
-use corvid_engine::{SamplingParams, LLM};
+use corvid_engine::{EngineArgs, KvCacheDtype, KvCacheMemory, SamplingParams, LLM};
+use corvid_model::{KvCache, KvDtype};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -109,4 +110,57 @@ fn prefix_cache_reuses_a_shared_system_prompt() {
         cached >= 16 * ((first[0].prompt_token_ids.len() - 8) / 16),
         "only {cached} tokens reused"
     );
+}
+
+#[test]
+fn q8_kv_cache_generates_batch_invariantly_frees_every_block_and_doubles_the_pool() {
+    let model = model();
+    let prompts = &prompts()[..12];
+    let max_tokens = 16;
+    let f16_args = args_with_blocks(model.as_ref(), 60, 16);
+    let q8_args = |blocks| EngineArgs {
+        kv_cache_dtype: KvCacheDtype::Q8_0,
+        kv_cache_memory: KvCacheMemory::Bytes(
+            (blocks * KvCache::bytes_per_block(model.config(), 16, KvDtype::Q8_0)) as u64,
+        ),
+        ..f16_args.clone()
+    };
+    let alone_llm = LLM::from_engine(start(
+        model.clone(),
+        EngineArgs {
+            no_batching: true,
+            ..q8_args(4096)
+        },
+        Arc::default(),
+    ));
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| run(&alone_llm, std::slice::from_ref(p), max_tokens).remove(0))
+        .collect();
+    // 16 blocks: preemptions happen.
+    let rec = Arc::new(Recorder::default());
+    let engine = start(model.clone(), q8_args(16), rec.clone());
+    let together = run(&LLM::from_engine(engine.clone()), prompts, max_tokens);
+    assert_eq!(alone, together, "q8_0: batched differs from alone");
+    wait_idle(&engine);
+    assert_eq!(engine.snapshot().kv_blocks_used, 0, "KV blocks leaked");
+    assert!(rec.preemptions.load(Ordering::Relaxed) > 0);
+    assert_eq!(rec.finished.load(Ordering::Relaxed), prompts.len());
+
+    // The f16 budget of 60 blocks holds about twice as many q8_0 blocks.
+    let f16_blocks = start(model.clone(), f16_args.clone(), Arc::default())
+        .snapshot()
+        .kv_blocks_total;
+    let q8_blocks = start(
+        model.clone(),
+        EngineArgs {
+            kv_cache_dtype: KvCacheDtype::Q8_0,
+            ..f16_args
+        },
+        Arc::default(),
+    )
+    .snapshot()
+    .kv_blocks_total;
+    assert_eq!(f16_blocks, 60);
+    assert!((110..=120).contains(&q8_blocks), "{q8_blocks} q8_0 blocks");
 }

@@ -3,7 +3,7 @@
 //! tensor types, missing tensors, and out-of-range tokens.
 
 use corvid_model::gguf::GgufFile;
-use corvid_model::{load_model, CausalLm, KvCache, LoadOptions, ModelError, SeqInput};
+use corvid_model::{load_model, CausalLm, KvCache, KvDtype, LoadOptions, ModelError, SeqInput};
 use rand::{Rng, SeedableRng};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ fn corrupted_gguf_never_panics() {
         if load_err(&path).is_none() {
             // A corruption that still parses must still run safely.
             let model = load_model(&path, &LoadOptions::default()).unwrap();
-            let mut kv = KvCache::new(model.config(), 16, 4);
+            let mut kv = KvCache::new(model.config(), 16, 4, KvDtype::F16);
             let seq = SeqInput {
                 tokens: &[1, 2, 3],
                 start_pos: 0,
@@ -132,7 +132,7 @@ fn truncated_safetensors_is_an_error() {
 #[test]
 fn bad_forward_inputs_are_errors() {
     let model = load_model(&tiny("qwen2.gguf"), &LoadOptions::default()).unwrap();
-    let mut kv = KvCache::new(model.config(), 16, 4);
+    let mut kv = KvCache::new(model.config(), 16, 4, KvDtype::F16);
     let vocab = model.config().vocab_size as u32;
     let cases: [(&[u32], usize, &[u32]); 4] = [
         (&[vocab], 0, &[0]), // token out of vocabulary

@@ -51,6 +51,7 @@ impl AppState {
             let s = engine.snapshot();
             m.set_engine_info(&EngineInfo {
                 block_size: s.block_size,
+                cache_dtype: s.kv_cache_dtype.to_string(),
                 num_gpu_blocks: s.kv_blocks_total,
                 max_num_seqs: s.max_num_seqs,
                 max_num_batched_tokens: s.max_num_batched_tokens,

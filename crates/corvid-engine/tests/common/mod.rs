@@ -8,7 +8,7 @@ use corvid_kernels::ops::RopeStyle;
 use corvid_model::config::{Arch, ModelConfig};
 use corvid_model::default_model::default_model_path;
 use corvid_model::tokenizer::Tokenizer;
-use corvid_model::{CausalLm, KvCache, SeqInput};
+use corvid_model::{CausalLm, KvCache, KvDtype, SeqInput};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -123,7 +123,7 @@ impl StatsSink for Recorder {
 
 /// Engine arguments with a KV budget of `blocks` blocks of the given model.
 pub fn args_with_blocks(model: &dyn CausalLm, blocks: usize, block_size: usize) -> EngineArgs {
-    let per_block = KvCache::bytes_per_block(model.config(), block_size);
+    let per_block = KvCache::bytes_per_block(model.config(), block_size, KvDtype::F16);
     EngineArgs {
         kv_cache_memory: KvCacheMemory::Bytes((blocks * per_block) as u64),
         block_size,

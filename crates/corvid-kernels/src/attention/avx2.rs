@@ -5,11 +5,13 @@
 //! so lane `j` computes exactly `dot_f32(q, k_j)`: for each of the eight partial sums
 //! `k` an FMA chain over dimensions `8c + k`, then the partial sums added in order `k =
 //! 0..8`. Values: the accumulators of a slice of the output dimensions stay in
-//! registers across the whole context, one FMA per token in token order.
+//! registers across the whole context, one FMA per token in token order. Both are
+//! generic over the element type ([`KvElem::load8`]); a q8_0 pool's scales enter exactly
+//! where the portable definition applies them.
 
 use std::arch::x86_64::*;
 
-use super::{portable, SeqKv};
+use super::{portable, KvElem, SeqKv};
 
 /// Query heads handled per pass over the keys or values (bounded by the registers).
 const HEADS_PER_PASS: usize = 4;
@@ -19,8 +21,8 @@ const HEADS_PER_PASS: usize = 4;
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C, and `head_dim` must be a multiple of 8.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn scores(
-    kv: &SeqKv<'_>,
+pub(super) unsafe fn scores<E: KvElem>(
+    kv: &SeqKv<'_, E>,
     q: &[f32],
     scale: f32,
     row: &mut Vec<f32>,
@@ -35,6 +37,7 @@ pub(super) unsafe fn scores(
     for (i, (tile, used)) in kv.tiles().enumerate() {
         prefetch_tiles(kv, i + PREFETCH_AHEAD);
         let kt = &kv.k_pool[tile..tile + tile_len];
+        let ks = kv.scales.map(|sc| sc.k[kv.scale_index(tile)..].as_ptr());
         // Groups of eight slots that lie inside the tile (two at a time where both do);
         // the rest goes the portable way.
         let simd_end = used.min(bs / 8 * 8);
@@ -45,15 +48,17 @@ pub(super) unsafe fn scores(
                 let g = HEADS_PER_PASS.min(heads - h0);
                 let mut res = [[[0.0f32; 8]; HEADS_PER_PASS]; 2];
                 let k = kt.as_ptr().add(t0);
+                let ks = ks.map(|p| p.add(t0));
                 let qh = &q[h0 * hd..(h0 + g) * hd];
+                let r = &mut res;
                 match (g, pair) {
-                    (1, true) => key_groups::<1, 4, 2>(k, bs, hd, qh, scale, &mut res),
-                    (1, false) => key_groups::<1, 8, 1>(k, bs, hd, qh, scale, &mut res),
-                    (2, true) => key_groups::<2, 2, 2>(k, bs, hd, qh, scale, &mut res),
-                    (2, false) => key_groups::<2, 4, 1>(k, bs, hd, qh, scale, &mut res),
-                    (3, true) => key_groups::<3, 1, 2>(k, bs, hd, qh, scale, &mut res),
-                    (3, false) => key_groups::<3, 2, 1>(k, bs, hd, qh, scale, &mut res),
-                    _ => key_groups::<4, 2, 1>(k, bs, hd, qh, scale, &mut res),
+                    (1, true) => key_groups::<E, 1, 4, 2>(k, ks, bs, hd, qh, scale, r),
+                    (1, false) => key_groups::<E, 1, 8, 1>(k, ks, bs, hd, qh, scale, r),
+                    (2, true) => key_groups::<E, 2, 2, 2>(k, ks, bs, hd, qh, scale, r),
+                    (2, false) => key_groups::<E, 2, 4, 1>(k, ks, bs, hd, qh, scale, r),
+                    (3, true) => key_groups::<E, 3, 1, 2>(k, ks, bs, hd, qh, scale, r),
+                    (3, false) => key_groups::<E, 3, 2, 1>(k, ks, bs, hd, qh, scale, r),
+                    _ => key_groups::<E, 4, 2, 1>(k, ks, bs, hd, qh, scale, r),
                 }
                 let groups = if pair && g <= 3 { 2 } else { 1 };
                 for (gi, group) in res.iter().take(groups).enumerate() {
@@ -81,13 +86,19 @@ pub(super) unsafe fn scores(
 /// `j` starting at `k + 8j` (dimension `d` of key `l` at `k + d * bs + l`), written to
 /// `res[j][h]`. `L` of the eight partial sums are computed side by side, so `G * L * K`
 /// FMA chains hide the FMA latency and each broadcast query value serves `K` groups; the
-/// partial sums are still added to the total in lane order.
+/// partial sums are still added to the total in lane order. With key scales (`ks`, key
+/// `l` of group `j` at `ks + 8j + l`), each total is multiplied by its key's scale before
+/// `scale`.
+///
+/// # Safety
+/// The `K` groups of keys (and of scales, if any) must lie inside the pool.
 // Indexing keeps the three register-array dimensions (group, lane, head) readable.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn key_groups<const G: usize, const L: usize, const K: usize>(
-    k: *const half::f16,
+unsafe fn key_groups<E: KvElem, const G: usize, const L: usize, const K: usize>(
+    k: *const E,
+    ks: Option<*const f32>,
     bs: usize,
     hd: usize,
     q: &[f32],
@@ -102,7 +113,7 @@ unsafe fn key_groups<const G: usize, const L: usize, const K: usize>(
                 let d = 8 * c + lane0 + l;
                 let mut keys = [_mm256_setzero_ps(); K];
                 for (j, kv) in keys.iter_mut().enumerate() {
-                    *kv = _mm256_cvtph_ps(_mm_loadu_si128(k.add(d * bs + 8 * j) as *const __m128i));
+                    *kv = E::load8(k.add(d * bs + 8 * j));
                 }
                 for h in 0..G {
                     let qv = _mm256_set1_ps(*q.get_unchecked(h * hd + d));
@@ -126,8 +137,10 @@ unsafe fn key_groups<const G: usize, const L: usize, const K: usize>(
     }
     let scale = _mm256_set1_ps(scale);
     for j in 0..K {
+        let key_scale = ks.map(|p| _mm256_loadu_ps(p.add(8 * j)));
         for h in 0..G {
-            _mm256_storeu_ps(res[j][h].as_mut_ptr(), _mm256_mul_ps(sum[j][h], scale));
+            let dot = key_scale.map_or(sum[j][h], |s| _mm256_mul_ps(sum[j][h], s));
+            _mm256_storeu_ps(res[j][h].as_mut_ptr(), _mm256_mul_ps(dot, scale));
         }
     }
 }
@@ -136,13 +149,14 @@ unsafe fn key_groups<const G: usize, const L: usize, const K: usize>(
 const PREFETCH_AHEAD: usize = 4;
 
 /// Asks the CPU to start loading the key tile (into L1) and the value tile (into L2, for
-/// the value pass after the softmax) of the sequence's `i`-th block. A sequence's blocks
+/// the value pass after the softmax) of the sequence's `i`-th block, with their scales if
+/// the pool has them. A sequence's blocks
 /// lie scattered over the pool and a batch's K/V far exceeds the caches, so without this
 /// every new block waits on memory (measured: 2.3x slower per call once K/V no longer fit
 /// in cache).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn prefetch_tiles(kv: &SeqKv<'_>, i: usize) {
+unsafe fn prefetch_tiles<E>(kv: &SeqKv<'_, E>, i: usize) {
     let bs = kv.layout.block_size;
     let Some(&block) = kv.block_table.get(i) else {
         return;
@@ -151,7 +165,7 @@ unsafe fn prefetch_tiles(kv: &SeqKv<'_>, i: usize) {
         return;
     }
     let tile = kv.layout.tile_offset(block as usize, kv.kv_head);
-    let bytes = kv.layout.tile_len() * std::mem::size_of::<half::f16>();
+    let bytes = kv.layout.tile_len() * std::mem::size_of::<E>();
     let (k, v) = (
         kv.k_pool.as_ptr().add(tile) as *const i8,
         kv.v_pool.as_ptr().add(tile) as *const i8,
@@ -160,6 +174,11 @@ unsafe fn prefetch_tiles(kv: &SeqKv<'_>, i: usize) {
         _mm_prefetch::<_MM_HINT_T0>(k.add(line));
         _mm_prefetch::<_MM_HINT_T1>(v.add(line));
     }
+    if let Some(sc) = kv.scales {
+        let at = kv.scale_index(tile);
+        _mm_prefetch::<_MM_HINT_T0>(sc.k.as_ptr().add(at) as *const i8);
+        _mm_prefetch::<_MM_HINT_T1>(sc.v.as_ptr().add(at) as *const i8);
+    }
 }
 
 /// See `portable::values`.
@@ -167,7 +186,7 @@ unsafe fn prefetch_tiles(kv: &SeqKv<'_>, i: usize) {
 /// # Safety
 /// As [`scores`].
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn values(kv: &SeqKv<'_>, p: &[f32], out: &mut [f32]) {
+pub(super) unsafe fn values<E: KvElem>(kv: &SeqKv<'_, E>, p: &[f32], out: &mut [f32]) {
     let hd = kv.layout.head_dim;
     let heads = out.len() / hd;
     let vectors = hd / 8;
@@ -180,18 +199,18 @@ pub(super) unsafe fn values(kv: &SeqKv<'_>, p: &[f32], out: &mut [f32]) {
             .unwrap_or(1);
         let o = &mut out[h0 * hd..(h0 + g) * hd];
         match (g, w) {
-            (1, 8) => value_pass::<1, 8>(kv, p, h0, o),
-            (1, 4) => value_pass::<1, 4>(kv, p, h0, o),
-            (1, 2) => value_pass::<1, 2>(kv, p, h0, o),
-            (1, _) => value_pass::<1, 1>(kv, p, h0, o),
-            (2, 4) => value_pass::<2, 4>(kv, p, h0, o),
-            (2, 2) => value_pass::<2, 2>(kv, p, h0, o),
-            (2, _) => value_pass::<2, 1>(kv, p, h0, o),
-            (3, 4) => value_pass::<3, 4>(kv, p, h0, o),
-            (3, 2) => value_pass::<3, 2>(kv, p, h0, o),
-            (3, _) => value_pass::<3, 1>(kv, p, h0, o),
-            (_, 2) => value_pass::<4, 2>(kv, p, h0, o),
-            _ => value_pass::<4, 1>(kv, p, h0, o),
+            (1, 8) => value_pass::<E, 1, 8>(kv, p, h0, o),
+            (1, 4) => value_pass::<E, 1, 4>(kv, p, h0, o),
+            (1, 2) => value_pass::<E, 1, 2>(kv, p, h0, o),
+            (1, _) => value_pass::<E, 1, 1>(kv, p, h0, o),
+            (2, 4) => value_pass::<E, 2, 4>(kv, p, h0, o),
+            (2, 2) => value_pass::<E, 2, 2>(kv, p, h0, o),
+            (2, _) => value_pass::<E, 2, 1>(kv, p, h0, o),
+            (3, 4) => value_pass::<E, 3, 4>(kv, p, h0, o),
+            (3, 2) => value_pass::<E, 3, 2>(kv, p, h0, o),
+            (3, _) => value_pass::<E, 3, 1>(kv, p, h0, o),
+            (_, 2) => value_pass::<E, 4, 2>(kv, p, h0, o),
+            _ => value_pass::<E, 4, 1>(kv, p, h0, o),
         }
     }
 }
@@ -200,8 +219,8 @@ pub(super) unsafe fn values(kv: &SeqKv<'_>, p: &[f32], out: &mut [f32]) {
 /// at a time.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn value_pass<const G: usize, const W: usize>(
-    kv: &SeqKv<'_>,
+unsafe fn value_pass<E: KvElem, const G: usize, const W: usize>(
+    kv: &SeqKv<'_, E>,
     p: &[f32],
     h0: usize,
     out: &mut [f32],
@@ -211,15 +230,17 @@ unsafe fn value_pass<const G: usize, const W: usize>(
         let mut acc = [[_mm256_setzero_ps(); W]; G];
         for (i, (tile, used)) in kv.tiles().enumerate() {
             let vt = &kv.v_pool[tile..tile + used * hd];
+            let vs = kv.scales.map(|sc| &sc.v[kv.scale_index(tile)..][..used]);
             for s in 0..used {
                 let row = vt.as_ptr().add(s * hd + c * 8 * W);
                 let t = i * bs + s;
                 let mut w = [_mm256_setzero_ps(); G];
                 for (h, x) in w.iter_mut().enumerate() {
-                    *x = _mm256_set1_ps(*p.get_unchecked((h0 + h) * ctx + t));
+                    let w = *p.get_unchecked((h0 + h) * ctx + t);
+                    *x = _mm256_set1_ps(vs.map_or(w, |vs| w * vs[s]));
                 }
                 for j in 0..W {
-                    let v = _mm256_cvtph_ps(_mm_loadu_si128(row.add(8 * j) as *const __m128i));
+                    let v = E::load8(row.add(8 * j));
                     for (acc_h, &w_h) in acc.iter_mut().zip(&w) {
                         acc_h[j] = _mm256_fmadd_ps(w_h, v, acc_h[j]);
                     }

@@ -1,12 +1,16 @@
 //! Paged attention on CPU: the query heads that share one KV head attend over a
 //! sequence's keys and values, read through its block table from a pool of fixed-size
-//! KV blocks (f16).
+//! KV blocks ([`KvStore`]: f16, or q8_0 with one f32 scale per token and KV head).
 //!
 //! Pool layout (per layer): each (block, KV head) owns one *tile* of
 //! `head_dim * block_size` elements in the key pool and one in the value pool
 //! ([`KvLayout::tile_offset`]). Keys are stored transposed in their tile (dimension `d`
 //! of slot `s` at `d * block_size + s`) so that eight neighbouring keys load as one
 //! vector; values are stored row by row (`s * head_dim + d`), one value row per load.
+//! A q8_0 pool keeps the same tile layout in `i8`, plus the scale of each (block, KV head,
+//! slot) row of K and of V ([`KvLayout::scale_offset`]); a key's score is its integer dot
+//! product times its K scale, and a value row's weight is its probability times its V
+//! scale.
 //!
 //! Two implementations compute the same numbers bit for bit: a portable one
 //! (`portable.rs`, the definition) and an AVX2/F16C one (`avx2.rs`) that evaluates
@@ -19,6 +23,60 @@ mod portable;
 
 use crate::ops::softmax;
 use half::f16;
+
+/// Element type of a KV pool: how one stored element reads as f32 (before its row's
+/// scale, if the pool has scales).
+pub(crate) trait KvElem: Copy {
+    /// The stored value as f32.
+    fn to_f32(self) -> f32;
+
+    /// Eight consecutive elements at `p` as f32.
+    ///
+    /// # Safety
+    /// `p .. p + 8` must be readable, and the CPU must support AVX2 and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256;
+}
+
+impl KvElem for f16 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+    }
+}
+
+impl KvElem for i8 {
+    #[inline]
+    fn to_f32(self) -> f32 {
+        f32::from(self)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+    }
+}
+
+/// Element format of a KV pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvDtype {
+    /// f16 elements (llama.cpp's default cache type).
+    #[default]
+    F16,
+    /// i8 elements with one f32 scale per token row of each KV head (`amax / 127`).
+    Q8_0,
+}
 
 /// Shape of one layer's KV block pool.
 #[derive(Clone, Copy, Debug)]
@@ -48,30 +106,125 @@ impl KvLayout {
     pub fn token_width(&self) -> usize {
         self.n_kv_heads * self.head_dim
     }
+
+    /// Offset of the scales of the tile of `(block, kv_head)` (one per slot) in a q8_0
+    /// pool's key or value scales.
+    #[inline]
+    pub fn scale_offset(&self, block: usize, kv_head: usize) -> usize {
+        (block * self.n_kv_heads + kv_head) * self.block_size
+    }
+
+    /// Bytes one block of one layer takes (keys and values, with their scales).
+    pub fn block_bytes(&self, dtype: KvDtype) -> usize {
+        let per_slot = match dtype {
+            KvDtype::F16 => self.head_dim * std::mem::size_of::<f16>(),
+            KvDtype::Q8_0 => self.head_dim + std::mem::size_of::<f32>(),
+        };
+        2 * self.n_kv_heads * self.block_size * per_slot
+    }
 }
 
-/// Stores one token's K and V rows (`n_kv_heads * head_dim` each) at `slot`
-/// (`block * block_size + offset`).
-pub fn write_kv(
-    layout: &KvLayout,
-    k_pool: &mut [f16],
-    v_pool: &mut [f16],
-    slot: usize,
-    k: &[f32],
-    v: &[f32],
-) {
-    let (bs, hd) = (layout.block_size, layout.head_dim);
-    let (block, s) = (slot / bs, slot % bs);
-    for (h, (kh, vh)) in k.chunks_exact(hd).zip(v.chunks_exact(hd)).enumerate() {
-        let tile = layout.tile_offset(block, h);
-        for (d, &x) in kh.iter().enumerate() {
-            k_pool[tile + d * bs + s] = f16::from_f32(x);
+/// Quantizes `x` to q8_0: returns `scale = amax / 127` and stores `round(x / scale)` at
+/// `dst(d)` for each dimension `d` (all zeros when `x` is all zeros).
+fn quantize_row(x: &[f32], mut dst: impl FnMut(usize, i8)) -> f32 {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = amax / 127.0;
+    for (d, &v) in x.iter().enumerate() {
+        let q = if scale == 0.0 {
+            0
+        } else {
+            (v / scale).round() as i8
+        };
+        dst(d, q);
+    }
+    scale
+}
+
+/// One layer's key and value pools (layout: see the module docs).
+pub enum KvStore {
+    /// f16 elements.
+    F16 {
+        /// Keys, `num_blocks * block_size * token_width` elements.
+        k: Vec<f16>,
+        /// Values, same shape as `k`.
+        v: Vec<f16>,
+    },
+    /// q8_0: i8 elements, each token row of each KV head with its own f32 scale.
+    Q8 {
+        /// Keys, `num_blocks * block_size * token_width` elements.
+        k: Vec<i8>,
+        /// Values, same shape as `k`.
+        v: Vec<i8>,
+        /// Key scales, `num_blocks * n_kv_heads * block_size` ([`KvLayout::scale_offset`]).
+        k_scale: Vec<f32>,
+        /// Value scales, same shape as `k_scale`.
+        v_scale: Vec<f32>,
+    },
+}
+
+impl KvStore {
+    /// A zeroed pool of `num_blocks` blocks.
+    pub fn new(dtype: KvDtype, layout: &KvLayout, num_blocks: usize) -> Self {
+        let n = num_blocks * layout.block_size * layout.token_width();
+        match dtype {
+            KvDtype::F16 => Self::F16 {
+                k: vec![f16::ZERO; n],
+                v: vec![f16::ZERO; n],
+            },
+            KvDtype::Q8_0 => {
+                let scales = num_blocks * layout.n_kv_heads * layout.block_size;
+                Self::Q8 {
+                    k: vec![0; n],
+                    v: vec![0; n],
+                    k_scale: vec![0.0; scales],
+                    v_scale: vec![0.0; scales],
+                }
+            }
         }
-        for (dst, &x) in v_pool[tile + s * hd..tile + (s + 1) * hd]
-            .iter_mut()
-            .zip(vh)
-        {
-            *dst = f16::from_f32(x);
+    }
+
+    /// Stores one token's K and V rows (`n_kv_heads * head_dim` each) at `slot`
+    /// (`block * block_size + offset`).
+    pub fn write(&mut self, layout: &KvLayout, slot: usize, k: &[f32], v: &[f32]) {
+        let (bs, hd) = (layout.block_size, layout.head_dim);
+        let (block, s) = (slot / bs, slot % bs);
+        for (h, (kh, vh)) in k.chunks_exact(hd).zip(v.chunks_exact(hd)).enumerate() {
+            let tile = layout.tile_offset(block, h);
+            let vrow = tile + s * hd..tile + (s + 1) * hd;
+            match self {
+                Self::F16 { k, v } => {
+                    for (d, &x) in kh.iter().enumerate() {
+                        k[tile + d * bs + s] = f16::from_f32(x);
+                    }
+                    for (dst, &x) in v[vrow].iter_mut().zip(vh) {
+                        *dst = f16::from_f32(x);
+                    }
+                }
+                Self::Q8 {
+                    k,
+                    v,
+                    k_scale,
+                    v_scale,
+                } => {
+                    let at = layout.scale_offset(block, h) + s;
+                    k_scale[at] = quantize_row(kh, |d, q| k[tile + d * bs + s] = q);
+                    let vr = &mut v[vrow];
+                    v_scale[at] = quantize_row(vh, |d, q| vr[d] = q);
+                }
+            }
+        }
+    }
+
+    /// Bytes reserved.
+    pub fn nbytes(&self) -> usize {
+        match self {
+            Self::F16 { k, v } => (k.len() + v.len()) * std::mem::size_of::<f16>(),
+            Self::Q8 {
+                k,
+                v,
+                k_scale,
+                v_scale,
+            } => k.len() + v.len() + (k_scale.len() + v_scale.len()) * std::mem::size_of::<f32>(),
         }
     }
 }
@@ -84,18 +237,33 @@ pub struct AttnScratch {
     row: Vec<f32>,
 }
 
+/// The key and value scales of a q8_0 pool.
+#[derive(Clone, Copy)]
+struct Scales<'a> {
+    k: &'a [f32],
+    v: &'a [f32],
+}
+
 /// One sequence's view of a layer's pool: what both attention passes read.
 #[derive(Clone, Copy)]
-struct SeqKv<'a> {
+struct SeqKv<'a, E> {
     layout: &'a KvLayout,
-    k_pool: &'a [f16],
-    v_pool: &'a [f16],
+    k_pool: &'a [E],
+    v_pool: &'a [E],
+    /// `None` for an f16 pool (no scale multiplications at all).
+    scales: Option<Scales<'a>>,
     block_table: &'a [u32],
     ctx_len: usize,
     kv_head: usize,
 }
 
-impl SeqKv<'_> {
+impl<E> SeqKv<'_, E> {
+    /// Scale index of slot 0 of the tile at element offset `tile`.
+    #[inline]
+    fn scale_index(&self, tile: usize) -> usize {
+        tile / self.layout.head_dim
+    }
+
     /// The tiles covering the context, with how many of each tile's slots are used.
     fn tiles(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let bs = self.layout.block_size;
@@ -120,8 +288,7 @@ impl SeqKv<'_> {
 #[allow(clippy::too_many_arguments)]
 pub fn paged_attention_group(
     layout: &KvLayout,
-    k_pool: &[f16],
-    v_pool: &[f16],
+    store: &KvStore,
     block_table: &[u32],
     ctx_len: usize,
     kv_head: usize,
@@ -130,16 +297,59 @@ pub fn paged_attention_group(
     scratch: &mut AttnScratch,
     out: &mut [f32],
 ) {
-    let hd = layout.head_dim;
+    match store {
+        KvStore::F16 { k, v } => attend(
+            SeqKv {
+                layout,
+                k_pool: k,
+                v_pool: v,
+                scales: None,
+                block_table,
+                ctx_len,
+                kv_head,
+            },
+            qs,
+            scale,
+            scratch,
+            out,
+        ),
+        KvStore::Q8 {
+            k,
+            v,
+            k_scale,
+            v_scale,
+        } => attend(
+            SeqKv {
+                layout,
+                k_pool: k,
+                v_pool: v,
+                scales: Some(Scales {
+                    k: k_scale,
+                    v: v_scale,
+                }),
+                block_table,
+                ctx_len,
+                kv_head,
+            },
+            qs,
+            scale,
+            scratch,
+            out,
+        ),
+    }
+}
+
+/// [`paged_attention_group`] over one element type.
+fn attend<E: KvElem>(
+    kv: SeqKv<'_, E>,
+    qs: &[f32],
+    scale: f32,
+    scratch: &mut AttnScratch,
+    out: &mut [f32],
+) {
+    let hd = kv.layout.head_dim;
+    let ctx_len = kv.ctx_len;
     let heads = qs.len() / hd;
-    let kv = SeqKv {
-        layout,
-        k_pool,
-        v_pool,
-        block_table,
-        ctx_len,
-        kv_head,
-    };
     scratch.q.clear();
     scratch
         .q

@@ -1,14 +1,15 @@
 //! The portable definition of both attention passes. The SIMD kernels must produce
 //! exactly these numbers: scores are `dot_f32(q, k) * scale` (eight-lane FMA partial
-//! sums added in lane order), outputs are FMA chains over the context in token order.
+//! sums added in lane order; for a q8_0 pool `dot_f32(q, k) * k_scale * scale`),
+//! outputs are FMA chains over the context in token order (for q8_0 each probability is
+//! first multiplied by its row's V scale).
 
-use super::SeqKv;
+use super::{KvElem, SeqKv};
 use crate::dot::dot_f32;
-use half::f16;
 
 /// `scores[h * ctx_len + t] = (q_h · k_t) * scale` for every head of the group.
-pub(super) fn scores(
-    kv: &SeqKv<'_>,
+pub(super) fn scores<E: KvElem>(
+    kv: &SeqKv<'_, E>,
     q: &[f32],
     scale: f32,
     row: &mut Vec<f32>,
@@ -21,8 +22,8 @@ pub(super) fn scores(
 
 /// The scores of the keys in `slots` of the `i`-th tile of the context (at `tile`).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn tile_scores(
-    kv: &SeqKv<'_>,
+pub(super) fn tile_scores<E: KvElem>(
+    kv: &SeqKv<'_, E>,
     i: usize,
     tile: usize,
     slots: std::ops::Range<usize>,
@@ -37,14 +38,17 @@ pub(super) fn tile_scores(
         for (d, x) in row.iter_mut().enumerate() {
             *x = kv.k_pool[tile + d * bs + s].to_f32();
         }
+        let k_scale = kv.scales.map(|sc| sc.k[kv.scale_index(tile) + s]);
         for (h, qh) in q.chunks_exact(hd).enumerate() {
-            scores[h * kv.ctx_len + i * bs + s] = dot_f32(qh, row) * scale;
+            let dot = dot_f32(qh, row);
+            let dot = k_scale.map_or(dot, |ks| dot * ks);
+            scores[h * kv.ctx_len + i * bs + s] = dot * scale;
         }
     }
 }
 
 /// `out_h = Σ_t p[h * ctx_len + t] · v_t`, accumulated in token order.
-pub(super) fn values(kv: &SeqKv<'_>, p: &[f32], row: &mut Vec<f32>, out: &mut [f32]) {
+pub(super) fn values<E: KvElem>(kv: &SeqKv<'_, E>, p: &[f32], row: &mut Vec<f32>, out: &mut [f32]) {
     let (hd, bs) = (kv.layout.head_dim, kv.layout.block_size);
     let ctx = kv.ctx_len;
     row.resize(hd, 0.0);
@@ -53,10 +57,12 @@ pub(super) fn values(kv: &SeqKv<'_>, p: &[f32], row: &mut Vec<f32>, out: &mut [f
         for s in 0..used {
             let v = &kv.v_pool[tile + s * hd..tile + (s + 1) * hd];
             for (x, &y) in row.iter_mut().zip(v) {
-                *x = f16::to_f32(y);
+                *x = y.to_f32();
             }
+            let v_scale = kv.scales.map(|sc| sc.v[kv.scale_index(tile) + s]);
             for (h, out_h) in out.chunks_exact_mut(hd).enumerate() {
                 let w = p[h * ctx + i * bs + s];
+                let w = v_scale.map_or(w, |vs| w * vs);
                 for (a, &x) in out_h.iter_mut().zip(row.iter()) {
                     *a = w.mul_add(x, *a);
                 }

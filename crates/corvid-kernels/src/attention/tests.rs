@@ -12,10 +12,7 @@ fn paged_equals_contiguous_attention() {
         n_kv_heads: 2,
         head_dim: 8,
     };
-    let blocks = 6;
-    let n = blocks * 4 * layout.token_width();
-    let mut k = vec![f16::ZERO; n];
-    let mut v = vec![f16::ZERO; n];
+    let mut store = KvStore::new(KvDtype::F16, &layout, 6);
     // Scatter 10 tokens into non-contiguous blocks 5, 1, 3.
     let table = [5u32, 1, 3];
     let ctx = 10;
@@ -27,7 +24,7 @@ fn paged_equals_contiguous_attention() {
             .collect();
         let vr: Vec<f32> = (0..16).map(|i| ((t * 3 + i) % 7) as f32 * 0.125).collect();
         let slot = table[t / 4] as usize * 4 + t % 4;
-        write_kv(&layout, &mut k, &mut v, slot, &kr, &vr);
+        store.write(&layout, slot, &kr, &vr);
         ks.push(kr);
         vs.push(vr);
     }
@@ -35,8 +32,7 @@ fn paged_equals_contiguous_attention() {
     let mut out = vec![0.0; 8];
     paged_attention_group(
         &layout,
-        &k,
-        &v,
+        &store,
         &table,
         ctx,
         1,
@@ -65,22 +61,19 @@ fn a_group_equals_its_heads_one_by_one() {
         n_kv_heads: 1,
         head_dim: 4,
     };
-    let n = 4 * 2 * layout.token_width();
-    let mut k = vec![f16::ZERO; n];
-    let mut v = vec![f16::ZERO; n];
+    let mut store = KvStore::new(KvDtype::F16, &layout, 4);
     let table = [3u32, 0, 2];
     for t in 0..5 {
         let row: Vec<f32> = (0..4).map(|i| ((t + i) % 3) as f32 - 1.0).collect();
         let slot = table[t / 2] as usize * 2 + t % 2;
-        write_kv(&layout, &mut k, &mut v, slot, &row, &row);
+        store.write(&layout, slot, &row, &row);
     }
     let qs: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
     let mut group = vec![0.0; 12];
     let mut scratch = AttnScratch::default();
     paged_attention_group(
         &layout,
-        &k,
-        &v,
+        &store,
         &table,
         5,
         0,
@@ -93,8 +86,7 @@ fn a_group_equals_its_heads_one_by_one() {
         let mut one = vec![0.0; 4];
         paged_attention_group(
             &layout,
-            &k,
-            &v,
+            &store,
             &table,
             5,
             0,
@@ -109,14 +101,13 @@ fn a_group_equals_its_heads_one_by_one() {
 
 /// A pool of `blocks` random blocks and a shuffled block table covering `ctx` tokens.
 fn random_pool(
+    dtype: KvDtype,
     layout: &KvLayout,
     blocks: usize,
     ctx: usize,
     rng: &mut impl Rng,
-) -> (Vec<f16>, Vec<f16>, Vec<u32>) {
-    let n = blocks * layout.block_size * layout.token_width();
-    let mut k = vec![f16::ZERO; n];
-    let mut v = vec![f16::ZERO; n];
+) -> (KvStore, Vec<u32>) {
+    let mut store = KvStore::new(dtype, layout, blocks);
     let mut table: Vec<u32> = (0..blocks as u32).collect();
     for i in (1..table.len()).rev() {
         table.swap(i, rng.gen_range(0..=i));
@@ -131,9 +122,47 @@ fn random_pool(
             .collect();
         let slot =
             table[t / layout.block_size] as usize * layout.block_size + t % layout.block_size;
-        write_kv(layout, &mut k, &mut v, slot, &kr, &vr);
+        store.write(layout, slot, &kr, &vr);
     }
-    (k, v, table)
+    (store, table)
+}
+
+/// Sequence view of KV head 1 of a pool.
+fn view<'a, E>(
+    layout: &'a KvLayout,
+    k_pool: &'a [E],
+    v_pool: &'a [E],
+    scales: Option<Scales<'a>>,
+    block_table: &'a [u32],
+    ctx_len: usize,
+) -> SeqKv<'a, E> {
+    SeqKv {
+        layout,
+        k_pool,
+        v_pool,
+        scales,
+        block_table,
+        ctx_len,
+        kv_head: 1,
+    }
+}
+
+/// Portable and AVX2 scores and values of one pool, compared bit for bit.
+fn compare_simd<E: KvElem>(kv: &SeqKv<'_, E>, heads: usize, shape: &str, rng: &mut impl Rng) {
+    let (hd, ctx) = (kv.layout.head_dim, kv.ctx_len);
+    let q: Vec<f32> = (0..heads * hd).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut row = Vec::new();
+    let (mut want, mut got) = (vec![0.0; heads * ctx], vec![0.0; heads * ctx]);
+    portable::scores(kv, &q, 0.125, &mut row, &mut want);
+    // SAFETY: the caller checked use_simd; every head_dim tested is a multiple of 8.
+    unsafe { avx2::scores(kv, &q, 0.125, &mut row, &mut got) };
+    assert_eq!(want, got, "scores, shape {shape}");
+    let p: Vec<f32> = (0..heads * ctx).map(|_| rng.gen_range(0.0..0.1)).collect();
+    let (mut want, mut got) = (vec![0.0; heads * hd], vec![0.0; heads * hd]);
+    portable::values(kv, &p, &mut row, &mut want);
+    // SAFETY: as above.
+    unsafe { avx2::values(kv, &p, &mut got) };
+    assert_eq!(want, got, "values, shape {shape}");
 }
 
 #[test]
@@ -159,36 +188,29 @@ fn simd_kernels_equal_the_portable_definition_bit_for_bit() {
             head_dim,
         };
         let blocks = ctx.div_ceil(block_size) + 3;
-        let (k, v, table) = random_pool(&layout, blocks, ctx, &mut rng);
-        let q: Vec<f32> = (0..heads * head_dim)
-            .map(|_| rng.gen_range(-1.0..1.0))
-            .collect();
-        let kv = SeqKv {
-            layout: &layout,
-            k_pool: &k,
-            v_pool: &v,
-            block_table: &table,
-            ctx_len: ctx,
-            kv_head: 1,
-        };
-        let mut row = Vec::new();
-        let (mut want, mut got) = (vec![0.0; heads * ctx], vec![0.0; heads * ctx]);
-        portable::scores(&kv, &q, 0.125, &mut row, &mut want);
-        // SAFETY: use_simd checked the CPU; every head_dim above is a multiple of 8.
-        unsafe { avx2::scores(&kv, &q, 0.125, &mut row, &mut got) };
-        assert_eq!(
-            want, got,
-            "scores, shape {head_dim}/{block_size}/{heads}/{ctx}"
-        );
-        let p: Vec<f32> = (0..heads * ctx).map(|_| rng.gen_range(0.0..0.1)).collect();
-        let (mut want, mut got) = (vec![0.0; heads * head_dim], vec![0.0; heads * head_dim]);
-        portable::values(&kv, &p, &mut row, &mut want);
-        // SAFETY: as above.
-        unsafe { avx2::values(&kv, &p, &mut got) };
-        assert_eq!(
-            want, got,
-            "values, shape {head_dim}/{block_size}/{heads}/{ctx}"
-        );
+        for dtype in [KvDtype::F16, KvDtype::Q8_0] {
+            let (store, block_table) = random_pool(dtype, &layout, blocks, ctx, &mut rng);
+            let shape = format!("{dtype:?} {head_dim}/{block_size}/{heads}/{ctx}");
+            match &store {
+                KvStore::F16 { k, v } => {
+                    let kv = view(&layout, k, v, None, &block_table, ctx);
+                    compare_simd(&kv, heads, &shape, &mut rng);
+                }
+                KvStore::Q8 {
+                    k,
+                    v,
+                    k_scale,
+                    v_scale,
+                } => {
+                    let scales = Some(Scales {
+                        k: k_scale,
+                        v: v_scale,
+                    });
+                    let kv = view(&layout, k, v, scales, &block_table, ctx);
+                    compare_simd(&kv, heads, &shape, &mut rng);
+                }
+            }
+        }
     }
 }
 
@@ -214,4 +236,94 @@ fn simd_f16_rounding_equals_half() {
     // SAFETY: use_simd checked the CPU.
     unsafe { avx2::round_to_f16(&mut x) };
     assert_eq!(want, x);
+}
+
+#[test]
+fn q8_rows_round_trip_within_half_a_step() {
+    let layout = KvLayout {
+        block_size: 4,
+        n_kv_heads: 2,
+        head_dim: 32,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut store = KvStore::new(KvDtype::Q8_0, &layout, 3);
+    let k: Vec<f32> = (0..64).map(|_| rng.gen_range(-3.0..3.0)).collect();
+    let mut v: Vec<f32> = (0..64).map(|_| rng.gen_range(-0.5..0.5)).collect();
+    v[32..].fill(0.0);
+    let slot = 2 * 4 + 3;
+    store.write(&layout, slot, &k, &v);
+    let KvStore::Q8 {
+        k: kq,
+        v: vq,
+        k_scale,
+        v_scale,
+    } = &store
+    else {
+        unreachable!()
+    };
+    for h in 0..2 {
+        let tile = layout.tile_offset(2, h);
+        let at = layout.scale_offset(2, h) + 3;
+        let (ks, vs) = (k_scale[at], v_scale[at]);
+        let amax = |x: &[f32]| x.iter().fold(0.0f32, |m, a| m.max(a.abs()));
+        assert_eq!(ks, amax(&k[h * 32..(h + 1) * 32]) / 127.0);
+        for d in 0..32 {
+            let kd = f32::from(kq[tile + d * 4 + 3]) * ks;
+            let vd = f32::from(vq[tile + 3 * 32 + d]) * vs;
+            assert!((kd - k[h * 32 + d]).abs() <= ks * 0.5 + 1e-6, "k {h}/{d}");
+            assert!((vd - v[h * 32 + d]).abs() <= vs * 0.5 + 1e-6, "v {h}/{d}");
+        }
+    }
+    // An all-zero row has scale 0 and zero elements.
+    assert_eq!(v_scale[layout.scale_offset(2, 1) + 3], 0.0);
+    assert!(vq[layout.tile_offset(2, 1) + 3 * 32..][..32]
+        .iter()
+        .all(|&q| q == 0));
+}
+
+#[test]
+fn q8_attention_is_close_to_f16_attention() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut worst = 0.0f32;
+    for (head_dim, block_size, heads, ctx) in [
+        (64usize, 16usize, 3usize, 300usize),
+        (32, 8, 2, 45),
+        (12, 5, 4, 17),
+    ] {
+        let layout = KvLayout {
+            block_size,
+            n_kv_heads: 2,
+            head_dim,
+        };
+        let blocks = ctx.div_ceil(block_size) + 2;
+        let seed: u64 = rng.gen();
+        let (f16s, table) = random_pool(
+            KvDtype::F16,
+            &layout,
+            blocks,
+            ctx,
+            &mut rand::rngs::StdRng::seed_from_u64(seed),
+        );
+        let (q8s, _) = random_pool(
+            KvDtype::Q8_0,
+            &layout,
+            blocks,
+            ctx,
+            &mut rand::rngs::StdRng::seed_from_u64(seed),
+        );
+        let q: Vec<f32> = (0..heads * head_dim)
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
+        let mut scratch = AttnScratch::default();
+        let (mut a, mut b) = (vec![0.0; q.len()], vec![0.0; q.len()]);
+        let sc = 1.0 / (head_dim as f32).sqrt();
+        paged_attention_group(&layout, &f16s, &table, ctx, 1, &q, sc, &mut scratch, &mut a);
+        paged_attention_group(&layout, &q8s, &table, ctx, 1, &q, sc, &mut scratch, &mut b);
+        for (x, y) in a.iter().zip(&b) {
+            worst = worst.max((x - y).abs());
+        }
+    }
+    // Measured 1.7e-3 (values in [-1, 1]; q8_0 rounds each element by at most amax / 254).
+    assert!(worst < 5e-3, "max |q8 - f16| = {worst}");
+    eprintln!("max |q8 - f16| = {worst}");
 }

@@ -8,7 +8,7 @@ use crate::kv_cache::KvCache;
 use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
-use corvid_kernels::attention::{paged_attention_group, write_kv, AttnScratch};
+use corvid_kernels::attention::{paged_attention_group, AttnScratch};
 use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -264,17 +264,15 @@ impl Llama {
             for (i, m) in meta.iter().enumerate() {
                 self.rope.apply(&mut q[i * qd..(i + 1) * qd], hd, m.pos);
                 self.rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, m.pos);
-                write_kv(
+                cache.write(
                     &kv.layout,
-                    &mut cache.k,
-                    &mut cache.v,
                     slots[i],
                     &k[i * kvd..(i + 1) * kvd],
                     &v[i * kvd..(i + 1) * kvd],
                 );
             }
             let layout = kv.layout;
-            let (kp, vp) = (&cache.k, &cache.v);
+            let store = &*cache;
             // One task per (token, KV head): the query heads sharing that KV head are
             // adjacent in `q` and `attn`, so each task reads its K/V rows once.
             let gw = group * hd;
@@ -286,8 +284,7 @@ impl Llama {
                     let qg = &q[t * qd + kv_head * gw..t * qd + (kv_head + 1) * gw];
                     paged_attention_group(
                         &layout,
-                        kp,
-                        vp,
+                        store,
                         batch[m.seq].block_table,
                         m.pos + 1,
                         kv_head,

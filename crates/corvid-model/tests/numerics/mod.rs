@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use corvid_kernels::ops::argmax;
-use corvid_model::{CausalLm, KvCache, SeqInput};
+use corvid_model::{CausalLm, KvCache, KvDtype, SeqInput};
 use std::path::{Path, PathBuf};
 
 /// The repository root.
@@ -38,7 +38,18 @@ pub fn run(
     steps: usize,
     stop: &[u32],
 ) -> (Vec<f32>, Vec<u32>) {
-    let mut kv = KvCache::new(model.config(), 16, 256);
+    run_with(model, prompt, steps, stop, KvDtype::F16)
+}
+
+/// [`run`] with a KV cache of `dtype`.
+pub fn run_with(
+    model: &dyn CausalLm,
+    prompt: &[u32],
+    steps: usize,
+    stop: &[u32],
+    dtype: KvDtype,
+) -> (Vec<f32>, Vec<u32>) {
+    let mut kv = KvCache::new(model.config(), 16, 256, dtype);
     let table: Vec<u32> = (0..256).collect();
     let seq = SeqInput {
         tokens: prompt,

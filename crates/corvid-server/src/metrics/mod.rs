@@ -50,6 +50,8 @@ impl Default for MetricsOptions {
 pub struct EngineInfo {
     /// Tokens per KV block.
     pub block_size: usize,
+    /// KV cache element format (`f16` or `q8_0`; vLLM's `cache_dtype`).
+    pub cache_dtype: String,
     /// KV blocks in the pool.
     pub num_gpu_blocks: usize,
     /// Most sequences per step.
@@ -187,7 +189,7 @@ impl Metrics {
             ])
             .set(1);
         if let Some(v) = &self.vllm {
-            v.set_cache_config(&bs, &blocks, &prefix);
+            v.set_cache_config(&bs, &info.cache_dtype, &blocks, &prefix);
         }
     }
 

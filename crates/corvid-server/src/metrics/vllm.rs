@@ -66,7 +66,12 @@ impl VllmMetrics {
             params_max_tokens: b.histogram(V_REQUEST_PARAMS_MAX_TOKENS, TOKEN_COUNT_BUCKETS),
             cache_config_info: b.info(
                 V_CACHE_CONFIG_INFO,
-                &["block_size", "num_gpu_blocks", "enable_prefix_caching"],
+                &[
+                    "block_size",
+                    "cache_dtype",
+                    "num_gpu_blocks",
+                    "enable_prefix_caching",
+                ],
             ),
         };
         for r in FINISH_REASONS {
@@ -76,10 +81,16 @@ impl VllmMetrics {
     }
 
     /// Sets `vllm:cache_config_info` to 1 with the KV configuration.
-    pub(super) fn set_cache_config(&self, block_size: &str, blocks: &str, prefix: &str) {
+    pub(super) fn set_cache_config(
+        &self,
+        block_size: &str,
+        dtype: &str,
+        blocks: &str,
+        prefix: &str,
+    ) {
         self.cache_config_info.reset();
         self.cache_config_info
-            .with_label_values(&[block_size, blocks, prefix])
+            .with_label_values(&[block_size, dtype, blocks, prefix])
             .set(1);
     }
 
