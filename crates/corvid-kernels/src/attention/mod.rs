@@ -23,6 +23,7 @@ mod portable;
 
 use crate::ops::softmax;
 use half::f16;
+use half::vec::HalfBitsVecExt;
 
 /// Element type of a KV pool: how one stored element reads as f32 (before its row's
 /// scale, if the pool has scales).
@@ -167,9 +168,12 @@ impl KvStore {
     pub fn new(dtype: KvDtype, layout: &KvLayout, num_blocks: usize) -> Self {
         let n = num_blocks * layout.block_size * layout.token_width();
         match dtype {
+            // Zeroed u16 memory comes from the allocator's zeroed pages, so the OS
+            // commits it only as blocks are written (`vec![f16::ZERO; n]` would write
+            // every element and commit the whole pool at start).
             KvDtype::F16 => Self::F16 {
-                k: vec![f16::ZERO; n],
-                v: vec![f16::ZERO; n],
+                k: vec![0u16; n].reinterpret_into(),
+                v: vec![0u16; n].reinterpret_into(),
             },
             KvDtype::Q8_0 => {
                 let scales = num_blocks * layout.n_kv_heads * layout.block_size;
