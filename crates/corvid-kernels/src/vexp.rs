@@ -60,47 +60,37 @@ pub unsafe fn exp8(x: __m256) -> __m256 {
     _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x))
 }
 
-/// Applies `f` to every 8-lane chunk of `x`, the tail padded with `pad`.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn map8(x: &mut [f32], pad: f32, mut f: impl FnMut(usize, __m256) -> __m256) {
-    let full = x.len() / 8 * 8;
-    for i in (0..full).step_by(8) {
-        let y = f(i, _mm256_loadu_ps(x.as_ptr().add(i)));
-        _mm256_storeu_ps(x.as_mut_ptr().add(i), y);
-    }
-    if full < x.len() {
-        let mut buf = [pad; 8];
-        let n = x.len() - full;
-        buf[..n].copy_from_slice(&x[full..]);
-        let y = f(full, _mm256_loadu_ps(buf.as_ptr()));
-        _mm256_storeu_ps(buf.as_mut_ptr(), y);
-        x[full..].copy_from_slice(&buf[..n]);
-    }
-}
-
-/// `gate = gate / (1 + exp(-gate)) * up`, eight at a time.
+/// `gate = gate / (1 + exp(-gate)) * up`, eight at a time; a tail shorter than eight is
+/// computed in a zero-padded chunk.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; `up` is at least as long as `gate`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    let one = _mm256_set1_ps(1.0);
+    let silu_mul8 = |g: &mut [f32], u: &[f32]| {
+        let gv = _mm256_loadu_ps(g.as_ptr());
+        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        let y = _mm256_div_ps(gv, _mm256_add_ps(_mm256_set1_ps(1.0), e));
+        _mm256_storeu_ps(
+            g.as_mut_ptr(),
+            _mm256_mul_ps(y, _mm256_loadu_ps(u.as_ptr())),
+        );
+    };
     let up = &up[..gate.len()];
-    let mut tail_up = [0.0f32; 8];
-    let full = gate.len() / 8 * 8;
-    tail_up[..gate.len() - full].copy_from_slice(&up[full..]);
-    map8(gate, 0.0, |i, g| {
-        let u = if i < full {
-            _mm256_loadu_ps(up.as_ptr().add(i))
-        } else {
-            _mm256_loadu_ps(tail_up.as_ptr())
-        };
-        let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
-        _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u)
-    });
+    let mut gates = gate.chunks_exact_mut(8);
+    let mut ups = up.chunks_exact(8);
+    for (g, u) in (&mut gates).zip(&mut ups) {
+        silu_mul8(g, u);
+    }
+    let (g_tail, u_tail) = (gates.into_remainder(), ups.remainder());
+    if !g_tail.is_empty() {
+        let (mut g, mut u) = ([0.0f32; 8], [0.0f32; 8]);
+        g[..g_tail.len()].copy_from_slice(g_tail);
+        u[..u_tail.len()].copy_from_slice(u_tail);
+        silu_mul8(&mut g, &u);
+        g_tail.copy_from_slice(&g[..g_tail.len()]);
+    }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
