@@ -43,7 +43,10 @@ pub(super) unsafe fn scores<E: KvElem>(
         let simd_end = used.min(bs / 8 * 8);
         let mut t0 = 0;
         while t0 < simd_end {
-            let pair = t0 + 16 <= bs && t0 + 8 < used;
+            // Two groups per pass when both lie in the tile and the heads fit one pass
+            // with three or fewer (more would not fit the registers).
+            let pair = t0 + 16 <= bs && t0 + 8 < used && heads <= 3;
+            let groups = if pair { 2 } else { 1 };
             for h0 in (0..heads).step_by(HEADS_PER_PASS) {
                 let g = HEADS_PER_PASS.min(heads - h0);
                 let mut res = [[[0.0f32; 8]; HEADS_PER_PASS]; 2];
@@ -60,7 +63,6 @@ pub(super) unsafe fn scores<E: KvElem>(
                     (3, false) => key_groups::<E, 3, 2, 1>(k, ks, bs, hd, qh, scale, r),
                     _ => key_groups::<E, 4, 2, 1>(k, ks, bs, hd, qh, scale, r),
                 }
-                let groups = if pair && g <= 3 { 2 } else { 1 };
                 for (gi, group) in res.iter().take(groups).enumerate() {
                     let start = t0 + 8 * gi;
                     let lanes = 8.min(used - start);
@@ -70,11 +72,7 @@ pub(super) unsafe fn scores<E: KvElem>(
                     }
                 }
             }
-            t0 += if pair && heads.min(HEADS_PER_PASS) <= 3 {
-                16
-            } else {
-                8
-            };
+            t0 += 8 * groups;
         }
         if simd_end < used {
             portable::tile_scores(kv, i, tile, simd_end..used, q, scale, row, scores);
