@@ -63,6 +63,21 @@ macro_rules! by_token_count {
     };
 }
 
+/// Quantizes every `cols`-wide row of `x` into `nb` blocks (the activation format a
+/// weight format pairs with), once per matmul.
+fn quantize_rows<B: Default + Clone>(
+    x: &[f32],
+    cols: usize,
+    nb: usize,
+    quantize: fn(&[f32], &mut [B]),
+) -> Vec<B> {
+    let mut q = vec![B::default(); x.len() / cols * nb];
+    for (xs, qs) in x.chunks_exact(cols).zip(q.chunks_exact_mut(nb)) {
+        quantize(xs, qs);
+    }
+    q
+}
+
 /// Raw output pointer shared by tasks that write disjoint elements.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -187,7 +202,7 @@ impl QMatrix {
         let n = x.len() / self.cols;
         assert_eq!(x.len(), n * self.cols, "activation length");
         assert_eq!(out.len(), n * self.rows, "output length");
-        let acts = self.quantize_activations(x, n);
+        let acts = self.quantize_activations(x);
         let ptr = OutPtr(out.as_mut_ptr());
         let rows = self.rows;
         let tasks = rows.div_ceil(ROWS_PER_TASK);
@@ -217,44 +232,25 @@ impl QMatrix {
         }
     }
 
-    fn quantize_activations<'a>(&self, x: &'a [f32], n: usize) -> Activations<'a> {
-        let nb = self.blocks_per_row();
+    fn quantize_activations<'a>(&self, x: &'a [f32]) -> Activations<'a> {
+        let (cols, nb) = (self.cols, self.blocks_per_row());
         match self.data {
             WeightData::F32(_) => Activations::F32(x),
-            WeightData::Q4_1(_) | WeightData::Q4_1x8(_) => {
-                let mut q = vec![BlockQ8_1::default(); n * nb];
-                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
-                    quantize_q8_1(xs, qs);
-                }
-                if matches!(self.data, WeightData::Q4_1x8(_)) {
-                    let scales = packed::q8_1_scales(&q);
-                    Activations::Q8_1Scaled(q, scales)
-                } else {
-                    Activations::Q8_1(q)
-                }
+            WeightData::Q4_1(_) => Activations::Q8_1(quantize_rows(x, cols, nb, quantize_q8_1)),
+            WeightData::Q4_1x8(_) => {
+                let q = quantize_rows(x, cols, nb, quantize_q8_1);
+                let scales = packed::q8_1_scales(&q);
+                Activations::Q8_1Scaled(q, scales)
             }
             WeightData::Q4_0(_) | WeightData::Q8_0(_) => {
-                let mut q = vec![BlockQ8_0::default(); n * nb];
-                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
-                    quantize_q8_0(xs, qs);
-                }
-                Activations::Q8_0(q)
-            }
-            WeightData::Q4K(_) => {
-                let mut q = vec![BlockQ8K::default(); n * nb];
-                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
-                    quantize_q8_k(xs, qs);
-                }
-                Activations::Q8K(q)
+                Activations::Q8_0(quantize_rows(x, cols, nb, quantize_q8_0))
             }
             WeightData::Q8_0x8(_) => {
-                let mut q = vec![BlockQ8_0::default(); n * nb];
-                for (xs, qs) in x.chunks_exact(self.cols).zip(q.chunks_exact_mut(nb)) {
-                    quantize_q8_0(xs, qs);
-                }
+                let q = quantize_rows(x, cols, nb, quantize_q8_0);
                 let scales = packed::q8_0_scales(&q);
                 Activations::Q8_0Scaled(q, scales)
             }
+            WeightData::Q4K(_) => Activations::Q8K(quantize_rows(x, cols, nb, quantize_q8_k)),
         }
     }
 
