@@ -290,8 +290,6 @@ impl EngineCore {
             running: self.sched.running.len(),
             waiting: self.sched.waiting.len(),
             kv_blocks_used: self.sched.kv.num_used(),
-            kv_blocks_total: self.sched.kv.num_blocks(),
-            kv_bytes: self.kv_cache.nbytes(),
             busy_fraction: self.busy.fraction(now),
             ..self.base_snapshot.clone()
         };

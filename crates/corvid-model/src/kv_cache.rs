@@ -43,9 +43,4 @@ impl KvCache {
                 .collect(),
         }
     }
-
-    /// Total bytes reserved.
-    pub fn nbytes(&self) -> usize {
-        self.layers.iter().map(KvStore::nbytes).sum()
-    }
 }

@@ -218,19 +218,6 @@ impl KvStore {
             }
         }
     }
-
-    /// Bytes reserved.
-    pub fn nbytes(&self) -> usize {
-        match self {
-            Self::F16 { k, v } => (k.len() + v.len()) * std::mem::size_of::<f16>(),
-            Self::Q8 {
-                k,
-                v,
-                k_scale,
-                v_scale,
-            } => k.len() + v.len() + (k_scale.len() + v_scale.len()) * std::mem::size_of::<f32>(),
-        }
-    }
 }
 
 /// Scratch buffers reused across calls so the hot loop does not allocate.
