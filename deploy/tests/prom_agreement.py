@@ -13,9 +13,10 @@ instant T = last completion - 2 s (the 1-minute window [T-60s, T] lies inside th
     requests per second in that window, within 20 %;
   - its `histogram_quantile(0.95, sum(rate(vllm_request_latency_seconds_bucket[1m])) by (le))`
     is within one bucket of the P95 of the client-measured latencies of that window;
-  - HighWaitingRequests' expression: its left side (vllm_waiting_requests) is in
-    (0, C - N] — a closed loop of C requests with N running leaves at most C - N waiting —
-    and the rule fires exactly when the client's C - N exceeds the threshold;
+  - HighWaitingRequests' expression: its left side (vllm_waiting_requests) is above 0
+    and, with vllm_running_requests (<= N) from the same scrape, at most C — a closed loop
+    of C requests never has more than C on the server — and the rule fires exactly when
+    the client's C - N exceeds the threshold;
   - CorvidHighP95Latency's expression: its left side (P95 over 5m, i.e. the whole load on
     the fresh instance) is within one bucket of the client's P95 of all requests, and it
     fires exactly when the client's P95 exceeds the threshold.
@@ -125,9 +126,16 @@ def split(expr):
 expr = rules["HighWaitingRequests"]["expr"].strip()
 lhs, threshold = split(expr)
 waiting = scalar(lhs, T)
+# Same scrape, same engine snapshot: the running gauge. A closed loop of C requests puts
+# at most C on the server, at most N of them running. (waiting <= C - N alone does not
+# hold: the snapshot published when a client's next request arrives can precede the step
+# that moves a waiting request into the slot just freed.)
+running = scalar("vllm_running_requests", T)
 most = a.concurrency - a.max_num_seqs
-report(0 < waiting <= most, f"HighWaitingRequests' {lhs} matches the client's closed loop",
-       f"{waiting:g} waiting; the client keeps {a.concurrency} in flight, {a.max_num_seqs} run")
+report(0 < waiting and running <= a.max_num_seqs and waiting + running <= a.concurrency,
+       f"HighWaitingRequests' {lhs} matches the client's closed loop",
+       f"{waiting:g} waiting + {running:g} running; the client keeps {a.concurrency} in flight, "
+       f"at most {a.max_num_seqs} run")
 fires = bool(query(expr, T))
 report(fires == (most > threshold), f"HighWaitingRequests ({expr}) fires iff the client's queue exceeds {threshold:g}",
        f"fires={fires}, client queue at most {most}")
