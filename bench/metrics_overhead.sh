@@ -9,10 +9,11 @@
 # falls on both sides; each run gets a fresh server. The scrape phase starts a server with
 # metrics, runs the same load in the background and times SCRAPES scrapes with curl
 # (`time_total`), half with Prometheus' Accept header (OpenMetrics), half without (text).
-# Writes $OUT/metrics-overhead.md (and the per-run JSON) and prints it.
+# Writes $RAW/metrics-overhead.md (and the per-run JSON, scrape timings and log, all in the
+# gitignored scratch folder), prints it and adds it to $OUT/results.md.
 #
 # Env: ROUNDS (5), NUM_PROMPTS (64), CONCURRENCY (16), INPUT_LEN (128), OUTPUT_LEN (64),
-#      SCRAPES (200), PORT (18090), OUT, THREADS (see common.sh).
+#      SCRAPES (200), PORT (18090), OUT, RAW, THREADS (see common.sh).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 ROUNDS="${ROUNDS:-5}"
@@ -24,7 +25,7 @@ SCRAPES="${SCRAPES:-200}"
 PORT="${PORT:-18090}"
 PROM_ACCEPT='application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
 write_env metrics-overhead
-log="$OUT/metrics-overhead.log"
+log="$RAW/metrics-overhead.log"
 : >"$log"
 pid=""
 load=""
@@ -52,26 +53,26 @@ for round in $(seq 1 "$ROUNDS"); do
   for mode in $order; do
     echo "round $round: metrics $mode" | tee -a "$log"
     start_server "$mode"
-    bench "$OUT/overhead-$mode-$round.json"
+    bench "$RAW/overhead-$mode-$round.json"
     stop_pid "$pid"; pid=""
   done
 done
 
 echo "scrape latency under load ($SCRAPES scrapes)" | tee -a "$log"
 start_server on
-bench "$OUT/overhead-scrape-load.json" & load=$!
+bench "$RAW/overhead-scrape-load.json" & load=$!
 sleep 3
-: >"$OUT/scrape-om.txt"; : >"$OUT/scrape-text.txt"
+: >"$RAW/scrape-om.txt"; : >"$RAW/scrape-text.txt"
 for i in $(seq 1 $((SCRAPES / 2))); do
   curl -s --noproxy '*' -o /dev/null -w '%{time_total}\n' -H "Accept: $PROM_ACCEPT" \
-    "http://127.0.0.1:$PORT/metrics" >>"$OUT/scrape-om.txt"
-  curl -s --noproxy '*' -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$PORT/metrics" >>"$OUT/scrape-text.txt"
+    "http://127.0.0.1:$PORT/metrics" >>"$RAW/scrape-om.txt"
+  curl -s --noproxy '*' -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$PORT/metrics" >>"$RAW/scrape-text.txt"
 done
 kill -0 "$load" 2>/dev/null && under_load=yes || under_load="no (the load ended first: raise NUM_PROMPTS)"
 wait "$load" || true; load=""
 stop_pid "$pid"; pid=""
 
-python3 - "$OUT" "$ROUNDS" "$under_load" <<'PYEOF' | tee "$OUT/metrics-overhead.md"
+python3 - "$RAW" "$ROUNDS" "$under_load" <<'PYEOF' | tee "$RAW/metrics-overhead.md"
 import json, statistics, sys
 out, rounds, under_load = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def tput(mode):
@@ -95,3 +96,4 @@ for fmt in ("om", "text"):
     name = "OpenMetrics (Prometheus' Accept)" if fmt == "om" else "text 0.0.4"
     print(f"| {name} | {len(xs)} | {pct(xs, 50):.2f} | {pct(xs, 99):.2f} | {max(xs):.2f} |")
 PYEOF
+report

@@ -2,7 +2,8 @@
 # The serving race: one machine, one GGUF (the default model), the same thread count.
 # Starts, one after another, each system under test on 127.0.0.1, runs the same
 # workloads at each concurrency with `corvid bench serve`, stops it, and finally writes
-# results.md (ratio tables) and PNG throughput-vs-latency curves via bench/report.py.
+# $OUT/results.md (ratio tables, summary statistics) and PNG throughput-vs-latency curves
+# via bench/report.py. Per-request JSON and the log go to $RAW (gitignored scratch).
 #
 #   corvid            corvid serve --max-num-seqs 64 (continuous batching, paged KV)
 #   corvid-nobatch    corvid serve --no-batching (one request at a time: the naive baseline)
@@ -12,7 +13,7 @@
 #
 # Env: CONCURRENCIES ("1 4 16 64"), WORKLOADS ("fixed sharegpt shared-prefix"),
 #      INPUT_LEN (128), OUTPUT_LEN (64), PROMPTS_PER_CONC (2: prompts = max(8, 2*conc)),
-#      SYSTEMS ("corvid corvid-nobatch llama-server llama-cpp-python"), OUT, THREADS,
+#      SYSTEMS ("corvid corvid-nobatch llama-server llama-cpp-python"), OUT, RAW, THREADS,
 #      RUN_TIMEOUT (seconds per bench run, 900), PORT (18080).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -27,7 +28,7 @@ PORT="${PORT:-18080}"
 NP=64
 CTX="${CTX:-$((NP * 2048))}"
 write_env race
-log="$OUT/race.log"
+log="$RAW/race.log"
 pid=""
 trap '[ -n "$pid" ] && stop_pid "$pid"' EXIT
 
@@ -77,7 +78,7 @@ for sys in $SYSTEMS; do
         --output-len "$OUTPUT_LEN" --num-prompts "$n" --max-concurrency "$c" \
         --request-rate inf --warmup 2 --seed 0 --request-timeout 600 --idle-timeout 120 \
         --label "$sys" --no-progress \
-        --result-json "$OUT/serve-$sys-$wl-c$c.json" 2>>"$log" | tee -a "$log" \
+        --result-json "$RAW/serve-$sys-$wl-c$c.json" 2>>"$log" | tee -a "$log" \
         || echo "run failed or timed out: $sys $wl c=$c" | tee -a "$log"
     done
   done
@@ -85,5 +86,4 @@ for sys in $SYSTEMS; do
 done
 
 py="$(bash "$root/bench/setup_venv.sh")"
-"$py" "$root/bench/report.py" "$OUT"
-echo "results: $OUT/results.md"
+report "$py"
