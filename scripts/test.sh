@@ -18,8 +18,25 @@ step() {
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --release --workspace --all-targets -- -D warnings
 step "cargo build" cargo build --release --workspace
-step "cargo test" cargo test --release --workspace
 export CORVID_BIN="$here/target/release/corvid"
+# Which CPU and kernel tier this run covers, so a failure can be traced to a machine.
+echo "=== machine"
+"$CORVID_BIN" cpu 2>/dev/null || grep -m1 'model name' /proc/cpuinfo
+mapfile -t tiers < <("$CORVID_BIN" cpu --tiers 2>/dev/null || echo portable)
+best="${tiers[-1]}"
+step "cargo test (tier $best)" env CORVID_ISA="$best" cargo test --release --workspace
+# Every lower tier as well (CORVID_ISA forces it): the kernel tests on all of them, and the
+# model and golden tests on the tier just below the best — AVX2 on an AVX-512 machine,
+# portable on an AVX2 one — so a machine of either kind checks what the other would run.
+for ((i = ${#tiers[@]} - 2; i >= 0; i--)); do
+  tier="${tiers[$i]}"
+  if [ "$i" -eq $((${#tiers[@]} - 2)) ]; then
+    step "kernel and model tests (tier $tier)" env CORVID_ISA="$tier" \
+      cargo test --release -p corvid-kernels -p corvid-model
+  else
+    step "kernel tests (tier $tier)" env CORVID_ISA="$tier" cargo test --release -p corvid-kernels
+  fi
+done
 if [ -f deploy/tests/run.sh ]; then step "deploy kit" bash deploy/tests/run.sh; fi
 if [ -f crates/corvid-server/tests/openai_client/run.sh ]; then
   step "openai client" bash crates/corvid-server/tests/openai_client/run.sh

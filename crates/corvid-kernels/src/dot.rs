@@ -1,54 +1,11 @@
 //! Dot products between a weight row and an activation row, per block format.
 //!
-//! Each has a portable version and an AVX2 version chosen at run time. The AVX2 versions
+//! Each has a portable version and SIMD versions chosen by the kernel tier ([`crate::isa`]). The AVX2 versions
 //! follow ggml's x86 kernels operation for operation, so results agree with llama.cpp
 //! up to float summation order.
 
+use crate::isa::{isa, Isa};
 use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1};
-
-/// True when the CPU has AVX2 and FMA (checked once; the result is cached by std).
-#[inline]
-pub fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Which instruction set the quantized dot products run on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DotIsa {
-    /// Portable Rust.
-    Scalar,
-    /// AVX2 + FMA (`vpmaddubsw` + `vpmaddwd`), as ggml's x86 path.
-    Avx2,
-    /// AVX-512 VNNI on 256-bit vectors (`vpdpbusd`): same integer sums, fewer instructions.
-    Vnni,
-}
-
-/// The best instruction set this CPU supports (detected once).
-pub fn dot_isa() -> DotIsa {
-    static ISA: std::sync::OnceLock<DotIsa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512vnni")
-                && is_x86_feature_detected!("avx512vl")
-                && has_avx2()
-            {
-                return DotIsa::Vnni;
-            }
-            if has_avx2() {
-                return DotIsa::Avx2;
-            }
-        }
-        DotIsa::Scalar
-    })
-}
 
 /// Most activation rows one multi-dot call handles (each weight block is unpacked once
 /// and reused for all of them).
@@ -62,15 +19,15 @@ macro_rules! dispatch_multi {
             debug_assert!(ys.len() <= MAX_MULTI && ys.iter().all(|y| y.len() >= x.len()));
             #[cfg(target_arch = "x86_64")]
             {
-                let isa = dot_isa();
-                if isa != DotIsa::Scalar {
+                let isa = isa();
+                if isa != Isa::Portable {
                     // SAFETY: the instruction set was detected at run time.
                     unsafe {
                         match (isa, ys.len()) {
-                            (DotIsa::Vnni, 1) => simd::vnni::$name::<1>(x, ys, out),
-                            (DotIsa::Vnni, 2) => simd::vnni::$name::<2>(x, ys, out),
-                            (DotIsa::Vnni, 3) => simd::vnni::$name::<3>(x, ys, out),
-                            (DotIsa::Vnni, _) => simd::vnni::$name::<4>(x, ys, out),
+                            (Isa::Avx512Vnni, 1) => simd::vnni::$name::<1>(x, ys, out),
+                            (Isa::Avx512Vnni, 2) => simd::vnni::$name::<2>(x, ys, out),
+                            (Isa::Avx512Vnni, 3) => simd::vnni::$name::<3>(x, ys, out),
+                            (Isa::Avx512Vnni, _) => simd::vnni::$name::<4>(x, ys, out),
                             (_, 1) => simd::avx2::$name::<1>(x, ys, out),
                             (_, 2) => simd::avx2::$name::<2>(x, ys, out),
                             (_, 3) => simd::avx2::$name::<3>(x, ys, out),
@@ -526,7 +483,7 @@ mod tests {
                 );
             }
             #[cfg(target_arch = "x86_64")]
-            if dot_isa() == DotIsa::Vnni {
+            if isa() == Isa::Avx512Vnni {
                 // VNNI and AVX2 compute identical integer sums: results agree bit for bit.
                 let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
                 unsafe {
@@ -579,7 +536,7 @@ mod tests {
                     assert_eq!(out[k].to_bits(), want.to_bits(), "case {case} n={n} k={k}");
                 }
                 #[cfg(target_arch = "x86_64")]
-                if has_avx2() {
+                if crate::isa::avx2() {
                     let mut a = vec![0.0; n];
                     // SAFETY: AVX2 was detected.
                     unsafe { simd::avx2::dot_q4_k_q8_k_multi::<1>(&w, &ys[..1], &mut a[..1]) };

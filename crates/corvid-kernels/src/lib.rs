@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod dot;
 mod ggml_type;
+pub mod isa;
 pub mod matmul;
 pub mod ops;
 pub mod packed;

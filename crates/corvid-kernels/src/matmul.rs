@@ -25,9 +25,9 @@ pub enum WeightData {
     /// Q4_K super-blocks of 256 (GGUF Q4_K, `--quantization q4_k`), multiplied against
     /// Q8_K activations like ggml does.
     Q4K(Vec<BlockQ4K>),
-    /// Q4_1 repacked eight rows at a time for the VNNI kernels.
+    /// Q4_1 repacked eight rows at a time for the packed SIMD kernels.
     Q4_1x8(Vec<Q4_1x8>),
-    /// Q8_0 repacked eight rows at a time for the VNNI kernels.
+    /// Q8_0 repacked eight rows at a time for the packed SIMD kernels.
     Q8_0x8(Vec<Q8_0x8>),
 }
 
@@ -125,7 +125,7 @@ impl QMatrix {
         }
     }
 
-    /// Repacks Q4_1 and Q8_0 weights for the VNNI kernels when this CPU has them and the
+    /// Repacks Q4_1 and Q8_0 weights for the packed kernels when the kernel tier has them and the
     /// row count allows (a multiple of 8); otherwise returns the matrix unchanged.
     pub fn packed_for_cpu(self) -> Self {
         if !packed::available() || !self.rows.is_multiple_of(GROUP) {

@@ -75,7 +75,7 @@ impl Rope {
 /// `gate = silu(gate) * up`, the SwiGLU activation.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::dot::has_avx2() {
+    if crate::isa::avx2() {
         // SAFETY: AVX2 and FMA are present; `up` pairs with `gate` element for element.
         unsafe { crate::vexp::silu_mul(gate, up) };
         return;

@@ -1,10 +1,10 @@
-//! Weights repacked eight rows at a time for AVX-512 VNNI matrix-vector kernels.
+//! Weights repacked eight rows at a time for the SIMD matrix-vector kernels.
 //!
 //! In ggml's row-major block layout every 32-value block needs its own float scaling
 //! per row and token, so integer work is a small part of the instruction stream. Here
 //! the blocks of eight consecutive rows are interleaved four bytes at a time, so one
-//! `vpdpbusd` advances all eight rows by four values against four broadcast activation
-//! bytes, and the per-block scaling is one vector FMA for eight rows. Packing happens once
+//! `vpdpbusd` (or, on AVX2, one `vpmaddubsw`) advances all eight rows by four values
+//! against four broadcast activation bytes, and the per-block scaling is one vector FMA for eight rows. Packing happens once
 //! at load; results equal the row-major kernels up to float summation order.
 
 use crate::quant::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
@@ -117,104 +117,204 @@ pub fn unpack_row_q8_0(packed: &[Q8_0x8], nb: usize, r: usize, out: &mut [f32]) 
     }
 }
 
-/// True when the packed kernels can run here (AVX-512 VNNI on 256-bit vectors).
+/// True when the packed kernels can run here (the AVX2 tier and above).
 pub fn available() -> bool {
-    crate::dot::dot_isa() == crate::dot::DotIsa::Vnni
+    crate::isa::avx2()
 }
 
 /// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_1 matrix;
 /// `scales[k][b]` is activation block `b`'s `[d, s]` as f32 ([`q8_1_scales`]).
 ///
+/// The tiers compute the same integer sums and the same float operations, so their
+/// results are bit-identical.
+///
 /// # Safety
 /// Requires [`available`]; every `acts[k]` and `scales[k]` holds at least `w.len()` blocks.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
 pub unsafe fn gemv_q4_1x8<const N: usize>(
     w: &[Q4_1x8],
     acts: &[&[BlockQ8_1]],
     scales: &[&[[f32; 2]]],
     out: &mut [[f32; GROUP]; N],
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mask = _mm256_set1_epi8(0xF);
-    for (b, wb) in w.iter().enumerate() {
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
-        let mw = _mm256_cvtph_ps(_mm_loadu_si128(wb.m.as_ptr() as *const __m128i));
-        let mut lo = [_mm256_setzero_si256(); 4];
-        let mut hi = [_mm256_setzero_si256(); 4];
-        for j in 0..4 {
-            let v = _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
-            lo[j] = _mm256_and_si256(v, mask);
-            hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-        }
-        for (k, acc_k) in acc.iter_mut().enumerate() {
-            let q = acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
-            let [ad, asum] = *scales.get_unchecked(k).get_unchecked(b);
-            // Two independent dot chains (low and high nibbles) halve the latency chain.
-            let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-            for j in 0..4 {
-                s0 = _mm256_dpbusd_epi32(s0, lo[j], _mm256_set1_epi32(q.add(j).read_unaligned()));
-                s1 = _mm256_dpbusd_epi32(
-                    s1,
-                    hi[j],
-                    _mm256_set1_epi32(q.add(j + 4).read_unaligned()),
-                );
-            }
-            let s = _mm256_add_epi32(s0, s1);
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
-            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
-            *acc_k = _mm256_fmadd_ps(mw, _mm256_set1_ps(asum), *acc_k);
-        }
-    }
-    for k in 0..N {
-        _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+    if crate::isa::isa() >= crate::isa::Isa::Avx512Vnni {
+        x86::vnni::gemv_q4_1x8(w, acts, scales, out)
+    } else {
+        x86::avx2::gemv_q4_1x8(w, acts, scales, out)
     }
 }
 
 /// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q8_0 matrix;
 /// `scales[k][b]` is activation block `b`'s scale as f32 and its offset correction
-/// ([`q8_0_scales`]).
+/// ([`q8_0_scales`]). Bit-identical across tiers, as [`gemv_q4_1x8`].
 ///
 /// # Safety
 /// Requires [`available`]; every `acts[k]` and `scales[k]` holds at least `w.len()` blocks.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
 pub unsafe fn gemv_q8_0x8<const N: usize>(
     w: &[Q8_0x8],
     acts: &[&[BlockQ8_0]],
     scales: &[&[(f32, i32)]],
     out: &mut [[f32; GROUP]; N],
 ) {
+    if crate::isa::isa() >= crate::isa::Isa::Avx512Vnni {
+        x86::vnni::gemv_q8_0x8(w, acts, scales, out)
+    } else {
+        x86::avx2::gemv_q8_0x8(w, acts, scales, out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! The packed kernels, stamped out once per tier. Only the integer core differs: a
+    //! weight vector holds four bytes of each of eight rows, and the core adds, per row
+    //! lane, those bytes times four broadcast activation bytes.
+
     use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (b, wb) in w.iter().enumerate() {
-        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
-        let mut wv = [_mm256_setzero_si256(); 8];
-        for (j, v) in wv.iter_mut().enumerate() {
-            *v = _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
+
+    /// VNNI core for nibbles: `vpdpbusd` in two independent chains (low and high nibbles).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    unsafe fn q4_sum_vnni(lo: &[__m256i; 4], hi: &[__m256i; 4], q: *const i32) -> __m256i {
+        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for j in 0..4 {
+            s0 = _mm256_dpbusd_epi32(s0, lo[j], _mm256_set1_epi32(q.add(j).read_unaligned()));
+            s1 = _mm256_dpbusd_epi32(s1, hi[j], _mm256_set1_epi32(q.add(j + 4).read_unaligned()));
         }
-        for (k, acc_k) in acc.iter_mut().enumerate() {
-            let q = acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
-            let (ad, offset) = *scales.get_unchecked(k).get_unchecked(b);
-            // Σ (w + 128)·a − 128·Σa = Σ w·a, exactly, in integers; two chains.
-            let (mut s0, mut s1) = (_mm256_set1_epi32(offset), _mm256_setzero_si256());
-            for j in 0..4 {
-                let (a0, a1) = (
-                    q.add(2 * j).read_unaligned(),
-                    q.add(2 * j + 1).read_unaligned(),
-                );
-                s0 = _mm256_dpbusd_epi32(s0, wv[2 * j], _mm256_set1_epi32(a0));
-                s1 = _mm256_dpbusd_epi32(s1, wv[2 * j + 1], _mm256_set1_epi32(a1));
+        _mm256_add_epi32(s0, s1)
+    }
+
+    /// AVX2 core for nibbles: `vpmaddubsw` pairs summed in i16 (eight products of a
+    /// nibble and an i8 stay within ±30,720), then one `vpmaddwd` to i32 per row.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_sum_avx2(lo: &[__m256i; 4], hi: &[__m256i; 4], q: *const i32) -> __m256i {
+        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for j in 0..4 {
+            let a = _mm256_set1_epi32(q.add(j).read_unaligned());
+            let b = _mm256_set1_epi32(q.add(j + 4).read_unaligned());
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(lo[j], a));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(hi[j], b));
+        }
+        _mm256_madd_epi16(_mm256_add_epi16(s0, s1), _mm256_set1_epi16(1))
+    }
+
+    /// VNNI core for +128-offset bytes: `Σ (w + 128)·a + offset`, with `offset = −128·Σa`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
+    unsafe fn q8_sum_vnni(wv: &[__m256i; 8], q: *const i32, offset: i32) -> __m256i {
+        let (mut s0, mut s1) = (_mm256_set1_epi32(offset), _mm256_setzero_si256());
+        for j in 0..4 {
+            let (a0, a1) = (
+                q.add(2 * j).read_unaligned(),
+                q.add(2 * j + 1).read_unaligned(),
+            );
+            s0 = _mm256_dpbusd_epi32(s0, wv[2 * j], _mm256_set1_epi32(a0));
+            s1 = _mm256_dpbusd_epi32(s1, wv[2 * j + 1], _mm256_set1_epi32(a1));
+        }
+        _mm256_add_epi32(s0, s1)
+    }
+
+    /// AVX2 core for +128-offset bytes: the byte XOR 0x80 is the signed weight; ggml's
+    /// `|w| · sign(a, w)` trick keeps `vpmaddubsw` exact (pairs ≤ 32,512), and each
+    /// pair sum widens to i32 before adding.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q8_sum_avx2(wv: &[__m256i; 8], q: *const i32, _offset: i32) -> __m256i {
+        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (flip, ones) = (_mm256_set1_epi8(-128), _mm256_set1_epi16(1));
+        for j in 0..4 {
+            for (s, v) in [(&mut s0, 2 * j), (&mut s1, 2 * j + 1)] {
+                let w = _mm256_xor_si256(wv[v], flip);
+                let a = _mm256_sign_epi8(_mm256_set1_epi32(q.add(v).read_unaligned()), w);
+                let p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), a);
+                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(p, ones));
             }
-            let s = _mm256_add_epi32(s0, s1);
-            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
-            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
         }
+        _mm256_add_epi32(s0, s1)
     }
-    for k in 0..N {
-        _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+
+    macro_rules! kernels {
+        ($tier:ident, $features:literal, $q4_sum:ident, $q8_sum:ident) => {
+            pub mod $tier {
+                use super::super::{Q4_1x8, Q8_0x8, GROUP};
+                use super::{$q4_sum, $q8_sum};
+                use crate::quant::{BlockQ8_0, BlockQ8_1};
+                use std::arch::x86_64::*;
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn gemv_q4_1x8<const N: usize>(
+                    w: &[Q4_1x8],
+                    acts: &[&[BlockQ8_1]],
+                    scales: &[&[[f32; 2]]],
+                    out: &mut [[f32; GROUP]; N],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    let mask = _mm256_set1_epi8(0xF);
+                    for (b, wb) in w.iter().enumerate() {
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+                        let mw = _mm256_cvtph_ps(_mm_loadu_si128(wb.m.as_ptr() as *const __m128i));
+                        let mut lo = [_mm256_setzero_si256(); 4];
+                        let mut hi = [_mm256_setzero_si256(); 4];
+                        for j in 0..4 {
+                            let v =
+                                _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
+                            lo[j] = _mm256_and_si256(v, mask);
+                            hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+                        }
+                        for (k, acc_k) in acc.iter_mut().enumerate() {
+                            let q =
+                                acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
+                            let [ad, asum] = *scales.get_unchecked(k).get_unchecked(b);
+                            let s = $q4_sum(&lo, &hi, q);
+                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
+                            *acc_k = _mm256_fmadd_ps(mw, _mm256_set1_ps(asum), *acc_k);
+                        }
+                    }
+                    for k in 0..N {
+                        _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+                    }
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn gemv_q8_0x8<const N: usize>(
+                    w: &[Q8_0x8],
+                    acts: &[&[BlockQ8_0]],
+                    scales: &[&[(f32, i32)]],
+                    out: &mut [[f32; GROUP]; N],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    for (b, wb) in w.iter().enumerate() {
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+                        let mut wv = [_mm256_setzero_si256(); 8];
+                        for (j, v) in wv.iter_mut().enumerate() {
+                            *v = _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
+                        }
+                        for (k, acc_k) in acc.iter_mut().enumerate() {
+                            let q =
+                                acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
+                            let (ad, offset) = *scales.get_unchecked(k).get_unchecked(b);
+                            let s = $q8_sum(&wv, q, offset);
+                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
+                        }
+                    }
+                    for k in 0..N {
+                        _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+                    }
+                }
+            }
+        };
     }
+
+    kernels!(avx2, "avx2,fma,f16c", q4_sum_avx2, q8_sum_avx2);
+    kernels!(
+        vnni,
+        "avx2,fma,f16c,avx512vnni,avx512vl",
+        q4_sum_vnni,
+        q8_sum_vnni
+    );
 }
 
 /// Each Q8_1 activation block's `[d, s]` as f32, converted once per matmul instead of
@@ -239,4 +339,89 @@ pub fn q8_0_scales(blocks: &[BlockQ8_0]) -> Vec<(f32, i32)> {
             )
         })
         .collect()
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::isa::{isa, Isa};
+    use crate::quant::quantize::{
+        quantize_q8_0, quantize_q8_1, quantize_weight_q4_1, quantize_weight_q8_0,
+    };
+    use rand::{Rng, SeedableRng};
+
+    fn random(seed: u64, n: usize) -> Vec<f32> {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n).map(|_| r.gen_range(-1.0..1.0)).collect()
+    }
+
+    /// Runs `f::<N>` for N = 1..=4 and returns the outputs for every N.
+    fn by_n(mut f: impl FnMut(usize, &mut [[f32; GROUP]; 4])) -> Vec<[[f32; GROUP]; 4]> {
+        (1..=4)
+            .map(|n| {
+                let mut out = [[0.0; GROUP]; 4];
+                f(n, &mut out);
+                out
+            })
+            .collect()
+    }
+
+    /// The AVX2 and VNNI kernels compute identical integer sums and identical float
+    /// operations: their outputs must be equal bit for bit, for every token count.
+    #[test]
+    fn avx2_and_vnni_packed_kernels_are_bit_identical() {
+        if isa() < Isa::Avx512Vnni {
+            return; // one tier only here; the AVX2 tier is checked against row-major in matmul
+        }
+        let (rows, nb) = (8, 12);
+        let w = random(1, rows * nb * 32);
+        let p41 = pack_q4_1(&quantize_weight_q4_1(&w), rows, nb);
+        let p80 = pack_q8_0(&quantize_weight_q8_0(&w), rows, nb);
+        let acts: Vec<Vec<f32>> = (0..4).map(|k| random(10 + k, nb * 32)).collect();
+        let q81: Vec<Vec<BlockQ8_1>> = acts
+            .iter()
+            .map(|a| {
+                let mut q = vec![BlockQ8_1::default(); nb];
+                quantize_q8_1(a, &mut q);
+                q
+            })
+            .collect();
+        let q80: Vec<Vec<BlockQ8_0>> = acts
+            .iter()
+            .map(|a| {
+                let mut q = vec![BlockQ8_0::default(); nb];
+                quantize_q8_0(a, &mut q);
+                q
+            })
+            .collect();
+        let s81: Vec<Vec<[f32; 2]>> = q81.iter().map(|q| q8_1_scales(q)).collect();
+        let s80: Vec<Vec<(f32, i32)>> = q80.iter().map(|q| q8_0_scales(q)).collect();
+        let y81: Vec<&[BlockQ8_1]> = q81.iter().map(Vec::as_slice).collect();
+        let y80: Vec<&[BlockQ8_0]> = q80.iter().map(Vec::as_slice).collect();
+        let t81: Vec<&[[f32; 2]]> = s81.iter().map(Vec::as_slice).collect();
+        let t80: Vec<&[(f32, i32)]> = s80.iter().map(Vec::as_slice).collect();
+        macro_rules! run {
+            ($tier:ident, $f:ident, $w:expr, $y:expr, $s:expr) => {
+                by_n(|n, out| unsafe {
+                    match n {
+                        1 => x86::$tier::$f::<1>($w, $y, $s, (&mut out[..1]).try_into().unwrap()),
+                        2 => x86::$tier::$f::<2>($w, $y, $s, (&mut out[..2]).try_into().unwrap()),
+                        3 => x86::$tier::$f::<3>($w, $y, $s, (&mut out[..3]).try_into().unwrap()),
+                        _ => x86::$tier::$f::<4>($w, $y, $s, out),
+                    }
+                })
+            };
+        }
+        let bits = |v: Vec<[[f32; GROUP]; 4]>| -> Vec<u32> {
+            v.iter().flatten().flatten().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(
+            bits(run!(avx2, gemv_q4_1x8, &p41, &y81, &t81)),
+            bits(run!(vnni, gemv_q4_1x8, &p41, &y81, &t81))
+        );
+        assert_eq!(
+            bits(run!(avx2, gemv_q8_0x8, &p80, &y80, &t80)),
+            bits(run!(vnni, gemv_q8_0x8, &p80, &y80, &t80))
+        );
+    }
 }

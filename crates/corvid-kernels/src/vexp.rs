@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn within_two_ulp_of_libm_over_the_whole_range() {
-        if !crate::dot::has_avx2() {
+        if !crate::isa::avx2() {
             return;
         }
         let mut worst = 0;
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn silu_mul_matches_the_scalar_formula_at_every_length() {
-        if !crate::dot::has_avx2() {
+        if !crate::isa::avx2() {
             return;
         }
         for n in [1, 7, 8, 9, 31, 1536] {
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn edges() {
-        if !crate::dot::has_avx2() {
+        if !crate::isa::avx2() {
             return;
         }
         let y = exp_lanes([

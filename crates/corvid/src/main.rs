@@ -1,6 +1,7 @@
 //! The `corvid` command: `generate` (offline), `serve` (OpenAI-compatible server with
 //! Prometheus metrics) and `bench`.
 
+mod cpu;
 mod generate;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     /// Benchmarks: `serve` (HTTP load generator) and `throughput` (offline engine).
     #[command(subcommand)]
     Bench(corvid_bench::BenchCommand),
+    /// Show the CPU and the kernel tiers it supports (see CORVID_ISA).
+    Cpu(cpu::CpuArgs),
 }
 
 fn main() {
@@ -35,9 +38,21 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    // A bad CORVID_ISA is a one-line error before any work, not a panic mid-load.
+    match corvid_kernels::isa::Isa::from_env() {
+        Ok(tier) => tracing::info!(
+            "kernel tier {tier} (CPU best: {})",
+            corvid_kernels::isa::Isa::detect()
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    }
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Bench(cmd) => corvid_bench::run(cmd),
+        Command::Cpu(args) => cpu::run(args),
         Command::Serve(args) => args.to_config().and_then(|config| {
             tokio::runtime::Runtime::new()?.block_on(corvid_server::serve(config))
         }),

@@ -396,7 +396,7 @@ fn attend<E: KvElem>(
 fn use_simd(head_dim: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        head_dim.is_multiple_of(8) && crate::dot::has_avx2() && is_x86_feature_detected!("f16c")
+        head_dim.is_multiple_of(8) && crate::isa::avx2()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

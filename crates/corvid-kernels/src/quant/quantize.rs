@@ -48,7 +48,7 @@ pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
 #[inline]
 fn quantize_block(xs: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
     #[cfg(target_arch = "x86_64")]
-    if crate::dot::has_avx2() {
+    if crate::isa::avx2() {
         // SAFETY: AVX2 was detected; `xs` holds a whole block.
         return unsafe { quantize_block_avx2(xs, qs) };
     }
