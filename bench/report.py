@@ -176,7 +176,7 @@ def offline(d):
     tput, ttft = [], []
     for p in sorted(glob.glob(os.path.join(d, "*.json"))):
         name = os.path.basename(p)
-        if name.startswith("serve-") or name in ("llama-bench.json", "corvid-single-stream.json"):
+        if name.startswith(("serve-", "llama-bench", "kernels-", "single-stream-")) or name == "corvid-single-stream.json":
             continue
         try:
             r = load(p)
@@ -240,6 +240,56 @@ def offline(d):
     return out
 
 
+def tiers(d):
+    """`bench/tiers.sh`: corvid per kernel tier (kernels, single stream, offline batching
+    win) beside each llama.cpp build's llama-bench."""
+    ss = {os.path.basename(p)[len("single-stream-"):-5]: load(p)["single_stream"]
+          for p in sorted(glob.glob(os.path.join(d, "single-stream-*.json")))}
+    if not ss:
+        return []
+    lb = {}
+    for p in sorted(glob.glob(os.path.join(d, "llama-bench-*.json"))):
+        v = {}
+        for t in load(p):
+            v["pp" if t.get("n_prompt", 0) > 0 else "tg"] = (t["avg_ts"], t["stddev_ts"])
+        lb[os.path.basename(p)[len("llama-bench-"):-5]] = v
+    out = ["## Kernel tiers side by side (`bench/tiers.sh`)\n"]
+    out.append("### Single stream (pp128 / tg128)\n")
+    out.append("| system | prefill t/s | decode t/s |" + "".join(f" prefill / llama.cpp {b} | decode / llama.cpp {b} |" for b in lb))
+    out.append("|---|---:|---:|" + "---:|---:|" * len(lb))
+    for b, v in lb.items():
+        out.append(f"| llama.cpp ({b} build) | {v['pp'][0]:.1f} ± {v['pp'][1]:.1f} | {v['tg'][0]:.1f} ± {v['tg'][1]:.1f} |" + " | |" * len(lb))
+    for tier, x in ss.items():
+        row = f"| corvid, tier {tier} | {x['prefill_tps_mean']:.1f} ± {x['prefill_tps_std']:.1f} | {x['decode_tps_mean']:.1f} ± {x['decode_tps_std']:.1f} |"
+        for v in lb.values():
+            row += f" **{x['prefill_tps_mean'] / v['pp'][0]:.2f}x** | **{x['decode_tps_mean'] / v['tg'][0]:.2f}x** |"
+        out.append(row)
+    out.append("")
+    out.append("### Batching win, issue #3's offline mix (prompts 32–512, outputs 32–256, seed 0)\n")
+    out.append("| tier | batched out tok/s | `--no-batching` out tok/s | ratio |")
+    out.append("|---|---:|---:|---:|")
+    for tier in ss:
+        f = lambda m: os.path.join(d, f"offline-{tier}-{m}.json")
+        if os.path.exists(f("batched")) and os.path.exists(f("nobatch")):
+            b, n = (load(f(m))["throughput"]["output_tokens_per_s"] for m in ("batched", "nobatch"))
+            out.append(f"| {tier} | {b:.1f} | {n:.1f} | **{b / n:.2f}x** |")
+    out.append("")
+    for p in sorted(glob.glob(os.path.join(d, "kernels-*.json"))):
+        k = load(p)
+        wide = f"; 512-bit `vpdpbusd` {k['peak_gmacs_512']:.1f}" if k.get("peak_gmacs_512") else ""
+        out.append(f"### `corvid bench kernels`, tier {k['tier']}, {k['threads']} threads\n")
+        out.append(f"int8 peak {k['peak_gmacs_per_core']:.1f} GMAC/s per core, {k['peak_gmacs']:.1f} on all cores{wide}; "
+                   f"read bandwidth {k['read_gbytes_per_s']:.1f} GB/s. One forward's matrices of the default model's shapes "
+                   "(30 layers + output head), random weights:\n")
+        out.append("| format | m | ms / forward | GMAC/s | weight GB/s | % of int8 peak | % of bandwidth |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|")
+        for g in k["gemm"]:
+            out.append(f"| {g['format']} | {g['m']} | {g['seconds'] * 1e3:.2f} | {g['gmacs']:.1f} | {g['gbytes_per_s']:.2f} | "
+                       f"{100 * g['of_compute_peak']:.1f} % | {100 * g['of_bandwidth']:.1f} % |")
+        out.append("")
+    return out
+
+
 def metrics_sections(d):
     out = []
     mo = os.path.join(d, "metrics-overhead.md")
@@ -267,6 +317,7 @@ def main():
                   f"model {e['model']}, {e['date_utc']}")
     md.append("")
     md += single_stream(raw)
+    md += tiers(raw)
     rows = serve_results(raw)
     if rows:
         md.append("## Serving race (corvid bench serve, streaming, ignore_eos)\n")

@@ -6,10 +6,13 @@
 //! * [`throughput`] — `corvid bench throughput`: the offline engine benchmark under the
 //!   same [`workload`]s, plus single-stream prefill/decode speed, prefix-cache TTFT and
 //!   the paged-vs-contiguous KV capacity report.
+//! * [`kernels`] — `corvid bench kernels`: matmul rates per weight format and token count
+//!   as fractions of the machine's measured int8 peak and memory bandwidth.
 //!
 //! The binary adds `Bench { #[command(subcommand)] cmd: BenchCommand }` and calls [`run`].
 
 pub mod client;
+pub mod kernels;
 pub mod kv_capacity;
 pub mod prompt;
 pub mod report;
@@ -31,6 +34,8 @@ pub enum BenchCommand {
     Serve(ServeBenchArgs),
     /// Benchmark the engine offline (no HTTP): throughput, single-stream, prefix TTFT.
     Throughput(ThroughputArgs),
+    /// The matmul kernels against this machine's int8 peak and memory bandwidth.
+    Kernels(kernels::KernelsArgs),
 }
 
 /// Runs a `corvid bench` subcommand.
@@ -38,6 +43,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Serve(a) => serve::run(a),
         BenchCommand::Throughput(a) => throughput::run(a),
+        BenchCommand::Kernels(a) => kernels::run(a),
     }
 }
 

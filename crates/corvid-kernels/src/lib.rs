@@ -8,6 +8,7 @@ pub mod isa;
 pub mod matmul;
 pub mod ops;
 pub mod packed;
+pub mod peak;
 pub mod quant;
 mod vexp;
 

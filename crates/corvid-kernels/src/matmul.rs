@@ -4,7 +4,7 @@ use crate::dot::{
     dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q4_k_q8_k_multi, dot_q8_0_q8_0_multi,
     MAX_MULTI,
 };
-use crate::packed::{self, Q4_1x8, Q8_0x8, GROUP};
+use crate::packed::{self, Q4_1x16, Q4_1x8, Q8_0x8, GROUP, WIDE_GROUP};
 use crate::quant::quantize::{quantize_q8_0, quantize_q8_1, quantize_q8_k};
 use crate::quant::{
     dequantize_q4k, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K,
@@ -27,6 +27,8 @@ pub enum WeightData {
     Q4K(Vec<BlockQ4K>),
     /// Q4_1 repacked eight rows at a time for the packed SIMD kernels.
     Q4_1x8(Vec<Q4_1x8>),
+    /// Q4_1 repacked sixteen rows at a time for the 512-bit VNNI kernel.
+    Q4_1x16(Vec<Q4_1x16>),
     /// Q8_0 repacked eight rows at a time for the packed SIMD kernels.
     Q8_0x8(Vec<Q8_0x8>),
 }
@@ -51,29 +53,78 @@ const ROWS_PER_TASK: usize = 32;
 const PACKED_TOKENS: usize = 4;
 
 /// Calls the packed kernel `$f` monomorphized for `$tc` (1..=PACKED_TOKENS) tokens,
-/// writing the first `$tc` rows of `$out`.
+/// writing the first `$tc` rows of `$out` (a `&mut [[f32; G]; PACKED_TOKENS]`).
 macro_rules! by_token_count {
     ($tc:expr, $f:ident, $out:ident, $($arg:expr),*) => {
         match $tc {
             1 => packed::$f::<1>($($arg),*, (&mut $out[..1]).try_into().expect("1")),
             2 => packed::$f::<2>($($arg),*, (&mut $out[..2]).try_into().expect("2")),
             3 => packed::$f::<3>($($arg),*, (&mut $out[..3]).try_into().expect("3")),
-            _ => packed::$f::<4>($($arg),*, &mut $out),
+            _ => packed::$f::<4>($($arg),*, $out),
         }
     };
 }
 
+/// The `nb`-block rows of tokens `t0 .. t0 + tc` of a per-token array (quantized
+/// activations or their scales), padded to [`PACKED_TOKENS`] with the last one.
+fn token_rows<T>(v: &[T], nb: usize, t0: usize, tc: usize) -> [&[T]; PACKED_TOKENS] {
+    std::array::from_fn(|k| {
+        let t = t0 + k.min(tc - 1);
+        &v[t * nb..(t + 1) * nb]
+    })
+}
+
+/// One task's share of a packed matmul: row groups of `r0..r1`, all `n` tokens.
+struct Groups {
+    r0: usize,
+    r1: usize,
+    n: usize,
+    rows: usize,
+    ptr: OutPtr,
+}
+
+impl Groups {
+    /// Calls `kernel(group, t0, tc, out)` for every `G`-row group and every run of up to
+    /// [`PACKED_TOKENS`] tokens, and scatters the `tc × G` results into the output.
+    fn run<const G: usize>(
+        &self,
+        mut kernel: impl FnMut(usize, usize, usize, &mut [[f32; G]; PACKED_TOKENS]),
+    ) {
+        let mut out = [[0.0f32; G]; PACKED_TOKENS];
+        for t0 in (0..self.n).step_by(PACKED_TOKENS) {
+            let tc = PACKED_TOKENS.min(self.n - t0);
+            for g in self.r0 / G..self.r1 / G {
+                kernel(g, t0, tc, &mut out);
+                for (k, row) in out[..tc].iter().enumerate() {
+                    for (i, &v) in row.iter().enumerate() {
+                        // SAFETY: (t, r) is written by exactly this task; index < n * rows.
+                        unsafe { *self.ptr.0.add((t0 + k) * self.rows + g * G + i) = v };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Quantizes every `cols`-wide row of `x` into `nb` blocks (the activation format a
-/// weight format pairs with), once per matmul.
-fn quantize_rows<B: Default + Clone>(
+/// weight format pairs with), once per matmul; across the thread pool when there are
+/// enough rows for it to pay (at 64 tokens a serial pass took a quarter of the matmul).
+fn quantize_rows<B: Default + Clone + Send>(
     x: &[f32],
     cols: usize,
     nb: usize,
     quantize: fn(&[f32], &mut [B]),
 ) -> Vec<B> {
+    const PARALLEL_ROWS: usize = 16;
     let mut q = vec![B::default(); x.len() / cols * nb];
-    for (xs, qs) in x.chunks_exact(cols).zip(q.chunks_exact_mut(nb)) {
-        quantize(xs, qs);
+    if x.len() / cols >= PARALLEL_ROWS {
+        x.par_chunks_exact(cols)
+            .zip(q.par_chunks_exact_mut(nb))
+            .for_each(|(xs, qs)| quantize(xs, qs));
+    } else {
+        for (xs, qs) in x.chunks_exact(cols).zip(q.chunks_exact_mut(nb)) {
+            quantize(xs, qs);
+        }
     }
     q
 }
@@ -108,6 +159,7 @@ impl QMatrix {
             WeightData::Q8_0(_) => "Q8_0",
             WeightData::Q4K(_) => "Q4_K",
             WeightData::Q4_1x8(_) => "Q4_1 (packed x8)",
+            WeightData::Q4_1x16(_) => "Q4_1 (packed x16)",
             WeightData::Q8_0x8(_) => "Q8_0 (packed x8)",
         }
     }
@@ -121,6 +173,7 @@ impl QMatrix {
             WeightData::Q8_0(v) => v.len() * 34,
             WeightData::Q4K(v) => v.len() * std::mem::size_of::<BlockQ4K>(),
             WeightData::Q4_1x8(v) => v.len() * std::mem::size_of::<Q4_1x8>(),
+            WeightData::Q4_1x16(v) => v.len() * std::mem::size_of::<Q4_1x16>(),
             WeightData::Q8_0x8(v) => v.len() * std::mem::size_of::<Q8_0x8>(),
         }
     }
@@ -132,7 +185,11 @@ impl QMatrix {
             return self;
         }
         let nb = self.cols / QK;
+        let wide = packed::wide_available() && self.rows.is_multiple_of(WIDE_GROUP);
         let data = match self.data {
+            WeightData::Q4_1(b) if wide => {
+                WeightData::Q4_1x16(packed::pack_q4_1(&b, self.rows, nb))
+            }
             WeightData::Q4_1(b) => WeightData::Q4_1x8(packed::pack_q4_1(&b, self.rows, nb)),
             WeightData::Q8_0(b) => WeightData::Q8_0x8(packed::pack_q8_0(&b, self.rows, nb)),
             other => other,
@@ -189,6 +246,7 @@ impl QMatrix {
                 }
             }
             WeightData::Q4_1x8(v) => packed::unpack_row_q4_1(v, nb, r, out),
+            WeightData::Q4_1x16(v) => packed::unpack_row_q4_1(v, nb, r, out),
             WeightData::Q8_0x8(v) => packed::unpack_row_q8_0(v, nb, r, out),
         }
     }
@@ -237,7 +295,7 @@ impl QMatrix {
         match self.data {
             WeightData::F32(_) => Activations::F32(x),
             WeightData::Q4_1(_) => Activations::Q8_1(quantize_rows(x, cols, nb, quantize_q8_1)),
-            WeightData::Q4_1x8(_) => {
+            WeightData::Q4_1x8(_) | WeightData::Q4_1x16(_) => {
                 let q = quantize_rows(x, cols, nb, quantize_q8_1);
                 let scales = packed::q8_1_scales(&q);
                 Activations::Q8_1Scaled(q, scales)
@@ -264,48 +322,38 @@ impl QMatrix {
         n: usize,
         ptr: OutPtr,
     ) -> bool {
-        if !matches!(self.data, WeightData::Q4_1x8(_) | WeightData::Q8_0x8(_)) {
-            return false;
-        }
         #[cfg(target_arch = "x86_64")]
         {
             let nb = self.cols / QK;
-            let rows = self.rows;
-            let mut out = [[0.0f32; GROUP]; PACKED_TOKENS];
-            let tok = |q_len: usize, t: usize| t * q_len..(t + 1) * q_len;
-            for t0 in (0..n).step_by(PACKED_TOKENS) {
-                let tc = PACKED_TOKENS.min(n - t0);
-                for g in r0 / GROUP..r1 / GROUP {
-                    // SAFETY: packed weights exist only when `packed::available()`; the
-                    // activation slices hold `nb` blocks per token.
-                    unsafe {
-                        match (&self.data, acts) {
-                            (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => {
-                                let w = &w[g * nb..(g + 1) * nb];
-                                let ys: [&[BlockQ8_1]; PACKED_TOKENS] =
-                                    std::array::from_fn(|k| &q[tok(nb, t0 + k.min(tc - 1))]);
-                                let ss: [&[[f32; 2]]; PACKED_TOKENS] =
-                                    std::array::from_fn(|k| &scales[tok(nb, t0 + k.min(tc - 1))]);
-                                by_token_count!(tc, gemv_q4_1x8, out, w, &ys, &ss);
-                            }
-                            (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => {
-                                let w = &w[g * nb..(g + 1) * nb];
-                                let ys: [&[BlockQ8_0]; PACKED_TOKENS] =
-                                    std::array::from_fn(|k| &q[tok(nb, t0 + k.min(tc - 1))]);
-                                let ss: [&[(f32, i32)]; PACKED_TOKENS] =
-                                    std::array::from_fn(|k| &scales[tok(nb, t0 + k.min(tc - 1))]);
-                                by_token_count!(tc, gemv_q8_0x8, out, w, &ys, &ss);
-                            }
-                            _ => return false,
-                        }
-                    }
-                    for (k, row) in out[..tc].iter().enumerate() {
-                        for (i, &v) in row.iter().enumerate() {
-                            // SAFETY: (t, r) is written by exactly this task; index < n * rows.
-                            unsafe { *ptr.0.add((t0 + k) * rows + g * GROUP + i) = v };
-                        }
-                    }
+            let groups = Groups {
+                r0,
+                r1,
+                n,
+                rows: self.rows,
+                ptr,
+            };
+            // SAFETY (each kernel call): packed weights exist only when their kernels
+            // can run here (`packed_for_cpu`); the activation slices hold `nb` blocks
+            // per token.
+            match (&self.data, acts) {
+                (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => {
+                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
+                        let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
+                        by_token_count!(tc, gemv_q4_1x8, out, &w[g * nb..(g + 1) * nb], &ys, &ss)
+                    })
                 }
+                (WeightData::Q4_1x16(w), Activations::Q8_1Scaled(q, scales)) => groups
+                    .run::<WIDE_GROUP>(|g, t0, tc, out| unsafe {
+                        let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
+                        by_token_count!(tc, gemv_q4_1x16, out, &w[g * nb..(g + 1) * nb], &ys, &ss)
+                    }),
+                (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => {
+                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
+                        let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
+                        by_token_count!(tc, gemv_q8_0x8, out, &w[g * nb..(g + 1) * nb], &ys, &ss)
+                    })
+                }
+                _ => return false,
             }
             true
         }

@@ -1,28 +1,37 @@
-//! Weights repacked eight rows at a time for the SIMD matrix-vector kernels.
+//! Weights repacked eight or sixteen rows at a time for the SIMD matrix-vector kernels.
 //!
 //! In ggml's row-major block layout every 32-value block needs its own float scaling
 //! per row and token, so integer work is a small part of the instruction stream. Here
-//! the blocks of eight consecutive rows are interleaved four bytes at a time, so one
-//! `vpdpbusd` (or, on AVX2, one `vpmaddubsw`) advances all eight rows by four values
-//! against four broadcast activation bytes, and the per-block scaling is one vector FMA for eight rows. Packing happens once
-//! at load; results equal the row-major kernels up to float summation order.
+//! the blocks of `G` consecutive rows are interleaved four bytes at a time, so one
+//! `vpdpbusd` (or, on AVX2, one `vpmaddubsw`) advances all `G` rows by four values
+//! against four broadcast activation bytes, and the per-block scaling is one vector FMA
+//! for `G` rows: eight rows fill a 256-bit register, sixteen a 512-bit one. Packing
+//! happens once at load; results equal the row-major kernels up to float summation order.
 
 use crate::quant::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
 use half::f16;
 
-/// Rows per packed group.
+/// Rows per packed group of the 256-bit kernels.
 pub const GROUP: usize = 8;
 
-/// One block column of eight Q4_1 rows: scales, minimums, and the sixteen nibble bytes
-/// of each row interleaved in 4-byte runs (`qs[j*32 + r*4 ..][..4]` = row `r`'s bytes
-/// `4j..4j+4`).
+/// Rows per packed group of the 512-bit kernels.
+pub const WIDE_GROUP: usize = 16;
+
+/// One block column of `G` Q4_1 rows: scales, minimums, and the sixteen nibble bytes of
+/// each row interleaved in 4-byte runs (`qs[j][r]` = row `r`'s bytes `4j..4j+4`).
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
-pub struct Q4_1x8 {
-    d: [f16; GROUP],
-    m: [f16; GROUP],
-    qs: [u8; 128],
+pub struct PackedQ4_1<const G: usize> {
+    d: [f16; G],
+    m: [f16; G],
+    qs: [[[u8; 4]; G]; 4],
 }
+
+/// Eight Q4_1 rows per group, for the 256-bit kernels (AVX2, AVX-512 VNNI on `ymm`).
+pub type Q4_1x8 = PackedQ4_1<GROUP>;
+
+/// Sixteen Q4_1 rows per group, for the 512-bit VNNI kernel.
+pub type Q4_1x16 = PackedQ4_1<WIDE_GROUP>;
 
 /// One block column of eight Q8_0 rows, values stored offset by +128 as unsigned bytes
 /// (`vpdpbusd` multiplies unsigned by signed; the offset is removed with the activation
@@ -34,23 +43,26 @@ pub struct Q8_0x8 {
     qs: [u8; 256],
 }
 
-/// Packs a `rows × nb`-block Q4_1 matrix (`rows` a multiple of 8), group-major.
-pub fn pack_q4_1(blocks: &[BlockQ4_1], rows: usize, nb: usize) -> Vec<Q4_1x8> {
-    let mut out = Vec::with_capacity(rows / GROUP * nb);
-    for g in 0..rows / GROUP {
+/// Packs a `rows × nb`-block Q4_1 matrix (`rows` a multiple of `G`), group-major.
+pub fn pack_q4_1<const G: usize>(
+    blocks: &[BlockQ4_1],
+    rows: usize,
+    nb: usize,
+) -> Vec<PackedQ4_1<G>> {
+    let mut out = Vec::with_capacity(rows / G * nb);
+    for g in 0..rows / G {
         for b in 0..nb {
-            let mut p = Q4_1x8 {
-                d: [f16::ZERO; GROUP],
-                m: [f16::ZERO; GROUP],
-                qs: [0; 128],
+            let mut p = PackedQ4_1 {
+                d: [f16::ZERO; G],
+                m: [f16::ZERO; G],
+                qs: [[[0; 4]; G]; 4],
             };
-            for r in 0..GROUP {
-                let src = &blocks[(g * GROUP + r) * nb + b];
+            for r in 0..G {
+                let src = &blocks[(g * G + r) * nb + b];
                 p.d[r] = src.d;
                 p.m[r] = src.m;
                 for j in 0..4 {
-                    p.qs[j * 32 + r * 4..j * 32 + r * 4 + 4]
-                        .copy_from_slice(&src.qs[j * 4..j * 4 + 4]);
+                    p.qs[j][r].copy_from_slice(&src.qs[j * 4..j * 4 + 4]);
                 }
             }
             out.push(p);
@@ -84,16 +96,20 @@ pub fn pack_q8_0(blocks: &[BlockQ8_0], rows: usize, nb: usize) -> Vec<Q8_0x8> {
 }
 
 /// Row `r` of a packed Q4_1 matrix as f32 (for embedding lookups).
-pub fn unpack_row_q4_1(packed: &[Q4_1x8], nb: usize, r: usize, out: &mut [f32]) {
-    let (g, lane) = (r / GROUP, r % GROUP);
+pub fn unpack_row_q4_1<const G: usize>(
+    packed: &[PackedQ4_1<G>],
+    nb: usize,
+    r: usize,
+    out: &mut [f32],
+) {
+    let (g, lane) = (r / G, r % G);
     for (b, o) in packed[g * nb..(g + 1) * nb]
         .iter()
         .zip(out.chunks_exact_mut(32))
     {
         let (d, m) = (b.d[lane].to_f32(), b.m[lane].to_f32());
         for j in 0..4 {
-            for k in 0..4 {
-                let byte = b.qs[j * 32 + lane * 4 + k];
+            for (k, &byte) in b.qs[j][lane].iter().enumerate() {
                 o[j * 4 + k] = (byte & 0xF) as f32 * d + m;
                 o[j * 4 + k + 16] = (byte >> 4) as f32 * d + m;
             }
@@ -122,6 +138,11 @@ pub fn available() -> bool {
     crate::isa::avx2()
 }
 
+/// True when the sixteen-row, 512-bit kernel can run here (the AVX-512 VNNI tier).
+pub fn wide_available() -> bool {
+    crate::isa::isa() >= crate::isa::Isa::Avx512Vnni
+}
+
 /// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_1 matrix;
 /// `scales[k][b]` is activation block `b`'s `[d, s]` as f32 ([`q8_1_scales`]).
 ///
@@ -142,6 +163,21 @@ pub unsafe fn gemv_q4_1x8<const N: usize>(
     } else {
         x86::avx2::gemv_q4_1x8(w, acts, scales, out)
     }
+}
+
+/// [`gemv_q4_1x8`] for sixteen-row groups on 512-bit registers: the same integer sums
+/// and float operations per row, so bit-identical to it.
+///
+/// # Safety
+/// Requires [`wide_available`]; every `acts[k]` and `scales[k]` holds at least `w.len()` blocks.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn gemv_q4_1x16<const N: usize>(
+    w: &[Q4_1x16],
+    acts: &[&[BlockQ8_1]],
+    scales: &[&[[f32; 2]]],
+    out: &mut [[f32; WIDE_GROUP]; N],
+) {
+    x86::gemv_q4_1x16_vnni512(w, acts, scales, out)
 }
 
 /// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q8_0 matrix;
@@ -234,6 +270,54 @@ mod x86 {
         _mm256_add_epi32(s0, s1)
     }
 
+    /// The Q4_1 kernel on sixteen rows per 512-bit register: `vpdpbusd` in two chains as
+    /// [`q4_sum_vnni`], and the same per-lane float operations as the 256-bit kernels.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub unsafe fn gemv_q4_1x16_vnni512<const N: usize>(
+        w: &[super::Q4_1x16],
+        acts: &[&[crate::quant::BlockQ8_1]],
+        scales: &[&[[f32; 2]]],
+        out: &mut [[f32; super::WIDE_GROUP]; N],
+    ) {
+        let mut acc = [_mm512_setzero_ps(); N];
+        let mask = _mm512_set1_epi8(0xF);
+        for (b, wb) in w.iter().enumerate() {
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(wb.d.as_ptr() as *const __m256i));
+            let mw = _mm512_cvtph_ps(_mm256_loadu_si256(wb.m.as_ptr() as *const __m256i));
+            let mut lo = [_mm512_setzero_si512(); 4];
+            let mut hi = [_mm512_setzero_si512(); 4];
+            for j in 0..4 {
+                let v = _mm512_loadu_si512(wb.qs[j].as_ptr() as *const __m512i);
+                lo[j] = _mm512_and_si512(v, mask);
+                hi[j] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
+            }
+            for (k, acc_k) in acc.iter_mut().enumerate() {
+                let q = acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
+                let [ad, asum] = *scales.get_unchecked(k).get_unchecked(b);
+                let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                for j in 0..4 {
+                    s0 = _mm512_dpbusd_epi32(
+                        s0,
+                        lo[j],
+                        _mm512_set1_epi32(q.add(j).read_unaligned()),
+                    );
+                    s1 = _mm512_dpbusd_epi32(
+                        s1,
+                        hi[j],
+                        _mm512_set1_epi32(q.add(j + 4).read_unaligned()),
+                    );
+                }
+                let s = _mm512_add_epi32(s0, s1);
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(ad));
+                *acc_k = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, *acc_k);
+                *acc_k = _mm512_fmadd_ps(mw, _mm512_set1_ps(asum), *acc_k);
+            }
+        }
+        for k in 0..N {
+            _mm512_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+        }
+    }
+
     macro_rules! kernels {
         ($tier:ident, $features:literal, $q4_sum:ident, $q8_sum:ident) => {
             pub mod $tier {
@@ -257,8 +341,7 @@ mod x86 {
                         let mut lo = [_mm256_setzero_si256(); 4];
                         let mut hi = [_mm256_setzero_si256(); 4];
                         for j in 0..4 {
-                            let v =
-                                _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
+                            let v = _mm256_loadu_si256(wb.qs[j].as_ptr() as *const __m256i);
                             lo[j] = _mm256_and_si256(v, mask);
                             hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
                         }
@@ -423,5 +506,55 @@ mod tests {
             bits(run!(avx2, gemv_q8_0x8, &p80, &y80, &t80)),
             bits(run!(vnni, gemv_q8_0x8, &p80, &y80, &t80))
         );
+    }
+
+    /// The sixteen-row 512-bit kernel and the eight-row one compute each row with the
+    /// same integer sums and float operations: bit-identical, for every token count.
+    #[test]
+    fn sixteen_row_kernel_equals_two_eight_row_groups_bit_for_bit() {
+        if !wide_available() {
+            return;
+        }
+        let (rows, nb) = (32, 9);
+        let w = quantize_weight_q4_1(&random(7, rows * nb * 32));
+        let (p8, p16) = (
+            pack_q4_1::<GROUP>(&w, rows, nb),
+            pack_q4_1::<WIDE_GROUP>(&w, rows, nb),
+        );
+        let q: Vec<Vec<BlockQ8_1>> = (0..4)
+            .map(|k| {
+                let mut q = vec![BlockQ8_1::default(); nb];
+                quantize_q8_1(&random(20 + k, nb * 32), &mut q);
+                q
+            })
+            .collect();
+        let s: Vec<Vec<[f32; 2]>> = q.iter().map(|q| q8_1_scales(q)).collect();
+        let ys: Vec<&[BlockQ8_1]> = q.iter().map(Vec::as_slice).collect();
+        let ss: Vec<&[[f32; 2]]> = s.iter().map(Vec::as_slice).collect();
+        for g16 in 0..rows / WIDE_GROUP {
+            let mut wide = [[0.0; WIDE_GROUP]; 4];
+            unsafe { gemv_q4_1x16::<4>(&p16[g16 * nb..(g16 + 1) * nb], &ys, &ss, &mut wide) };
+            for half in 0..2 {
+                let g8 = 2 * g16 + half;
+                let mut narrow = [[0.0; GROUP]; 4];
+                unsafe { gemv_q4_1x8::<4>(&p8[g8 * nb..(g8 + 1) * nb], &ys, &ss, &mut narrow) };
+                for k in 0..4 {
+                    for r in 0..GROUP {
+                        assert_eq!(
+                            wide[k][half * GROUP + r].to_bits(),
+                            narrow[k][r].to_bits(),
+                            "group {g16} token {k} row {}",
+                            half * GROUP + r
+                        );
+                    }
+                }
+            }
+        }
+        let (mut a, mut b) = (vec![0.0; nb * 32], vec![0.0; nb * 32]);
+        for r in [0, 15, 16, 31] {
+            unpack_row_q4_1(&p8, nb, r, &mut a);
+            unpack_row_q4_1(&p16, nb, r, &mut b);
+            assert_eq!(a, b, "row {r}");
+        }
     }
 }

@@ -1,0 +1,245 @@
+//! `corvid bench kernels`: the matmul kernels against the machine's own limits.
+//!
+//! It measures the int8 multiply-accumulate peak of the active tier's instruction (per
+//! core and on all cores) and streaming read bandwidth, then times every weight format's
+//! `QMatrix::matmul` on the default model's matrix shapes at several token counts `m`,
+//! and prints each as a fraction of the limit that applies: bandwidth at m = 1 (each
+//! weight byte is read once per step), compute at large m.
+
+use anyhow::bail;
+use clap::Args;
+use corvid_kernels::isa::{isa, Isa};
+use corvid_kernels::matmul::{QMatrix, WeightData};
+use corvid_kernels::peak;
+use corvid_kernels::quant::quantize::{
+    quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q8_0,
+};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Options of `corvid bench kernels`.
+#[derive(Clone, Debug, Args)]
+pub struct KernelsArgs {
+    /// Token counts (rows of the activation matrix) to time the GEMM at.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
+    pub m: Vec<usize>,
+    /// Weight formats to time (q4_0, q4_1, q8_0, q4_k).
+    #[arg(long, value_delimiter = ',', default_value = "q4_1,q8_0,q4_0,q4_k")]
+    pub formats: Vec<String>,
+    /// Least time spent per measurement; the best of its repetitions is reported.
+    #[arg(long, default_value = "0.5")]
+    pub seconds: f64,
+    /// Write the results as JSON here as well.
+    #[arg(long)]
+    pub result_json: Option<std::path::PathBuf>,
+}
+
+/// The default model's (SmolLM2-135M) matrices, `(rows, cols)`: one layer's q, k, v, o,
+/// gate, up and down projections. There are 30 layers, then the tied output head.
+const LAYER: [(usize, usize); 7] = [
+    (576, 576),
+    (192, 576),
+    (192, 576),
+    (576, 576),
+    (1536, 576),
+    (1536, 576),
+    (576, 1536),
+];
+const LAYERS: usize = 30;
+const OUTPUT: (usize, usize) = (49152, 576);
+
+/// One GEMM measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct GemmResult {
+    /// Weight format, as `QMatrix::format` names it.
+    pub format: String,
+    /// Tokens.
+    pub m: usize,
+    /// Multiply-accumulates of one forward's matrices (30 layers + output head).
+    pub macs: u64,
+    /// Weight bytes one forward reads.
+    pub weight_bytes: u64,
+    /// Best time for one forward's matrices.
+    pub seconds: f64,
+    /// Achieved rate.
+    pub gmacs: f64,
+    /// Weight bytes per second.
+    pub gbytes_per_s: f64,
+    /// Achieved / measured all-core int8 peak.
+    pub of_compute_peak: f64,
+    /// Achieved weight bandwidth / measured read bandwidth.
+    pub of_bandwidth: f64,
+}
+
+/// All of a `corvid bench kernels` run.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelsReport {
+    /// The tier the kernels ran on.
+    pub tier: String,
+    /// Threads used for the all-core figures and the GEMMs.
+    pub threads: usize,
+    /// int8 MAC/s of one core with the tier's kernel instruction sequence (256-bit).
+    pub peak_gmacs_per_core: f64,
+    /// The same on all cores.
+    pub peak_gmacs: f64,
+    /// On AVX-512 machines: the 512-bit `vpdpbusd` peak on all cores, for reference
+    /// (the kernels use 256-bit registers).
+    pub peak_gmacs_512: Option<f64>,
+    /// Streaming read bandwidth on all cores, GB/s.
+    pub read_gbytes_per_s: f64,
+    /// The GEMMs.
+    pub gemm: Vec<GemmResult>,
+}
+
+/// Best time of `f` over repetitions filling at least `budget`.
+fn best_of(budget: Duration, mut f: impl FnMut()) -> f64 {
+    f(); // warm caches and the thread pool
+    let (start, mut best) = (Instant::now(), f64::MAX);
+    while start.elapsed() < budget || best == f64::MAX {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// int8 MAC/s of `tier`'s loop, on one thread or on every rayon thread at once.
+fn int8_peak(tier: Isa, wide: bool, all_cores: bool, budget: Duration) -> f64 {
+    const ITERS: u64 = 2_000_000;
+    let threads = if all_cores {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let secs = best_of(budget, || {
+        let x: i32 = (0..threads)
+            .into_par_iter()
+            .map(|_| peak::int8_macs(tier, wide, ITERS))
+            .sum();
+        std::hint::black_box(x);
+    });
+    (threads as u64 * ITERS * peak::int8_macs_per_iter(tier, wide)) as f64 / secs / 1e9
+}
+
+/// Streaming read bandwidth over a buffer far larger than the caches, all threads.
+fn read_bandwidth(budget: Duration) -> f64 {
+    let buf = vec![1u64; 64 << 20]; // 512 MiB
+    let chunk = buf.len() / rayon::current_num_threads();
+    let secs = best_of(budget, || {
+        let x: u64 = buf.par_chunks(chunk).map(peak::stream_read).sum();
+        std::hint::black_box(x);
+    });
+    (buf.len() * 8) as f64 / secs / 1e9
+}
+
+/// A random `rows × cols` matrix in `format`, packed for this CPU as the loader does.
+fn matrix(format: &str, rows: usize, cols: usize) -> anyhow::Result<QMatrix> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (rows * 31 + cols) as u64;
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    let data = match format {
+        "q4_0" => WeightData::Q4_0(quantize_weight_q4_0(&w)),
+        "q4_1" => WeightData::Q4_1(quantize_weight_q4_1(&w)),
+        "q8_0" => WeightData::Q8_0(quantize_weight_q8_0(&w)),
+        "q4_k" => WeightData::Q4K(quantize_weight_q4_k(&w)),
+        other => bail!("unknown weight format {other:?} (q4_0, q4_1, q8_0, q4_k)"),
+    };
+    Ok(QMatrix { rows, cols, data }.packed_for_cpu())
+}
+
+/// Runs the benchmark and prints its tables.
+pub fn run(args: KernelsArgs) -> anyhow::Result<()> {
+    let tier = isa();
+    let budget = Duration::from_secs_f64(args.seconds);
+    let threads = rayon::current_num_threads();
+    if tier == Isa::Portable {
+        bail!("the portable tier has no int8 instruction to measure a peak of; run with CORVID_ISA=avx2 or higher");
+    }
+    let peak_core = int8_peak(tier, false, false, budget);
+    let peak_all = int8_peak(tier, false, true, budget);
+    let peak_512 = (tier == Isa::Avx512Vnni).then(|| int8_peak(tier, true, true, budget));
+    let bandwidth = read_bandwidth(budget);
+    println!("kernel tier {tier}, {threads} threads");
+    println!(
+        "int8 peak: {peak_core:.1} GMAC/s per core, {peak_all:.1} GMAC/s on all cores (256-bit)"
+    );
+    if let Some(p) = peak_512 {
+        println!(
+            "           {p:.1} GMAC/s on all cores with 512-bit vpdpbusd (not used by the kernels)"
+        );
+    }
+    println!("read bandwidth: {bandwidth:.1} GB/s on all cores");
+    println!();
+    println!(
+        "{:<18} {:>4} {:>10} {:>9} {:>9} {:>8} {:>8}",
+        "format", "m", "ms/fwd", "GMAC/s", "GB/s", "%peak", "%bw"
+    );
+    let mut gemm = Vec::new();
+    for format in &args.formats {
+        // Every matrix of a forward, distinct, so m = 1 streams them from memory as decode
+        // does instead of re-reading one matrix from cache.
+        let shapes = (0..LAYERS).flat_map(|_| LAYER).chain([OUTPUT]);
+        let mats: Vec<QMatrix> = shapes
+            .map(|(rows, cols)| matrix(format, rows, cols))
+            .collect::<anyhow::Result<_>>()?;
+        let macs_per_token: u64 = mats.iter().map(|w| (w.rows * w.cols) as u64).sum();
+        let bytes: u64 = mats.iter().map(|w| w.nbytes() as u64).sum();
+        for &m in &args.m {
+            let widest = mats.iter().map(|w| w.rows.max(w.cols)).max().unwrap_or(0);
+            let x: Vec<f32> = (0..m * widest)
+                .map(|i| ((i % 97) as f32 - 48.0) / 50.0)
+                .collect();
+            let mut out = vec![0.0f32; m * widest];
+            let secs = best_of(budget, || {
+                for w in &mats {
+                    w.matmul(&x[..m * w.cols], &mut out[..m * w.rows]);
+                }
+            });
+            let macs = macs_per_token * m as u64;
+            let gmacs = macs as f64 / secs / 1e9;
+            let gbs = bytes as f64 / secs / 1e9;
+            let r = GemmResult {
+                format: mats[0].format().to_string(),
+                m,
+                macs,
+                weight_bytes: bytes,
+                seconds: secs,
+                gmacs,
+                gbytes_per_s: gbs,
+                of_compute_peak: gmacs / peak_all,
+                of_bandwidth: gbs / bandwidth,
+            };
+            println!(
+                "{:<18} {:>4} {:>10.2} {:>9.1} {:>9.2} {:>7.1}% {:>7.1}%",
+                r.format,
+                m,
+                secs * 1e3,
+                gmacs,
+                gbs,
+                100.0 * r.of_compute_peak,
+                100.0 * r.of_bandwidth
+            );
+            gemm.push(r);
+        }
+    }
+    let report = KernelsReport {
+        tier: tier.to_string(),
+        threads,
+        peak_gmacs_per_core: peak_core,
+        peak_gmacs: peak_all,
+        peak_gmacs_512: peak_512,
+        read_gbytes_per_s: bandwidth,
+        gemm,
+    };
+    if let Some(path) = &args.result_json {
+        crate::write_json(path, &report)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The machine's own limits, measured the way the kernels would meet them: the int8
+//! multiply-accumulate peak of a tier's instruction, and streaming read bandwidth.
+//! `corvid bench kernels` reports each GEMM as a fraction of these.
+
+use crate::isa::Isa;
+use std::hint::black_box;
+
+/// Multiply-accumulates of int8 pairs done by [`int8_macs`] for `iters` iterations at `tier`
+/// (what its loop body computes, for turning a time into MAC/s).
+pub fn int8_macs_per_iter(tier: Isa, wide: bool) -> u64 {
+    match (tier, wide) {
+        (Isa::Portable, _) => 0,
+        // 8 independent chains x 32 byte pairs (ymm) or 64 (zmm).
+        (Isa::Avx512Vnni, true) => 8 * 64,
+        _ => 8 * 32,
+    }
+}
+
+/// Runs `iters` iterations of the tier's int8 multiply-accumulate in eight independent
+/// chains (enough to cover the instructions' latency) and returns a value that depends
+/// on all of them. `wide` uses 512-bit registers on the AVX-512 tier.
+///
+/// The AVX2 loop is ggml's and the packed kernels' sequence: `vpmaddubsw` (u8 x i8 pairs
+/// to i16), `vpmaddwd` with ones (to i32), `vpaddd`. The VNNI loop is one `vpdpbusd`.
+/// Returns 0 for the portable tier, which has no such instruction.
+pub fn int8_macs(tier: Isa, wide: bool, iters: u64) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: each loop runs only at a tier the CPU supports (callers pass a tier from
+    // `Isa::supported`, checked again here).
+    unsafe {
+        assert!(tier <= Isa::detect(), "tier {tier} not supported here");
+        match (tier, wide) {
+            (Isa::Avx512Vnni, true) => x86::vnni512(iters),
+            (Isa::Avx512Vnni, false) => x86::vnni256(iters),
+            (Isa::Avx2, _) => x86::avx2(iters),
+            (Isa::Portable, _) => 0,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (tier, wide, iters);
+        0
+    }
+}
+
+/// Reads `buf` once, 64 bytes at a time, and returns a checksum (so the reads happen).
+/// Bandwidth = `buf.len()` / time; split `buf` across threads for the machine's total.
+pub fn stream_read(buf: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    for chunk in buf.chunks_exact(8) {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a ^= v;
+        }
+    }
+    black_box(acc.iter().fold(0, |a, &b| a ^ b))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! Each step is inline assembly, so the compiler can neither fold the loop-invariant
+    //! products into one multiplication nor drop them; only the accumulate is a chain.
+
+    use std::arch::asm;
+    use std::arch::x86_64::*;
+
+    macro_rules! chains {
+        ($ty:ty, $zero:expr, $iters:expr, $step:ident, $fold:expr) => {{
+            let mut acc: [$ty; 8] = [$zero; 8];
+            for _ in 0..$iters {
+                for a in acc.iter_mut() {
+                    $step(a);
+                }
+            }
+            acc.iter().fold(0, |s, &a| s ^ $fold(a))
+        }};
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn avx2(iters: u64) -> i32 {
+        let (w, x, ones) = (
+            _mm256_set1_epi8(3),
+            _mm256_set1_epi8(-5),
+            _mm256_set1_epi16(1),
+        );
+        let step = |a: &mut __m256i| {
+            asm!(
+                "vpmaddubsw {t}, {w}, {x}",
+                "vpmaddwd {t}, {t}, {ones}",
+                "vpaddd {a}, {a}, {t}",
+                a = inout(ymm_reg) *a,
+                t = out(ymm_reg) _,
+                w = in(ymm_reg) w,
+                x = in(ymm_reg) x,
+                ones = in(ymm_reg) ones,
+                options(pure, nomem, nostack)
+            )
+        };
+        chains!(__m256i, _mm256_setzero_si256(), iters, step, |a| {
+            _mm256_extract_epi32::<0>(a)
+        })
+    }
+
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    pub unsafe fn vnni256(iters: u64) -> i32 {
+        let (w, x) = (_mm256_set1_epi8(3), _mm256_set1_epi8(-5));
+        let step = |a: &mut __m256i| {
+            asm!(
+                "vpdpbusd {a}, {w}, {x}",
+                a = inout(ymm_reg) *a,
+                w = in(ymm_reg) w,
+                x = in(ymm_reg) x,
+                options(pure, nomem, nostack)
+            )
+        };
+        chains!(__m256i, _mm256_setzero_si256(), iters, step, |a| {
+            _mm256_extract_epi32::<0>(a)
+        })
+    }
+
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn vnni512(iters: u64) -> i32 {
+        let (w, x) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-5));
+        let step = |a: &mut __m512i| {
+            asm!(
+                "vpdpbusd {a}, {w}, {x}",
+                a = inout(zmm_reg) *a,
+                w = in(zmm_reg) w,
+                x = in(zmm_reg) x,
+                options(pure, nomem, nostack)
+            )
+        };
+        chains!(__m512i, _mm512_setzero_si512(), iters, step, |a| {
+            _mm_cvtsi128_si32(_mm512_castsi512_si128(a))
+        })
+    }
+}
