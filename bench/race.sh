@@ -45,7 +45,7 @@ start_system() {
       ;;
     llama-server)
       [ -x "$LLAMA_BIN/llama-server" ] || { echo "no llama-server in $LLAMA_BIN" >&2; return 1; }
-      "$LLAMA_BIN/llama-server" -m "$GGUF" -t "$THREADS" -np "$NP" -c "$CTX" --cont-batching \
+      "$LLAMA_BIN/llama-server" -m "$GGUF" -t "$THREADS" -np "$NP" -c "$CTX" --cont-batching $LLAMA_ARGS \
         --host 127.0.0.1 --port "$PORT" --alias smollm2 >>"$log" 2>&1 &
       ;;
     llama-cpp-python)

@@ -6,7 +6,8 @@
 #   llama-bench -p 128 -n 128                    (each llama.cpp build given)
 # for TIERS (default: the best tier and avx2), alternating systems so drift hits all alike.
 # Env: TIERS="avx512vnni avx2", REPS (default 3), LLAMA_BUILDS="native=DIR avx2=DIR" (llama.cpp
-# bin folders; default: native = $LLAMA_BIN), OFFLINE_PROMPTS (default 64).
+# bin folders; default: native = $LLAMA_BIN), OFFLINE_PROMPTS (default 64), LLAMA_BENCH_ARGS
+# (extra llama-bench flags per build, e.g. "native=--repack 0").
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 REPS="${REPS:-3}"
@@ -22,7 +23,10 @@ for build in $LLAMA_BUILDS; do
   name="${build%%=*}" dir="${build#*=}"
   if [ -x "$dir/llama-bench" ]; then
     echo "== llama-bench ($name build)"
-    timeout 900 "$dir/llama-bench" -m "$GGUF" -t "$THREADS" -p 128 -n 128 -r "$REPS" -o json \
+    extra=""
+    case "${LLAMA_BENCH_ARGS:-}" in *"$name="*) extra="${LLAMA_BENCH_ARGS#*"$name="}"; extra="${extra%%;*}";; esac
+    # shellcheck disable=SC2086
+    timeout 900 "$dir/llama-bench" -m "$GGUF" -t "$THREADS" -p 128 -n 128 -r "$REPS" -o json $extra \
       > "$RAW/llama-bench-$name.json"
   else
     echo "llama-bench not found in $dir (build it with shared/peers/llama-server.sh)" >&2
