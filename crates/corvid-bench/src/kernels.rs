@@ -14,6 +14,8 @@ use corvid_kernels::peak;
 use corvid_kernels::quant::quantize::{
     quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q8_0,
 };
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -136,15 +138,8 @@ fn read_bandwidth(budget: Duration) -> f64 {
 
 /// A random `rows × cols` matrix in `format`, packed for this CPU as the loader does.
 fn matrix(format: &str, rows: usize, cols: usize) -> anyhow::Result<QMatrix> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (rows * 31 + cols) as u64;
-    let w: Vec<f32> = (0..rows * cols)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect();
+    let mut rng = StdRng::seed_from_u64((rows * 31 + cols) as u64);
+    let w: Vec<f32> = (0..rows * cols).map(|_| rng.gen_range(-0.5..0.5)).collect();
     let data = match format {
         "q4_0" => WeightData::Q4_0(quantize_weight_q4_0(&w)),
         "q4_1" => WeightData::Q4_1(quantize_weight_q4_1(&w)),

@@ -137,6 +137,12 @@ pub fn avx2() -> bool {
     isa() >= Isa::Avx2
 }
 
+/// True when the AVX-512 VNNI kernels (`vpdpbusd`, 256- and 512-bit) may run.
+#[inline]
+pub fn vnni() -> bool {
+    isa() >= Isa::Avx512Vnni
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -140,7 +140,7 @@ pub fn available() -> bool {
 
 /// True when the sixteen-row, 512-bit kernel can run here (the AVX-512 VNNI tier).
 pub fn wide_available() -> bool {
-    crate::isa::isa() >= crate::isa::Isa::Avx512Vnni
+    crate::isa::vnni()
 }
 
 /// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_1 matrix;
@@ -158,7 +158,7 @@ pub unsafe fn gemv_q4_1x8<const N: usize>(
     scales: &[&[[f32; 2]]],
     out: &mut [[f32; GROUP]; N],
 ) {
-    if crate::isa::isa() >= crate::isa::Isa::Avx512Vnni {
+    if crate::isa::vnni() {
         x86::vnni::gemv_q4_1x8(w, acts, scales, out)
     } else {
         x86::avx2::gemv_q4_1x8(w, acts, scales, out)
@@ -193,7 +193,7 @@ pub unsafe fn gemv_q8_0x8<const N: usize>(
     scales: &[&[(f32, i32)]],
     out: &mut [[f32; GROUP]; N],
 ) {
-    if crate::isa::isa() >= crate::isa::Isa::Avx512Vnni {
+    if crate::isa::vnni() {
         x86::vnni::gemv_q8_0x8(w, acts, scales, out)
     } else {
         x86::avx2::gemv_q8_0x8(w, acts, scales, out)
@@ -253,7 +253,8 @@ mod x86 {
 
     /// AVX2 core for +128-offset bytes: the byte XOR 0x80 is the signed weight; ggml's
     /// `|w| · sign(a, w)` trick keeps `vpmaddubsw` exact (pairs ≤ 32,512), and each
-    /// pair sum widens to i32 before adding.
+    /// pair sum widens to i32 before adding. Signed weights give `Σ w·a` directly, so
+    /// the VNNI core's offset correction is not needed here.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q8_sum_avx2(wv: &[__m256i; 8], q: *const i32, _offset: i32) -> __m256i {
