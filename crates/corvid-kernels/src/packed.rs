@@ -8,6 +8,8 @@
 //! for `G` rows: eight rows fill a 256-bit register, sixteen a 512-bit one. Packing
 //! happens once at load; results equal the row-major kernels up to float summation order.
 
+#[cfg(target_arch = "x86_64")]
+use crate::isa::Isa;
 use crate::quant::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
 use half::f16;
 
@@ -158,10 +160,10 @@ pub unsafe fn gemv_q4_1x8<const N: usize>(
     scales: &[&[[f32; 2]]],
     out: &mut [[f32; GROUP]; N],
 ) {
-    if crate::isa::vnni() {
-        x86::vnni::gemv_q4_1x8(w, acts, scales, out)
-    } else {
-        x86::avx2::gemv_q4_1x8(w, acts, scales, out)
+    match crate::isa::isa() {
+        Isa::Avx512Vnni => x86::vnni::gemv_q4_1x8(w, acts, scales, out),
+        Isa::AvxVnni => x86::avxvnni::gemv_q4_1x8(w, acts, scales, out),
+        _ => x86::avx2::gemv_q4_1x8(w, acts, scales, out),
     }
 }
 
@@ -193,10 +195,10 @@ pub unsafe fn gemv_q8_0x8<const N: usize>(
     scales: &[&[(f32, i32)]],
     out: &mut [[f32; GROUP]; N],
 ) {
-    if crate::isa::vnni() {
-        x86::vnni::gemv_q8_0x8(w, acts, scales, out)
-    } else {
-        x86::avx2::gemv_q8_0x8(w, acts, scales, out)
+    match crate::isa::isa() {
+        Isa::Avx512Vnni => x86::vnni::gemv_q8_0x8(w, acts, scales, out),
+        Isa::AvxVnni => x86::avxvnni::gemv_q8_0x8(w, acts, scales, out),
+        _ => x86::avx2::gemv_q8_0x8(w, acts, scales, out),
     }
 }
 
@@ -208,67 +210,112 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    /// VNNI core for nibbles: `vpdpbusd` in two independent chains (low and high nibbles).
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    unsafe fn q4_sum_vnni(lo: &[__m256i; 4], hi: &[__m256i; 4], q: *const i32) -> __m256i {
-        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        for j in 0..4 {
-            s0 = _mm256_dpbusd_epi32(s0, lo[j], _mm256_set1_epi32(q.add(j).read_unaligned()));
-            s1 = _mm256_dpbusd_epi32(s1, hi[j], _mm256_set1_epi32(q.add(j + 4).read_unaligned()));
-        }
-        _mm256_add_epi32(s0, s1)
-    }
-
-    /// AVX2 core for nibbles: `vpmaddubsw` pairs summed in i16 (eight products of a
-    /// nibble and an i8 stay within ±30,720), then one `vpmaddwd` to i32 per row.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4_sum_avx2(lo: &[__m256i; 4], hi: &[__m256i; 4], q: *const i32) -> __m256i {
-        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        for j in 0..4 {
-            let a = _mm256_set1_epi32(q.add(j).read_unaligned());
-            let b = _mm256_set1_epi32(q.add(j + 4).read_unaligned());
-            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(lo[j], a));
-            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(hi[j], b));
-        }
-        _mm256_madd_epi16(_mm256_add_epi16(s0, s1), _mm256_set1_epi16(1))
-    }
-
-    /// VNNI core for +128-offset bytes: `Σ (w + 128)·a + offset`, with `offset = −128·Σa`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512vnni,avx512vl")]
-    unsafe fn q8_sum_vnni(wv: &[__m256i; 8], q: *const i32, offset: i32) -> __m256i {
-        let (mut s0, mut s1) = (_mm256_set1_epi32(offset), _mm256_setzero_si256());
-        for j in 0..4 {
-            let (a0, a1) = (
-                q.add(2 * j).read_unaligned(),
-                q.add(2 * j + 1).read_unaligned(),
-            );
-            s0 = _mm256_dpbusd_epi32(s0, wv[2 * j], _mm256_set1_epi32(a0));
-            s1 = _mm256_dpbusd_epi32(s1, wv[2 * j + 1], _mm256_set1_epi32(a1));
-        }
-        _mm256_add_epi32(s0, s1)
-    }
-
-    /// AVX2 core for +128-offset bytes: the byte XOR 0x80 is the signed weight; ggml's
-    /// `|w| · sign(a, w)` trick keeps `vpmaddubsw` exact (pairs ≤ 32,512), and each
-    /// pair sum widens to i32 before adding. Signed weights give `Σ w·a` directly, so
-    /// the VNNI core's offset correction is not needed here.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q8_sum_avx2(wv: &[__m256i; 8], q: *const i32, _offset: i32) -> __m256i {
-        let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        let (flip, ones) = (_mm256_set1_epi8(-128), _mm256_set1_epi16(1));
-        for j in 0..4 {
-            for (s, v) in [(&mut s0, 2 * j), (&mut s1, 2 * j + 1)] {
-                let w = _mm256_xor_si256(wv[v], flip);
-                let a = _mm256_sign_epi8(_mm256_set1_epi32(q.add(v).read_unaligned()), w);
-                let p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), a);
-                *s = _mm256_add_epi32(*s, _mm256_madd_epi16(p, ones));
+    /// The `vpdpbusd` steps of a VNNI tier, named `$q4` and `$q8`, for one encoding of
+    /// the instruction (EVEX under AVX-512 VL, VEX under AVX-VNNI: same results).
+    macro_rules! vnni_steps {
+        ($q4:ident, $q8:ident, $features:literal, $dpbusd:ident) => {
+            /// VNNI step for nibbles: adds one token's products of 4-byte column `j` (low
+            /// nibbles against activation bytes `4j..4j+4`, high against `16+4j..`) per
+            /// row lane.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn $q4(
+                s: __m256i,
+                lo: __m256i,
+                hi: __m256i,
+                q: *const i32,
+                j: usize,
+            ) -> __m256i {
+                let s = $dpbusd(s, lo, _mm256_set1_epi32(q.add(j).read_unaligned()));
+                $dpbusd(s, hi, _mm256_set1_epi32(q.add(j + 4).read_unaligned()))
             }
-        }
-        _mm256_add_epi32(s0, s1)
+
+            /// VNNI Q8_0 step: `Σ (w + 128)·a`, on top of `−128·Σa` from [`q8_start_vnni`].
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn $q8(s: __m256i, (w, _): (__m256i, __m256i), a: i32) -> __m256i {
+                $dpbusd(s, w, _mm256_set1_epi32(a))
+            }
+        };
+    }
+
+    vnni_steps!(
+        q4_step_vnni,
+        q8_step_vnni,
+        "avx2,fma,f16c,avx512vnni,avx512vl",
+        _mm256_dpbusd_epi32
+    );
+    vnni_steps!(
+        q4_step_avxvnni,
+        q8_step_avxvnni,
+        "avx2,fma,f16c,avxvnni",
+        _mm256_dpbusd_avx_epi32
+    );
+
+    /// AVX2 step for nibbles: `vpmaddubsw` pairs summed in i16 (the eight products of a
+    /// nibble and an i8 that one block adds per lane stay within ±30,720).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_step_avx2(
+        s: __m256i,
+        lo: __m256i,
+        hi: __m256i,
+        q: *const i32,
+        j: usize,
+    ) -> __m256i {
+        let a = _mm256_maddubs_epi16(lo, _mm256_set1_epi32(q.add(j).read_unaligned()));
+        let b = _mm256_maddubs_epi16(hi, _mm256_set1_epi32(q.add(j + 4).read_unaligned()));
+        _mm256_add_epi16(s, _mm256_add_epi16(a, b))
+    }
+
+    /// A VNNI block sum is already i32 per lane.
+    #[inline(always)]
+    unsafe fn q4_widen_vnni(s: __m256i) -> __m256i {
+        s
+    }
+
+    /// An AVX2 block sum widens from i16 pairs to i32 per lane with one `vpmaddwd`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_widen_avx2(s: __m256i) -> __m256i {
+        _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+    }
+
+    /// VNNI form of a packed Q8_0 column: the +128-offset bytes as they are (the block's
+    /// sum starts at the offset correction instead).
+    #[inline(always)]
+    unsafe fn q8_prep_vnni(w: __m256i) -> (__m256i, __m256i) {
+        (w, w)
+    }
+
+    /// AVX2 form of a packed Q8_0 column: XOR 0x80 gives the signed weight `w`; ggml's
+    /// `|w| · sign(a, w)` keeps `vpmaddubsw` exact (pairs ≤ 32,512). Computed once per
+    /// column for all tokens.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q8_prep_avx2(w: __m256i) -> (__m256i, __m256i) {
+        let w = _mm256_xor_si256(w, _mm256_set1_epi8(-128));
+        (_mm256_abs_epi8(w), w)
+    }
+
+    /// AVX2 Q8_0 step: signed weights give `Σ w·a` directly, each pair sum widened to i32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q8_step_avx2(s: __m256i, (abs, w): (__m256i, __m256i), a: i32) -> __m256i {
+        let p = _mm256_maddubs_epi16(abs, _mm256_sign_epi8(_mm256_set1_epi32(a), w));
+        _mm256_add_epi32(s, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+    }
+
+    /// A VNNI Q8_0 block sum starts at the +128 offset's correction.
+    #[inline(always)]
+    unsafe fn q8_start_vnni(offset: i32) -> __m256i {
+        _mm256_set1_epi32(offset)
+    }
+
+    /// An AVX2 Q8_0 block sum needs no correction (its weights are signed).
+    #[inline(always)]
+    unsafe fn q8_start_avx2(_offset: i32) -> __m256i {
+        _mm256_setzero_si256()
     }
 
     /// The Q4_1 kernel on sixteen rows per 512-bit register: `vpdpbusd` in two chains as
@@ -319,11 +366,18 @@ mod x86 {
         }
     }
 
+    /// Stamps out the 256-bit kernels of one tier from its steps. Both kernels walk a
+    /// block column by column and, for each column, every token (`N` accumulators), so
+    /// a column is unpacked once for all tokens and only two weight vectors are live:
+    /// with `N` = 4 the AVX2 tier's sixteen registers hold everything without spills.
+    /// Above two tokens the column count is hidden from the optimizer
+    /// ([`std::hint::black_box`]): fully unrolled, LLVM reorders the steps token by token
+    /// and spills every column.
     macro_rules! kernels {
-        ($tier:ident, $features:literal, $q4_sum:ident, $q8_sum:ident) => {
+        ($tier:ident, $features:literal, $q4:ident, $widen:ident, $q8_start:ident, $q8_prep:ident, $q8:ident) => {
             pub mod $tier {
                 use super::super::{Q4_1x8, Q8_0x8, GROUP};
-                use super::{$q4_sum, $q8_sum};
+                use super::{$q4, $q8, $q8_prep, $q8_start, $widen};
                 use crate::quant::{BlockQ8_0, BlockQ8_1};
                 use std::arch::x86_64::*;
 
@@ -336,23 +390,29 @@ mod x86 {
                 ) {
                     let mut acc = [_mm256_setzero_ps(); N];
                     let mask = _mm256_set1_epi8(0xF);
+                    let columns = if N > 2 { std::hint::black_box(4) } else { 4 };
                     for (b, wb) in w.iter().enumerate() {
+                        let q: [*const i32; N] = std::array::from_fn(|k| {
+                            acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
+                        });
+                        let mut s = [_mm256_setzero_si256(); N];
+                        for j in 0..columns {
+                            let v = _mm256_loadu_si256(
+                                wb.qs.get_unchecked(j).as_ptr() as *const __m256i
+                            );
+                            let lo = _mm256_and_si256(v, mask);
+                            let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+                            for k in 0..N {
+                                s[k] = $q4(s[k], lo, hi, q[k], j);
+                            }
+                        }
                         let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
                         let mw = _mm256_cvtph_ps(_mm_loadu_si128(wb.m.as_ptr() as *const __m128i));
-                        let mut lo = [_mm256_setzero_si256(); 4];
-                        let mut hi = [_mm256_setzero_si256(); 4];
-                        for j in 0..4 {
-                            let v = _mm256_loadu_si256(wb.qs[j].as_ptr() as *const __m256i);
-                            lo[j] = _mm256_and_si256(v, mask);
-                            hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-                        }
                         for (k, acc_k) in acc.iter_mut().enumerate() {
-                            let q =
-                                acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
                             let [ad, asum] = *scales.get_unchecked(k).get_unchecked(b);
-                            let s = $q4_sum(&lo, &hi, q);
                             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
-                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
+                            *acc_k =
+                                _mm256_fmadd_ps(_mm256_cvtepi32_ps($widen(s[k])), scale, *acc_k);
                             *acc_k = _mm256_fmadd_ps(mw, _mm256_set1_ps(asum), *acc_k);
                         }
                     }
@@ -369,19 +429,27 @@ mod x86 {
                     out: &mut [[f32; GROUP]; N],
                 ) {
                     let mut acc = [_mm256_setzero_ps(); N];
+                    let columns = if N > 2 { std::hint::black_box(8) } else { 8 };
                     for (b, wb) in w.iter().enumerate() {
-                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
-                        let mut wv = [_mm256_setzero_si256(); 8];
-                        for (j, v) in wv.iter_mut().enumerate() {
-                            *v = _mm256_loadu_si256(wb.qs.as_ptr().add(j * 32) as *const __m256i);
+                        let q: [*const i32; N] = std::array::from_fn(|k| {
+                            acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
+                        });
+                        let mut s: [__m256i; N] = std::array::from_fn(|k| {
+                            $q8_start(scales.get_unchecked(k).get_unchecked(b).1)
+                        });
+                        for j in 0..columns {
+                            let v = $q8_prep(_mm256_loadu_si256(
+                                wb.qs.as_ptr().add(j * 32) as *const __m256i
+                            ));
+                            for k in 0..N {
+                                s[k] = $q8(s[k], v, q[k].add(j).read_unaligned());
+                            }
                         }
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
                         for (k, acc_k) in acc.iter_mut().enumerate() {
-                            let q =
-                                acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
-                            let (ad, offset) = *scales.get_unchecked(k).get_unchecked(b);
-                            let s = $q8_sum(&wv, q, offset);
+                            let ad = scales.get_unchecked(k).get_unchecked(b).0;
                             let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
-                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, *acc_k);
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[k]), scale, *acc_k);
                         }
                     }
                     for k in 0..N {
@@ -392,12 +460,32 @@ mod x86 {
         };
     }
 
-    kernels!(avx2, "avx2,fma,f16c", q4_sum_avx2, q8_sum_avx2);
+    kernels!(
+        avx2,
+        "avx2,fma,f16c",
+        q4_step_avx2,
+        q4_widen_avx2,
+        q8_start_avx2,
+        q8_prep_avx2,
+        q8_step_avx2
+    );
     kernels!(
         vnni,
         "avx2,fma,f16c,avx512vnni,avx512vl",
-        q4_sum_vnni,
-        q8_sum_vnni
+        q4_step_vnni,
+        q4_widen_vnni,
+        q8_start_vnni,
+        q8_prep_vnni,
+        q8_step_vnni
+    );
+    kernels!(
+        avxvnni,
+        "avx2,fma,f16c,avxvnni",
+        q4_step_avxvnni,
+        q4_widen_vnni,
+        q8_start_vnni,
+        q8_prep_vnni,
+        q8_step_avxvnni
     );
 }
 
@@ -450,11 +538,13 @@ mod tests {
             .collect()
     }
 
-    /// The AVX2 and VNNI kernels compute identical integer sums and identical float
-    /// operations: their outputs must be equal bit for bit, for every token count.
+    /// The AVX2, AVX-VNNI and AVX-512 VNNI kernels compute identical integer sums and
+    /// identical float operations: their outputs must be equal bit for bit, for every
+    /// token count. Every tier this run covers (up to `CORVID_ISA`) is checked.
     #[test]
-    fn avx2_and_vnni_packed_kernels_are_bit_identical() {
-        if isa() < Isa::Avx512Vnni {
+    fn packed_kernels_are_bit_identical_across_tiers() {
+        let runs = |t: Isa| t <= isa() && t.runs_here();
+        if !runs(Isa::AvxVnni) && !runs(Isa::Avx512Vnni) {
             return; // one tier only here; the AVX2 tier is checked against row-major in matmul
         }
         let (rows, nb) = (8, 12);
@@ -499,14 +589,32 @@ mod tests {
         let bits = |v: Vec<[[f32; GROUP]; 4]>| -> Vec<u32> {
             v.iter().flatten().flatten().map(|x| x.to_bits()).collect()
         };
-        assert_eq!(
-            bits(run!(avx2, gemv_q4_1x8, &p41, &y81, &t81)),
-            bits(run!(vnni, gemv_q4_1x8, &p41, &y81, &t81))
-        );
-        assert_eq!(
-            bits(run!(avx2, gemv_q8_0x8, &p80, &y80, &t80)),
-            bits(run!(vnni, gemv_q8_0x8, &p80, &y80, &t80))
-        );
+        let q4 = bits(run!(avx2, gemv_q4_1x8, &p41, &y81, &t81));
+        let q8 = bits(run!(avx2, gemv_q8_0x8, &p80, &y80, &t80));
+        if runs(Isa::Avx512Vnni) {
+            assert_eq!(
+                q4,
+                bits(run!(vnni, gemv_q4_1x8, &p41, &y81, &t81)),
+                "avx512vnni q4_1"
+            );
+            assert_eq!(
+                q8,
+                bits(run!(vnni, gemv_q8_0x8, &p80, &y80, &t80)),
+                "avx512vnni q8_0"
+            );
+        }
+        if runs(Isa::AvxVnni) {
+            assert_eq!(
+                q4,
+                bits(run!(avxvnni, gemv_q4_1x8, &p41, &y81, &t81)),
+                "avxvnni q4_1"
+            );
+            assert_eq!(
+                q8,
+                bits(run!(avxvnni, gemv_q8_0x8, &p80, &y80, &t80)),
+                "avxvnni q8_0"
+            );
+        }
     }
 
     /// The sixteen-row 512-bit kernel and the eight-row one compute each row with the

@@ -21,17 +21,19 @@ pub fn int8_macs_per_iter(tier: Isa, wide: bool) -> u64 {
 /// on all of them. `wide` uses 512-bit registers on the AVX-512 tier.
 ///
 /// The AVX2 loop is ggml's and the packed kernels' sequence: `vpmaddubsw` (u8 x i8 pairs
-/// to i16), `vpmaddwd` with ones (to i32), `vpaddd`. The VNNI loop is one `vpdpbusd`.
+/// to i16), `vpmaddwd` with ones (to i32), `vpaddd`. The VNNI loops are one `vpdpbusd`
+/// (VEX-encoded on the AVX-VNNI tier).
 /// Returns 0 for the portable tier, which has no such instruction.
 pub fn int8_macs(tier: Isa, wide: bool, iters: u64) -> i32 {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: each loop runs only at a tier the CPU supports (callers pass a tier from
     // `Isa::supported`, checked again here).
     unsafe {
-        assert!(tier <= Isa::detect(), "tier {tier} not supported here");
+        assert!(tier.runs_here(), "tier {tier} not supported here");
         match (tier, wide) {
             (Isa::Avx512Vnni, true) => x86::vnni512(iters),
             (Isa::Avx512Vnni, false) => x86::vnni256(iters),
+            (Isa::AvxVnni, _) => x86::avx_vnni(iters),
             (Isa::Avx2, _) => x86::avx2(iters),
             (Isa::Portable, _) => 0,
         }
@@ -106,6 +108,23 @@ mod x86 {
         let step = |a: &mut __m256i| {
             asm!(
                 "vpdpbusd {a}, {w}, {x}",
+                a = inout(ymm_reg) *a,
+                w = in(ymm_reg) w,
+                x = in(ymm_reg) x,
+                options(pure, nomem, nostack)
+            )
+        };
+        chains!(__m256i, _mm256_setzero_si256(), iters, step, |a| {
+            _mm256_extract_epi32::<0>(a)
+        })
+    }
+
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub unsafe fn avx_vnni(iters: u64) -> i32 {
+        let (w, x) = (_mm256_set1_epi8(3), _mm256_set1_epi8(-5));
+        let step = |a: &mut __m256i| {
+            asm!(
+                "{{vex}} vpdpbusd {a}, {w}, {x}",
                 a = inout(ymm_reg) *a,
                 w = in(ymm_reg) w,
                 x = in(ymm_reg) x,
