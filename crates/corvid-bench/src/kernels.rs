@@ -174,7 +174,7 @@ pub fn run(args: KernelsArgs) -> anyhow::Result<()> {
     println!("read bandwidth: {bandwidth:.1} GB/s on all cores");
     println!();
     println!(
-        "{:<18} {:>4} {:>10} {:>9} {:>9} {:>8} {:>8}",
+        "{:<26} {:>4} {:>10} {:>9} {:>9} {:>8} {:>8}",
         "format", "m", "ms/fwd", "GMAC/s", "GB/s", "%peak", "%bw"
     );
     let mut gemm = Vec::new();
@@ -205,8 +205,15 @@ pub fn run(args: KernelsArgs) -> anyhow::Result<()> {
             };
             let gmacs = macs as f64 / secs / 1e9;
             let gbs = bytes as f64 / secs / 1e9;
+            // Q4_0 runs as packed Q4_1 where the tier has packed kernels: name both.
+            let computed = mats[0].format();
+            let label = if computed.starts_with(format.to_uppercase().as_str()) {
+                computed.to_string()
+            } else {
+                format!("{} as {computed}", format.to_uppercase())
+            };
             let r = GemmResult {
-                format: mats[0].format().to_string(),
+                format: label,
                 m,
                 macs,
                 weight_bytes: bytes,
@@ -217,7 +224,7 @@ pub fn run(args: KernelsArgs) -> anyhow::Result<()> {
                 of_bandwidth: gbs / bandwidth,
             };
             println!(
-                "{:<18} {:>4} {:>10.2} {:>9.1} {:>9.2} {:>7.1}% {:>7.1}%",
+                "{:<26} {:>4} {:>10.2} {:>9.1} {:>9.2} {:>7.1}% {:>7.1}%",
                 r.format,
                 m,
                 secs * 1e3,

@@ -178,8 +178,9 @@ impl QMatrix {
         }
     }
 
-    /// Repacks Q4_1 and Q8_0 weights for the packed kernels when the kernel tier has them and the
-    /// row count allows (a multiple of 8); otherwise returns the matrix unchanged.
+    /// Repacks Q4_1 and Q8_0 weights (and Q4_0, rewritten as Q4_1) for the packed kernels
+    /// when the kernel tier has them and the row count allows (a multiple of 8);
+    /// otherwise returns the matrix unchanged.
     pub fn packed_for_cpu(self) -> Self {
         if !packed::available() || !self.rows.is_multiple_of(GROUP) {
             return self;
@@ -187,6 +188,13 @@ impl QMatrix {
         let nb = self.cols / QK;
         let wide = packed::wide_available() && self.rows.is_multiple_of(WIDE_GROUP);
         let data = match self.data {
+            WeightData::Q4_0(b) => match packed::q4_0_as_q4_1(&b) {
+                Some(q) => WeightData::Q4_1(q),
+                None => WeightData::Q4_0(b),
+            },
+            other => other,
+        };
+        let data = match data {
             WeightData::Q4_1(b) if wide => {
                 WeightData::Q4_1x16(packed::pack_q4_1(&b, self.rows, nb))
             }
@@ -405,7 +413,9 @@ impl QMatrix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::quantize::{quantize_weight_q4_1, quantize_weight_q8_0};
+    use crate::quant::quantize::{
+        quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q8_0,
+    };
     use rand::{Rng, SeedableRng};
 
     fn random(seed: u64, n: usize) -> Vec<f32> {
@@ -454,6 +464,41 @@ mod tests {
                 m.row_f32(r, &mut a);
                 p.row_f32(r, &mut b);
                 assert_eq!(a, b, "row {r}");
+            }
+        }
+    }
+
+    /// Q4_0 runs as packed Q4_1 with `m = −8·d`: the rows it stores are the same values, and
+    /// its products differ from ggml's Q4_0 × Q8_0 only by the f16 rounding of the Q8_1
+    /// activation block sums (2⁻¹¹ relative) in the `m·s` terms.
+    #[test]
+    fn packed_q4_0_matches_row_major_q4_0() {
+        let (rows, cols) = (48, 256);
+        let m = QMatrix {
+            rows,
+            cols,
+            data: WeightData::Q4_0(quantize_weight_q4_0(&random(2, rows * cols))),
+        };
+        let p = m.clone().packed_for_cpu();
+        if !packed::available() {
+            return;
+        }
+        assert!(p.format().starts_with("Q4_1 (packed"), "{}", p.format());
+        let (mut a, mut b) = (vec![0.0; cols], vec![0.0; cols]);
+        for r in 0..rows {
+            m.row_f32(r, &mut a);
+            p.row_f32(r, &mut b);
+            assert_eq!(a, b, "row {r}");
+        }
+        for n in [1, 4, 9] {
+            let x = random(30 + n as u64, n * cols);
+            let (mut a, mut b) = (vec![0.0; n * rows], vec![0.0; n * rows]);
+            m.matmul(&x, &mut a);
+            p.matmul(&x, &mut b);
+            // Per block, |m·s| ≤ 8·max|d|·32·max|x| ≈ 8 · (1/8) · 32 = 32; 2⁻¹¹ of it
+            // over 8 blocks bounds the difference by ~0.13.
+            for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                assert!((u - v).abs() < 0.13, "n={n} [{i}]: {u} vs {v}");
             }
         }
     }

@@ -10,7 +10,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use crate::isa::Isa;
-use crate::quant::{BlockQ4_1, BlockQ8_0, BlockQ8_1};
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1};
 use half::f16;
 
 /// Rows per packed group of the 256-bit kernels.
@@ -43,6 +43,27 @@ pub type Q4_1x16 = PackedQ4_1<WIDE_GROUP>;
 pub struct Q8_0x8 {
     d: [f16; GROUP],
     qs: [u8; 256],
+}
+
+/// Q4_0 blocks rewritten exactly as Q4_1 (`d·(q − 8) = d·q + m` with `m = −8·d`, a
+/// power-of-two scaling that f16 holds exactly), so Q4_0 weights run the packed Q4_1
+/// kernels instead of the row-major dot products. `None` if some `8·|d|` overflows f16.
+///
+/// The products then pair with Q8_1 activations, whose block sums ggml stores in f16: each
+/// block's `m·s` term carries up to 2⁻¹¹ of relative rounding that ggml's Q4_0 × Q8_0
+/// path does not have (the integer sums are exact in both).
+pub fn q4_0_as_q4_1(blocks: &[BlockQ4_0]) -> Option<Vec<BlockQ4_1>> {
+    blocks
+        .iter()
+        .map(|b| {
+            let m = f16::from_f32(-8.0 * b.d.to_f32());
+            m.is_finite().then_some(BlockQ4_1 {
+                d: b.d,
+                m,
+                qs: b.qs,
+            })
+        })
+        .collect()
 }
 
 /// Packs a `rows × nb`-block Q4_1 matrix (`rows` a multiple of `G`), group-major.
