@@ -4,7 +4,7 @@ use crate::dot::{
     dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q4_k_q8_k_multi, dot_q8_0_q8_0_multi,
     MAX_MULTI,
 };
-use crate::packed::{self, Q4_1x16, Q4_1x8, Q8_0x8, GROUP, WIDE_GROUP};
+use crate::packed::{self, Q4Kx8, Q4_1x16, Q4_1x8, Q8_0x8, GROUP, WIDE_GROUP};
 use crate::quant::quantize::{quantize_q8_0, quantize_q8_1, quantize_q8_k};
 use crate::quant::{
     dequantize_q4k, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K,
@@ -31,6 +31,8 @@ pub enum WeightData {
     Q4_1x16(Vec<Q4_1x16>),
     /// Q8_0 repacked eight rows at a time for the packed SIMD kernels.
     Q8_0x8(Vec<Q8_0x8>),
+    /// Q4_K repacked eight rows at a time for the packed SIMD kernels.
+    Q4Kx8(Vec<Q4Kx8>),
 }
 
 /// A `rows × cols` weight matrix ready for [`QMatrix::matmul`].
@@ -147,6 +149,8 @@ enum Activations<'a> {
     Q8_1Scaled(Vec<BlockQ8_1>, Vec<[f32; 2]>),
     /// Q8_0 with each block's f32 scale and offset correction (for packed Q8_0 weights).
     Q8_0Scaled(Vec<BlockQ8_0>, Vec<(f32, i32)>),
+    /// Q8_K with each block's pairs of sub-block sums (for packed Q4_K weights).
+    Q8KPaired(Vec<BlockQ8K>, Vec<[i32; 4]>),
 }
 
 impl QMatrix {
@@ -161,6 +165,7 @@ impl QMatrix {
             WeightData::Q4_1x8(_) => "Q4_1 (packed x8)",
             WeightData::Q4_1x16(_) => "Q4_1 (packed x16)",
             WeightData::Q8_0x8(_) => "Q8_0 (packed x8)",
+            WeightData::Q4Kx8(_) => "Q4_K (packed x8)",
         }
     }
 
@@ -175,10 +180,11 @@ impl QMatrix {
             WeightData::Q4_1x8(v) => v.len() * std::mem::size_of::<Q4_1x8>(),
             WeightData::Q4_1x16(v) => v.len() * std::mem::size_of::<Q4_1x16>(),
             WeightData::Q8_0x8(v) => v.len() * std::mem::size_of::<Q8_0x8>(),
+            WeightData::Q4Kx8(v) => v.len() * std::mem::size_of::<Q4Kx8>(),
         }
     }
 
-    /// Repacks Q4_1 and Q8_0 weights (and Q4_0, rewritten as Q4_1) for the packed kernels
+    /// Repacks Q4_1, Q8_0 and Q4_K weights (and Q4_0, rewritten as Q4_1) for the packed kernels
     /// when the kernel tier has them and the row count allows (a multiple of 8);
     /// otherwise returns the matrix unchanged.
     pub fn packed_for_cpu(self) -> Self {
@@ -200,6 +206,9 @@ impl QMatrix {
             }
             WeightData::Q4_1(b) => WeightData::Q4_1x8(packed::pack_q4_1(&b, self.rows, nb)),
             WeightData::Q8_0(b) => WeightData::Q8_0x8(packed::pack_q8_0(&b, self.rows, nb)),
+            WeightData::Q4K(b) => {
+                WeightData::Q4Kx8(packed::pack_q4_k(&b, self.rows, self.cols / QK_K))
+            }
             other => other,
         };
         Self { data, ..self }
@@ -208,7 +217,7 @@ impl QMatrix {
     /// Blocks per row in the storage format (super-blocks of 256 for Q4_K).
     fn blocks_per_row(&self) -> usize {
         match self.data {
-            WeightData::Q4K(_) => self.cols / QK_K,
+            WeightData::Q4K(_) | WeightData::Q4Kx8(_) => self.cols / QK_K,
             _ => self.cols / QK,
         }
     }
@@ -256,6 +265,7 @@ impl QMatrix {
             WeightData::Q4_1x8(v) => packed::unpack_row_q4_1(v, nb, r, out),
             WeightData::Q4_1x16(v) => packed::unpack_row_q4_1(v, nb, r, out),
             WeightData::Q8_0x8(v) => packed::unpack_row_q8_0(v, nb, r, out),
+            WeightData::Q4Kx8(v) => packed::unpack_row_q4_k(v, nb, r, out),
         }
     }
 
@@ -317,6 +327,11 @@ impl QMatrix {
                 Activations::Q8_0Scaled(q, scales)
             }
             WeightData::Q4K(_) => Activations::Q8K(quantize_rows(x, cols, nb, quantize_q8_k)),
+            WeightData::Q4Kx8(_) => {
+                let q = quantize_rows(x, cols, nb, quantize_q8_k);
+                let pairs = packed::q8_k_min_pairs(&q);
+                Activations::Q8KPaired(q, pairs)
+            }
         }
     }
 
@@ -332,7 +347,7 @@ impl QMatrix {
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            let nb = self.cols / QK;
+            let nb = self.blocks_per_row();
             let groups = Groups {
                 r0,
                 r1,
@@ -359,6 +374,12 @@ impl QMatrix {
                     groups.run::<GROUP>(|g, t0, tc, out| unsafe {
                         let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
                         by_token_count!(tc, gemv_q8_0x8, out, &w[g * nb..(g + 1) * nb], &ys, &ss)
+                    })
+                }
+                (WeightData::Q4Kx8(w), Activations::Q8KPaired(q, pairs)) => {
+                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
+                        let (ys, ps) = (token_rows(q, nb, t0, tc), token_rows(pairs, nb, t0, tc));
+                        by_token_count!(tc, gemv_q4_kx8, out, &w[g * nb..(g + 1) * nb], &ys, &ps)
                     })
                 }
                 _ => return false,
@@ -464,6 +485,45 @@ mod tests {
                 m.row_f32(r, &mut a);
                 p.row_f32(r, &mut b);
                 assert_eq!(a, b, "row {r}");
+            }
+        }
+    }
+
+    /// Packed Q4_K stores the same values (rows bit-identical) and computes the same
+    /// integer sums as the row-major ggml-order kernel; only the float summation order
+    /// differs (per-row exact integer sums before one FMA per super-block, instead of
+    /// eight byte lanes summed in f32 at the end).
+    #[test]
+    fn packed_q4_k_matches_row_major_q4_k() {
+        use crate::quant::quantize::quantize_weight_q4_k;
+        let (rows, cols) = (24, 768);
+        let m = QMatrix {
+            rows,
+            cols,
+            data: WeightData::Q4K(quantize_weight_q4_k(&random(6, rows * cols))),
+        };
+        let p = m.clone().packed_for_cpu();
+        if !packed::available() {
+            return;
+        }
+        assert_eq!(p.format(), "Q4_K (packed x8)");
+        assert_eq!(p.nbytes(), rows / 8 * 3 * std::mem::size_of::<Q4Kx8>());
+        let (mut a, mut b) = (vec![0.0; cols], vec![0.0; cols]);
+        for r in 0..rows {
+            m.row_f32(r, &mut a);
+            p.row_f32(r, &mut b);
+            assert_eq!(a, b, "row {r}");
+        }
+        for n in [1, 2, 4, 5, 9] {
+            let x = random(40 + n as u64, n * cols);
+            let (mut a, mut b) = (vec![0.0; n * rows], vec![0.0; n * rows]);
+            m.matmul(&x, &mut a);
+            p.matmul(&x, &mut b);
+            for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+                assert!(
+                    (u - v).abs() <= 1e-5 * u.abs().max(1.0),
+                    "n={n} [{i}]: {u} vs {v}"
+                );
             }
         }
     }

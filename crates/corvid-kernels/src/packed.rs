@@ -10,7 +10,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use crate::isa::Isa;
-use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ8_0, BlockQ8_1};
+use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1};
 use half::f16;
 
 /// Rows per packed group of the 256-bit kernels.
@@ -43,6 +43,23 @@ pub type Q4_1x16 = PackedQ4_1<WIDE_GROUP>;
 pub struct Q8_0x8 {
     d: [f16; GROUP],
     qs: [u8; 256],
+}
+
+/// One super-block column (256 values) of eight Q4_K rows, the 6-bit sub-block scales
+/// and minimums unpacked to bytes. The nibbles keep Q4_K's order (byte `32c + l` holds
+/// values `64c + l` low and `64c + 32 + l` high) and are interleaved like [`Q4_1x8`]:
+/// `qs[c][j][r]` = row `r`'s bytes `32c + 4j .. 32c + 4j + 4`.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct Q4Kx8 {
+    d: [f16; GROUP],
+    dmin: [f16; GROUP],
+    /// `sc[i][r]`: sub-block `i`'s scale in row `r`.
+    sc: [[u8; GROUP]; 8],
+    /// `mins[p][r]`: row `r`'s minimums of sub-blocks `2p` and `2p + 1` (one `vpmaddwd`
+    /// operand against the activation's pair of sub-block sums).
+    mins: [[[u8; 2]; GROUP]; 4],
+    qs: [[[[u8; 4]; GROUP]; 8]; 4],
 }
 
 /// Q4_0 blocks rewritten exactly as Q4_1 (`d·(q − 8) = d·q + m` with `m = −8·d`, a
@@ -92,6 +109,76 @@ pub fn pack_q4_1<const G: usize>(
         }
     }
     out
+}
+
+/// Packs a `rows × nb`-super-block Q4_K matrix (`rows` a multiple of 8), group-major.
+pub fn pack_q4_k(blocks: &[BlockQ4K], rows: usize, nb: usize) -> Vec<Q4Kx8> {
+    let mut out = Vec::with_capacity(rows / GROUP * nb);
+    for g in 0..rows / GROUP {
+        for b in 0..nb {
+            let mut p = Q4Kx8 {
+                d: [f16::ZERO; GROUP],
+                dmin: [f16::ZERO; GROUP],
+                sc: [[0; GROUP]; 8],
+                mins: [[[0; 2]; GROUP]; 4],
+                qs: [[[[0; 4]; GROUP]; 8]; 4],
+            };
+            for r in 0..GROUP {
+                let src = &blocks[(g * GROUP + r) * nb + b];
+                p.d[r] = src.d;
+                p.dmin[r] = src.dmin;
+                for i in 0..8 {
+                    let (sc, m) = scale_min_k4(i, &src.scales);
+                    p.sc[i][r] = sc;
+                    p.mins[i / 2][r][i % 2] = m;
+                }
+                for c in 0..4 {
+                    for j in 0..8 {
+                        let at = 32 * c + 4 * j;
+                        p.qs[c][j][r].copy_from_slice(&src.qs[at..at + 4]);
+                    }
+                }
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Row `r` of a packed Q4_K matrix as f32, with the same float operations as
+/// [`crate::quant::dequantize_q4k`] (so equal to it bit for bit).
+pub fn unpack_row_q4_k(packed: &[Q4Kx8], nb: usize, r: usize, out: &mut [f32]) {
+    let (g, lane) = (r / GROUP, r % GROUP);
+    for (b, o) in packed[g * nb..(g + 1) * nb]
+        .iter()
+        .zip(out.chunks_exact_mut(256))
+    {
+        let (d, dmin) = (b.d[lane].to_f32(), b.dmin[lane].to_f32());
+        for c in 0..4 {
+            let (sc1, m1) = (b.sc[2 * c][lane] as f32, b.mins[c][lane][0] as f32);
+            let (sc2, m2) = (b.sc[2 * c + 1][lane] as f32, b.mins[c][lane][1] as f32);
+            for j in 0..8 {
+                for (k, &q) in b.qs[c][j][lane].iter().enumerate() {
+                    let l = 4 * j + k;
+                    o[64 * c + l] = d * sc1 * (q & 0xF) as f32 - dmin * m1;
+                    o[64 * c + 32 + l] = d * sc2 * (q >> 4) as f32 - dmin * m2;
+                }
+            }
+        }
+    }
+}
+
+/// Each Q8_K activation block's pairs of sub-block sums (sub-block `i` = `bsums[2i] +
+/// bsums[2i+1]`; word `p` holds sub-blocks `2p` and `2p + 1` as its two i16 halves),
+/// the operand that multiplies [`Q4Kx8`]'s minimum pairs; computed once per matmul.
+pub fn q8_k_min_pairs(blocks: &[BlockQ8K]) -> Vec<[i32; 4]> {
+    blocks
+        .iter()
+        .map(|b| {
+            let sub = |i: usize| b.bsums[2 * i].wrapping_add(b.bsums[2 * i + 1]) as u16 as i32;
+            std::array::from_fn(|p| sub(2 * p) | (sub(2 * p + 1) << 16))
+        })
+        .collect()
 }
 
 /// Packs a `rows × nb`-block Q8_0 matrix (`rows` a multiple of 8), group-major.
@@ -223,6 +310,29 @@ pub unsafe fn gemv_q8_0x8<const N: usize>(
     }
 }
 
+/// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_K matrix, as ggml
+/// computes Q4_K · Q8_K: per super-block, integer sums of the nibbles times their 6-bit
+/// scales and of the minimums times the activation's sub-block sums (`pairs[k][b]`,
+/// [`q8_k_min_pairs`]), then two FMAs. Bit-identical across tiers, as [`gemv_q4_1x8`];
+/// it differs from the row-major kernel (ggml's lane order) only in float summation
+/// order, its integer sums being exact per row instead of per byte lane.
+///
+/// # Safety
+/// Requires [`available`]; every `acts[k]` and `pairs[k]` holds at least `w.len()` blocks.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn gemv_q4_kx8<const N: usize>(
+    w: &[Q4Kx8],
+    acts: &[&[BlockQ8K]],
+    pairs: &[&[[i32; 4]]],
+    out: &mut [[f32; GROUP]; N],
+) {
+    match crate::isa::isa() {
+        Isa::Avx512Vnni => x86::vnni::gemv_q4_kx8(w, acts, pairs, out),
+        Isa::AvxVnni => x86::avxvnni::gemv_q4_kx8(w, acts, pairs, out),
+        _ => x86::avx2::gemv_q4_kx8(w, acts, pairs, out),
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! The packed kernels, stamped out once per tier. Only the integer core differs: a
@@ -234,7 +344,7 @@ mod x86 {
     /// The `vpdpbusd` steps of a VNNI tier, named `$q4` and `$q8`, for one encoding of
     /// the instruction (EVEX under AVX-512 VL, VEX under AVX-VNNI: same results).
     macro_rules! vnni_steps {
-        ($q4:ident, $q8:ident, $features:literal, $dpbusd:ident) => {
+        ($q4:ident, $q8:ident, $k4:ident, $features:literal, $dpbusd:ident) => {
             /// VNNI step for nibbles: adds one token's products of 4-byte column `j` (low
             /// nibbles against activation bytes `4j..4j+4`, high against `16+4j..`) per
             /// row lane.
@@ -257,21 +367,69 @@ mod x86 {
             unsafe fn $q8(s: __m256i, (w, _): (__m256i, __m256i), a: i32) -> __m256i {
                 $dpbusd(s, w, _mm256_set1_epi32(a))
             }
+
+            /// VNNI K-quant step: one token's products of one nibble column, in i32.
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn $k4(s: __m256i, q: __m256i, a: i32) -> __m256i {
+                $dpbusd(s, q, _mm256_set1_epi32(a))
+            }
         };
     }
 
     vnni_steps!(
         q4_step_vnni,
         q8_step_vnni,
+        k4_step_vnni,
         "avx2,fma,f16c,avx512vnni,avx512vl",
         _mm256_dpbusd_epi32
     );
     vnni_steps!(
         q4_step_avxvnni,
         q8_step_avxvnni,
+        k4_step_avxvnni,
         "avx2,fma,f16c,avxvnni",
         _mm256_dpbusd_avx_epi32
     );
+
+    /// AVX2 K-quant step: `vpmaddubsw` pairs summed in i16 (a sub-block's 32 products of
+    /// a nibble and an i8 stay within ±30,720 per lane, as in [`q4_step_avx2`]).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k4_step_avx2(s: __m256i, q: __m256i, a: i32) -> __m256i {
+        _mm256_add_epi16(s, _mm256_maddubs_epi16(q, _mm256_set1_epi32(a)))
+    }
+
+    /// The eight rows' 6-bit scales of one sub-block (`sc[r]`), as the VNNI scaling
+    /// ([`k4_scale_vnni`]) multiplies them: one i32 per row lane.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k4_scales_vnni(sc: &[u8; 8]) -> __m256i {
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(sc.as_ptr() as *const __m128i))
+    }
+
+    /// The same scales as the AVX2 scaling's `vpmaddwd` operand: each row lane's scale in
+    /// both i16 halves.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k4_scales_avx2(sc: &[u8; 8]) -> __m256i {
+        let x = k4_scales_vnni(sc);
+        _mm256_or_si256(x, _mm256_slli_epi32::<16>(x))
+    }
+
+    /// A VNNI sub-block sum (i32) times its row's scale.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k4_scale_vnni(s: __m256i, sc: __m256i) -> __m256i {
+        _mm256_mullo_epi32(s, sc)
+    }
+
+    /// An AVX2 sub-block sum (i16 pairs) widened and scaled by one `vpmaddwd`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k4_scale_avx2(s: __m256i, sc: __m256i) -> __m256i {
+        _mm256_madd_epi16(s, sc)
+    }
 
     /// AVX2 step for nibbles: `vpmaddubsw` pairs summed in i16 (the eight products of a
     /// nibble and an i8 that one block adds per lane stay within ±30,720).
@@ -339,8 +497,8 @@ mod x86 {
         _mm256_setzero_si256()
     }
 
-    /// The Q4_1 kernel on sixteen rows per 512-bit register: `vpdpbusd` in two chains as
-    /// [`q4_sum_vnni`], and the same per-lane float operations as the 256-bit kernels.
+    /// The Q4_1 kernel on sixteen rows per 512-bit register: `vpdpbusd` in two chains (low
+    /// and high nibbles), and the same per-lane float operations as the 256-bit kernels.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
     pub unsafe fn gemv_q4_1x16_vnni512<const N: usize>(
         w: &[super::Q4_1x16],
@@ -395,11 +553,11 @@ mod x86 {
     /// ([`std::hint::black_box`]): fully unrolled, LLVM reorders the steps token by token
     /// and spills every column.
     macro_rules! kernels {
-        ($tier:ident, $features:literal, $q4:ident, $widen:ident, $q8_start:ident, $q8_prep:ident, $q8:ident) => {
+        ($tier:ident, $features:literal, $q4:ident, $widen:ident, $q8_start:ident, $q8_prep:ident, $q8:ident, $k4:ident, $k4_scales:ident, $k4_scale:ident) => {
             pub mod $tier {
-                use super::super::{Q4_1x8, Q8_0x8, GROUP};
-                use super::{$q4, $q8, $q8_prep, $q8_start, $widen};
-                use crate::quant::{BlockQ8_0, BlockQ8_1};
+                use super::super::{Q4Kx8, Q4_1x8, Q8_0x8, GROUP};
+                use super::{$k4, $k4_scale, $k4_scales, $q4, $q8, $q8_prep, $q8_start, $widen};
+                use crate::quant::{BlockQ8K, BlockQ8_0, BlockQ8_1};
                 use std::arch::x86_64::*;
 
                 #[target_feature(enable = $features)]
@@ -477,6 +635,75 @@ mod x86 {
                         _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
                     }
                 }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn gemv_q4_kx8<const N: usize>(
+                    w: &[Q4Kx8],
+                    acts: &[&[BlockQ8K]],
+                    pairs: &[&[[i32; 4]]],
+                    out: &mut [[f32; GROUP]; N],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    let mask = _mm256_set1_epi8(0xF);
+                    // Both loop counts hidden, as in the other kernels: unrolled, the
+                    // 64 columns of a super-block are reordered into spills.
+                    let (sub_blocks, columns) = if N > 2 {
+                        (std::hint::black_box(8), std::hint::black_box(8))
+                    } else {
+                        (8, 8)
+                    };
+                    for (b, wb) in w.iter().enumerate() {
+                        let q: [*const i32; N] = std::array::from_fn(|k| {
+                            acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
+                        });
+                        let mut sums = [_mm256_setzero_si256(); N];
+                        // Sub-block i is chunk i / 2's low nibbles (even i) or high ones.
+                        for i in 0..sub_blocks {
+                            let (c, half) = (i / 2, i % 2);
+                            let shift = _mm_cvtsi32_si128(4 * half as i32);
+                            let mut s = [_mm256_setzero_si256(); N];
+                            for j in 0..columns {
+                                let v = _mm256_loadu_si256(
+                                    wb.qs.get_unchecked(c).get_unchecked(j).as_ptr()
+                                        as *const __m256i,
+                                );
+                                let v = _mm256_and_si256(_mm256_srl_epi16(v, shift), mask);
+                                let at = 8 * i + j;
+                                for k in 0..N {
+                                    s[k] = $k4(s[k], v, q[k].add(at).read_unaligned());
+                                }
+                            }
+                            let sc = $k4_scales(wb.sc.get_unchecked(i));
+                            for k in 0..N {
+                                sums[k] = _mm256_add_epi32(sums[k], $k4_scale(s[k], sc));
+                            }
+                        }
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+                        let dm =
+                            _mm256_cvtph_ps(_mm_loadu_si128(wb.dmin.as_ptr() as *const __m128i));
+                        for (k, acc_k) in acc.iter_mut().enumerate() {
+                            let pk = pairs.get_unchecked(k).get_unchecked(b);
+                            let mut m = _mm256_setzero_si256();
+                            for (p, &pair) in pk.iter().enumerate() {
+                                let mins = _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                    wb.mins[p].as_ptr() as *const __m128i,
+                                ));
+                                m = _mm256_add_epi32(
+                                    m,
+                                    _mm256_madd_epi16(mins, _mm256_set1_epi32(pair)),
+                                );
+                            }
+                            let ad = acts.get_unchecked(k).get_unchecked(b).d;
+                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+                            let min_scale = _mm256_mul_ps(dm, _mm256_set1_ps(-ad));
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[k]), scale, *acc_k);
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), min_scale, *acc_k);
+                        }
+                    }
+                    for k in 0..N {
+                        _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+                    }
+                }
             }
         };
     }
@@ -488,7 +715,10 @@ mod x86 {
         q4_widen_avx2,
         q8_start_avx2,
         q8_prep_avx2,
-        q8_step_avx2
+        q8_step_avx2,
+        k4_step_avx2,
+        k4_scales_avx2,
+        k4_scale_avx2
     );
     kernels!(
         vnni,
@@ -497,7 +727,10 @@ mod x86 {
         q4_widen_vnni,
         q8_start_vnni,
         q8_prep_vnni,
-        q8_step_vnni
+        q8_step_vnni,
+        k4_step_vnni,
+        k4_scales_vnni,
+        k4_scale_vnni
     );
     kernels!(
         avxvnni,
@@ -506,7 +739,10 @@ mod x86 {
         q4_widen_vnni,
         q8_start_vnni,
         q8_prep_vnni,
-        q8_step_avxvnni
+        q8_step_avxvnni,
+        k4_step_avxvnni,
+        k4_scales_vnni,
+        k4_scale_vnni
     );
 }
 
@@ -610,6 +846,42 @@ mod tests {
         let bits = |v: Vec<[[f32; GROUP]; 4]>| -> Vec<u32> {
             v.iter().flatten().flatten().map(|x| x.to_bits()).collect()
         };
+        let q4k = {
+            use crate::quant::quantize::{quantize_q8_k, quantize_weight_q4_k};
+            let nbk = 3;
+            let pk = pack_q4_k(
+                &quantize_weight_q4_k(&random(3, rows * nbk * 256)),
+                rows,
+                nbk,
+            );
+            let qk: Vec<Vec<BlockQ8K>> = (0..4)
+                .map(|k| {
+                    let mut q = vec![BlockQ8K::default(); nbk];
+                    quantize_q8_k(&random(50 + k, nbk * 256), &mut q);
+                    q
+                })
+                .collect();
+            let pairs: Vec<Vec<[i32; 4]>> = qk.iter().map(|q| q8_k_min_pairs(q)).collect();
+            let yk: Vec<&[BlockQ8K]> = qk.iter().map(Vec::as_slice).collect();
+            let tk: Vec<&[[i32; 4]]> = pairs.iter().map(Vec::as_slice).collect();
+            let r = bits(run!(avx2, gemv_q4_kx8, &pk, &yk, &tk));
+            if runs(Isa::Avx512Vnni) {
+                assert_eq!(
+                    r,
+                    bits(run!(vnni, gemv_q4_kx8, &pk, &yk, &tk)),
+                    "avx512vnni q4_k"
+                );
+            }
+            if runs(Isa::AvxVnni) {
+                assert_eq!(
+                    r,
+                    bits(run!(avxvnni, gemv_q4_kx8, &pk, &yk, &tk)),
+                    "avxvnni q4_k"
+                );
+            }
+            r
+        };
+        assert!(q4k.iter().any(|&b| b != 0));
         let q4 = bits(run!(avx2, gemv_q4_1x8, &p41, &y81, &t81));
         let q8 = bits(run!(avx2, gemv_q8_0x8, &p80, &y80, &t80));
         if runs(Isa::Avx512Vnni) {
