@@ -253,27 +253,53 @@ pub fn wide_available() -> bool {
     crate::isa::vnni()
 }
 
-/// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_1 matrix;
-/// `scales[k][b]` is activation block `b`'s `[d, s]` as f32 ([`q8_1_scales`]).
-///
-/// The tiers compute the same integer sums and the same float operations, so their
-/// results are bit-identical.
-///
-/// # Safety
-/// Requires [`available`]; every `acts[k]` and `scales[k]` holds at least `w.len()` blocks.
-#[cfg(target_arch = "x86_64")]
-pub unsafe fn gemv_q4_1x8<const N: usize>(
-    w: &[Q4_1x8],
-    acts: &[&[BlockQ8_1]],
-    scales: &[&[[f32; 2]]],
-    out: &mut [[f32; GROUP]; N],
-) {
-    match crate::isa::isa() {
-        Isa::Avx512Vnni => x86::vnni::gemv_q4_1x8(w, acts, scales, out),
-        Isa::AvxVnni => x86::avxvnni::gemv_q4_1x8(w, acts, scales, out),
-        _ => x86::avx2::gemv_q4_1x8(w, acts, scales, out),
-    }
+/// Declares a 256-bit packed kernel's entry point: `out[k][r] = row (8g + r) · acts[k]`
+/// for one eight-row group, run by the active tier's copy of the kernel.
+macro_rules! by_tier {
+    ($(#[$doc:meta])* $name:ident($w:ty, $a:ty, $s:ty)) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// Requires [`available`]; every `acts[k]` and `scales[k]` holds at least
+        /// `w.len()` blocks.
+        #[cfg(target_arch = "x86_64")]
+        pub unsafe fn $name<const N: usize>(
+            w: &[$w],
+            acts: &[&[$a]],
+            scales: &[&[$s]],
+            out: &mut [[f32; GROUP]; N],
+        ) {
+            match crate::isa::isa() {
+                Isa::Avx512Vnni => x86::vnni::$name(w, acts, scales, out),
+                Isa::AvxVnni => x86::avxvnni::$name(w, acts, scales, out),
+                _ => x86::avx2::$name(w, acts, scales, out),
+            }
+        }
+    };
 }
+
+by_tier!(
+    /// Packed Q4_1; `scales[k][b]` is activation block `b`'s `[d, s]` as f32
+    /// ([`q8_1_scales`]). The tiers compute the same integer sums and the same float
+    /// operations, so their results are bit-identical.
+    gemv_q4_1x8(Q4_1x8, BlockQ8_1, [f32; 2])
+);
+
+by_tier!(
+    /// Packed Q8_0; `scales[k][b]` is activation block `b`'s scale as f32 and its offset
+    /// correction ([`q8_0_scales`]). Bit-identical across tiers, as [`gemv_q4_1x8`].
+    gemv_q8_0x8(Q8_0x8, BlockQ8_0, (f32, i32))
+);
+
+by_tier!(
+    /// Packed Q4_K, as ggml computes Q4_K · Q8_K: per super-block, integer sums of the
+    /// nibbles times their 6-bit scales and of the minimums times the activation's
+    /// sub-block sums (`scales[k][b]`, [`q8_k_min_pairs`]), then two FMAs. Bit-identical
+    /// across tiers, as [`gemv_q4_1x8`]; it differs from the row-major kernel (ggml's
+    /// lane order) only in float summation order, its integer sums being exact per row
+    /// instead of per byte lane.
+    gemv_q4_kx8(Q4Kx8, BlockQ8K, [i32; 4])
+);
 
 /// [`gemv_q4_1x8`] for sixteen-row groups on 512-bit registers: the same integer sums
 /// and float operations per row, so bit-identical to it.
@@ -288,49 +314,6 @@ pub unsafe fn gemv_q4_1x16<const N: usize>(
     out: &mut [[f32; WIDE_GROUP]; N],
 ) {
     x86::gemv_q4_1x16_vnni512(w, acts, scales, out)
-}
-
-/// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q8_0 matrix;
-/// `scales[k][b]` is activation block `b`'s scale as f32 and its offset correction
-/// ([`q8_0_scales`]). Bit-identical across tiers, as [`gemv_q4_1x8`].
-///
-/// # Safety
-/// Requires [`available`]; every `acts[k]` and `scales[k]` holds at least `w.len()` blocks.
-#[cfg(target_arch = "x86_64")]
-pub unsafe fn gemv_q8_0x8<const N: usize>(
-    w: &[Q8_0x8],
-    acts: &[&[BlockQ8_0]],
-    scales: &[&[(f32, i32)]],
-    out: &mut [[f32; GROUP]; N],
-) {
-    match crate::isa::isa() {
-        Isa::Avx512Vnni => x86::vnni::gemv_q8_0x8(w, acts, scales, out),
-        Isa::AvxVnni => x86::avxvnni::gemv_q8_0x8(w, acts, scales, out),
-        _ => x86::avx2::gemv_q8_0x8(w, acts, scales, out),
-    }
-}
-
-/// `out[k][r] = row (8g + r) · acts[k]` for one group of a packed Q4_K matrix, as ggml
-/// computes Q4_K · Q8_K: per super-block, integer sums of the nibbles times their 6-bit
-/// scales and of the minimums times the activation's sub-block sums (`pairs[k][b]`,
-/// [`q8_k_min_pairs`]), then two FMAs. Bit-identical across tiers, as [`gemv_q4_1x8`];
-/// it differs from the row-major kernel (ggml's lane order) only in float summation
-/// order, its integer sums being exact per row instead of per byte lane.
-///
-/// # Safety
-/// Requires [`available`]; every `acts[k]` and `pairs[k]` holds at least `w.len()` blocks.
-#[cfg(target_arch = "x86_64")]
-pub unsafe fn gemv_q4_kx8<const N: usize>(
-    w: &[Q4Kx8],
-    acts: &[&[BlockQ8K]],
-    pairs: &[&[[i32; 4]]],
-    out: &mut [[f32; GROUP]; N],
-) {
-    match crate::isa::isa() {
-        Isa::Avx512Vnni => x86::vnni::gemv_q4_kx8(w, acts, pairs, out),
-        Isa::AvxVnni => x86::avxvnni::gemv_q4_kx8(w, acts, pairs, out),
-        _ => x86::avx2::gemv_q4_kx8(w, acts, pairs, out),
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -812,114 +795,89 @@ mod tests {
     /// token count. Every tier this run covers (up to `CORVID_ISA`) is checked.
     #[test]
     fn packed_kernels_are_bit_identical_across_tiers() {
+        use crate::quant::quantize::{quantize_q8_k, quantize_weight_q4_k};
         let runs = |t: Isa| t <= isa() && t.runs_here();
         if !runs(Isa::AvxVnni) && !runs(Isa::Avx512Vnni) {
             return; // one tier only here; the AVX2 tier is checked against row-major in matmul
         }
-        let (rows, nb) = (8, 12);
+        let (rows, nb, nbk) = (8, 12, 3);
         let w = random(1, rows * nb * 32);
         let p41 = pack_q4_1(&quantize_weight_q4_1(&w), rows, nb);
         let p80 = pack_q8_0(&quantize_weight_q8_0(&w), rows, nb);
-        let acts: Vec<Vec<f32>> = (0..4).map(|k| random(10 + k, nb * 32)).collect();
-        let q81: Vec<Vec<BlockQ8_1>> = acts
-            .iter()
-            .map(|a| {
-                let mut q = vec![BlockQ8_1::default(); nb];
-                quantize_q8_1(a, &mut q);
-                q
-            })
-            .collect();
-        let q80: Vec<Vec<BlockQ8_0>> = acts
-            .iter()
-            .map(|a| {
-                let mut q = vec![BlockQ8_0::default(); nb];
-                quantize_q8_0(a, &mut q);
-                q
-            })
-            .collect();
+        let pk = pack_q4_k(
+            &quantize_weight_q4_k(&random(3, rows * nbk * 256)),
+            rows,
+            nbk,
+        );
+        let q81 = activations(nb, 32, quantize_q8_1);
+        let q80 = activations(nb, 32, quantize_q8_0);
+        let qk = activations(nbk, 256, quantize_q8_k);
         let s81: Vec<Vec<[f32; 2]>> = q81.iter().map(|q| q8_1_scales(q)).collect();
         let s80: Vec<Vec<(f32, i32)>> = q80.iter().map(|q| q8_0_scales(q)).collect();
-        let y81: Vec<&[BlockQ8_1]> = q81.iter().map(Vec::as_slice).collect();
-        let y80: Vec<&[BlockQ8_0]> = q80.iter().map(Vec::as_slice).collect();
-        let t81: Vec<&[[f32; 2]]> = s81.iter().map(Vec::as_slice).collect();
-        let t80: Vec<&[(f32, i32)]> = s80.iter().map(Vec::as_slice).collect();
+        let sk: Vec<Vec<[i32; 4]>> = qk.iter().map(|q| q8_k_min_pairs(q)).collect();
         macro_rules! run {
-            ($tier:ident, $f:ident, $w:expr, $y:expr, $s:expr) => {
+            ($tier:ident, $f:ident, $w:expr, $y:expr, $s:expr) => {{
+                let (y, s) = (slices(&$y), slices(&$s));
                 by_n(|n, out| unsafe {
                     match n {
-                        1 => x86::$tier::$f::<1>($w, $y, $s, (&mut out[..1]).try_into().unwrap()),
-                        2 => x86::$tier::$f::<2>($w, $y, $s, (&mut out[..2]).try_into().unwrap()),
-                        3 => x86::$tier::$f::<3>($w, $y, $s, (&mut out[..3]).try_into().unwrap()),
-                        _ => x86::$tier::$f::<4>($w, $y, $s, out),
+                        1 => x86::$tier::$f::<1>($w, &y, &s, (&mut out[..1]).try_into().unwrap()),
+                        2 => x86::$tier::$f::<2>($w, &y, &s, (&mut out[..2]).try_into().unwrap()),
+                        3 => x86::$tier::$f::<3>($w, &y, &s, (&mut out[..3]).try_into().unwrap()),
+                        _ => x86::$tier::$f::<4>($w, &y, &s, out),
                     }
                 })
+                .iter()
+                .flatten()
+                .flatten()
+                .map(|x| x.to_bits())
+                .collect::<Vec<u32>>()
+            }};
+        }
+        macro_rules! same_on_every_tier {
+            ($f:ident, $w:expr, $y:expr, $s:expr) => {
+                let want = run!(avx2, $f, $w, $y, $s);
+                assert!(want.iter().any(|&b| b != 0));
+                if runs(Isa::Avx512Vnni) {
+                    assert_eq!(
+                        want,
+                        run!(vnni, $f, $w, $y, $s),
+                        "avx512vnni {}",
+                        stringify!($f)
+                    );
+                }
+                if runs(Isa::AvxVnni) {
+                    assert_eq!(
+                        want,
+                        run!(avxvnni, $f, $w, $y, $s),
+                        "avxvnni {}",
+                        stringify!($f)
+                    );
+                }
             };
         }
-        let bits = |v: Vec<[[f32; GROUP]; 4]>| -> Vec<u32> {
-            v.iter().flatten().flatten().map(|x| x.to_bits()).collect()
-        };
-        let q4k = {
-            use crate::quant::quantize::{quantize_q8_k, quantize_weight_q4_k};
-            let nbk = 3;
-            let pk = pack_q4_k(
-                &quantize_weight_q4_k(&random(3, rows * nbk * 256)),
-                rows,
-                nbk,
-            );
-            let qk: Vec<Vec<BlockQ8K>> = (0..4)
-                .map(|k| {
-                    let mut q = vec![BlockQ8K::default(); nbk];
-                    quantize_q8_k(&random(50 + k, nbk * 256), &mut q);
-                    q
-                })
-                .collect();
-            let pairs: Vec<Vec<[i32; 4]>> = qk.iter().map(|q| q8_k_min_pairs(q)).collect();
-            let yk: Vec<&[BlockQ8K]> = qk.iter().map(Vec::as_slice).collect();
-            let tk: Vec<&[[i32; 4]]> = pairs.iter().map(Vec::as_slice).collect();
-            let r = bits(run!(avx2, gemv_q4_kx8, &pk, &yk, &tk));
-            if runs(Isa::Avx512Vnni) {
-                assert_eq!(
-                    r,
-                    bits(run!(vnni, gemv_q4_kx8, &pk, &yk, &tk)),
-                    "avx512vnni q4_k"
-                );
-            }
-            if runs(Isa::AvxVnni) {
-                assert_eq!(
-                    r,
-                    bits(run!(avxvnni, gemv_q4_kx8, &pk, &yk, &tk)),
-                    "avxvnni q4_k"
-                );
-            }
-            r
-        };
-        assert!(q4k.iter().any(|&b| b != 0));
-        let q4 = bits(run!(avx2, gemv_q4_1x8, &p41, &y81, &t81));
-        let q8 = bits(run!(avx2, gemv_q8_0x8, &p80, &y80, &t80));
-        if runs(Isa::Avx512Vnni) {
-            assert_eq!(
-                q4,
-                bits(run!(vnni, gemv_q4_1x8, &p41, &y81, &t81)),
-                "avx512vnni q4_1"
-            );
-            assert_eq!(
-                q8,
-                bits(run!(vnni, gemv_q8_0x8, &p80, &y80, &t80)),
-                "avx512vnni q8_0"
-            );
-        }
-        if runs(Isa::AvxVnni) {
-            assert_eq!(
-                q4,
-                bits(run!(avxvnni, gemv_q4_1x8, &p41, &y81, &t81)),
-                "avxvnni q4_1"
-            );
-            assert_eq!(
-                q8,
-                bits(run!(avxvnni, gemv_q8_0x8, &p80, &y80, &t80)),
-                "avxvnni q8_0"
-            );
-        }
+        same_on_every_tier!(gemv_q4_1x8, &p41, q81, s81);
+        same_on_every_tier!(gemv_q8_0x8, &p80, q80, s80);
+        same_on_every_tier!(gemv_q4_kx8, &pk, qk, sk);
+    }
+
+    /// Four tokens' random activations quantized into `nb` blocks of `len` values each.
+    fn activations<B: Default + Clone>(
+        nb: usize,
+        len: usize,
+        quantize: fn(&[f32], &mut [B]),
+    ) -> Vec<Vec<B>> {
+        (0..4)
+            .map(|k| {
+                let mut q = vec![B::default(); nb];
+                quantize(&random(10 + k, nb * len), &mut q);
+                q
+            })
+            .collect()
+    }
+
+    /// Borrowed rows, the shape the kernels take.
+    fn slices<T>(v: &[Vec<T>]) -> Vec<&[T]> {
+        v.iter().map(Vec::as_slice).collect()
     }
 
     /// The sixteen-row 512-bit kernel and the eight-row one compute each row with the
@@ -935,16 +893,9 @@ mod tests {
             pack_q4_1::<GROUP>(&w, rows, nb),
             pack_q4_1::<WIDE_GROUP>(&w, rows, nb),
         );
-        let q: Vec<Vec<BlockQ8_1>> = (0..4)
-            .map(|k| {
-                let mut q = vec![BlockQ8_1::default(); nb];
-                quantize_q8_1(&random(20 + k, nb * 32), &mut q);
-                q
-            })
-            .collect();
+        let q = activations(nb, 32, quantize_q8_1);
         let s: Vec<Vec<[f32; 2]>> = q.iter().map(|q| q8_1_scales(q)).collect();
-        let ys: Vec<&[BlockQ8_1]> = q.iter().map(Vec::as_slice).collect();
-        let ss: Vec<&[[f32; 2]]> = s.iter().map(Vec::as_slice).collect();
+        let (ys, ss) = (slices(&q), slices(&s));
         for g16 in 0..rows / WIDE_GROUP {
             let mut wide = [[0.0; WIDE_GROUP]; 4];
             unsafe { gemv_q4_1x16::<4>(&p16[g16 * nb..(g16 + 1) * nb], &ys, &ss, &mut wide) };

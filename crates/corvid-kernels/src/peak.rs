@@ -102,54 +102,36 @@ mod x86 {
         })
     }
 
-    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-    pub unsafe fn vnni256(iters: u64) -> i32 {
-        let (w, x) = (_mm256_set1_epi8(3), _mm256_set1_epi8(-5));
-        let step = |a: &mut __m256i| {
-            asm!(
-                "vpdpbusd {a}, {w}, {x}",
-                a = inout(ymm_reg) *a,
-                w = in(ymm_reg) w,
-                x = in(ymm_reg) x,
-                options(pure, nomem, nostack)
-            )
+    /// One `vpdpbusd` per step, in eight chains: `$name` for the register type `$ty`
+    /// (`$reg` class), encoded by `$insn` (the `{vex}` prefix forces AVX-VNNI's form).
+    macro_rules! dpbusd_loop {
+        ($name:ident, $features:literal, $insn:literal, $ty:ty, $reg:ident, $set1:ident, $zero:expr, $lane0:expr) => {
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(iters: u64) -> i32 {
+                let (w, x) = ($set1(3), $set1(-5));
+                let step = |a: &mut $ty| {
+                    asm!(
+                        $insn,
+                        a = inout($reg) *a,
+                        w = in($reg) w,
+                        x = in($reg) x,
+                        options(pure, nomem, nostack)
+                    )
+                };
+                chains!($ty, $zero, iters, step, $lane0)
+            }
         };
-        chains!(__m256i, _mm256_setzero_si256(), iters, step, |a| {
-            _mm256_extract_epi32::<0>(a)
-        })
+        (ymm $name:ident, $features:literal, $insn:literal) => {
+            dpbusd_loop!($name, $features, $insn, __m256i, ymm_reg, _mm256_set1_epi8,
+                _mm256_setzero_si256(), |a| _mm256_extract_epi32::<0>(a));
+        };
+        (zmm $name:ident, $features:literal, $insn:literal) => {
+            dpbusd_loop!($name, $features, $insn, __m512i, zmm_reg, _mm512_set1_epi8,
+                _mm512_setzero_si512(), |a| _mm_cvtsi128_si32(_mm512_castsi512_si128(a)));
+        };
     }
 
-    #[target_feature(enable = "avx2,fma,avxvnni")]
-    pub unsafe fn avx_vnni(iters: u64) -> i32 {
-        let (w, x) = (_mm256_set1_epi8(3), _mm256_set1_epi8(-5));
-        let step = |a: &mut __m256i| {
-            asm!(
-                "{{vex}} vpdpbusd {a}, {w}, {x}",
-                a = inout(ymm_reg) *a,
-                w = in(ymm_reg) w,
-                x = in(ymm_reg) x,
-                options(pure, nomem, nostack)
-            )
-        };
-        chains!(__m256i, _mm256_setzero_si256(), iters, step, |a| {
-            _mm256_extract_epi32::<0>(a)
-        })
-    }
-
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub unsafe fn vnni512(iters: u64) -> i32 {
-        let (w, x) = (_mm512_set1_epi8(3), _mm512_set1_epi8(-5));
-        let step = |a: &mut __m512i| {
-            asm!(
-                "vpdpbusd {a}, {w}, {x}",
-                a = inout(zmm_reg) *a,
-                w = in(zmm_reg) w,
-                x = in(zmm_reg) x,
-                options(pure, nomem, nostack)
-            )
-        };
-        chains!(__m512i, _mm512_setzero_si512(), iters, step, |a| {
-            _mm_cvtsi128_si32(_mm512_castsi512_si128(a))
-        })
-    }
+    dpbusd_loop!(ymm vnni256, "avx2,fma,avx512vnni,avx512vl", "vpdpbusd {a}, {w}, {x}");
+    dpbusd_loop!(ymm avx_vnni, "avx2,fma,avxvnni", "{{vex}} vpdpbusd {a}, {w}, {x}");
+    dpbusd_loop!(zmm vnni512, "avx512f,avx512vnni", "vpdpbusd {a}, {w}, {x}");
 }
