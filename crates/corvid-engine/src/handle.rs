@@ -3,13 +3,14 @@
 //! the request when dropped (a client that disconnects frees its KV blocks).
 
 use crate::core::{CoreConfig, EngineCore, Shared};
+use crate::error::{EngineError, InvalidParam};
 use crate::output::{RequestOutput, TextTracker};
 use crate::params::{EngineArgs, SamplingParams};
 use crate::scheduler::SchedulerConfig;
 use crate::sequence::Sequence;
 use crate::stats::{EngineSnapshot, StatsSink};
 use corvid_model::tokenizer::Tokenizer;
-use corvid_model::{CausalLm, KvCache, LoadOptions, ModelError};
+use corvid_model::{CausalLm, KvCache, LoadOptions};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,31 +18,6 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-
-/// Why the engine refused a request or failed to start.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// Bad parameters or prompt; the message names the problem.
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// The prompt cannot fit the context or the KV pool.
-    #[error("this model's maximum context length is {max_model_len} tokens, but the prompt has {prompt_tokens} tokens")]
-    PromptTooLong {
-        /// Prompt length.
-        prompt_tokens: usize,
-        /// Limit.
-        max_model_len: usize,
-    },
-    /// Too many requests are waiting.
-    #[error("the server is overloaded: too many waiting requests")]
-    QueueFull,
-    /// The engine is shutting down.
-    #[error("the engine is shutting down")]
-    Shutdown,
-    /// The model could not be loaded.
-    #[error(transparent)]
-    Load(#[from] ModelError),
-}
 
 /// A prompt as text (tokenized by the engine) or as token ids.
 #[derive(Clone, Debug)]
@@ -160,7 +136,7 @@ impl EngineHandle {
         sink: Option<Arc<dyn StatsSink>>,
     ) -> Result<Self, EngineError> {
         let cfg = model.config().clone();
-        let bad = |m: String| EngineError::InvalidRequest(m);
+        let bad = EngineError::InvalidConfig;
         if args.block_size == 0 || args.block_size > 256 {
             return Err(bad("block_size must be between 1 and 256".into()));
         }
@@ -269,30 +245,15 @@ impl EngineHandle {
         if !inner.accepting.load(Ordering::Relaxed) {
             return Err(EngineError::Shutdown);
         }
-        params.validate().map_err(EngineError::InvalidRequest)?;
+        params.validate()?;
         let ids = match prompt {
             PromptInput::Text(t) => inner
                 .tokenizer
                 .encode(&t, true, true)
-                .map_err(|e| EngineError::InvalidRequest(e.to_string()))?,
+                .map_err(|e| InvalidParam::new("prompt", format!("cannot be tokenized: {e}")))?,
             PromptInput::Tokens(ids) => ids,
         };
-        if ids.is_empty() {
-            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
-        }
-        if let Some(&t) = ids.iter().find(|&&t| t as usize >= inner.vocab_size) {
-            return Err(EngineError::InvalidRequest(format!(
-                "token id {t} is out of vocabulary (size {})",
-                inner.vocab_size
-            )));
-        }
-        let fits_pool = (ids.len() + 1).div_ceil(inner.block_size) <= inner.max_prompt_blocks;
-        if ids.len() >= inner.max_model_len || !fits_pool {
-            return Err(EngineError::PromptTooLong {
-                prompt_tokens: ids.len(),
-                max_model_len: inner.max_model_len,
-            });
-        }
+        self.check_prompt(&ids)?;
         if inner.shared.waiting.load(Ordering::Relaxed) + params.n > inner.max_waiting {
             return Err(EngineError::QueueFull);
         }
@@ -345,6 +306,37 @@ impl EngineHandle {
             handle: self.clone(),
             prompt_token_ids: ids,
         })
+    }
+
+    /// Checks prompt token ids: not empty, in the vocabulary, short enough to leave room
+    /// for output in the context and the KV pool. [`EngineHandle::add_request`] runs it;
+    /// the server runs it too, to refuse a request before it sets anything up.
+    pub fn check_prompt(&self, ids: &[u32]) -> Result<(), EngineError> {
+        let inner = &self.inner;
+        if ids.is_empty() {
+            return Err(InvalidParam::new("prompt", "must not be empty.").into());
+        }
+        self.check_token_ids(ids)?;
+        let fits_pool = (ids.len() + 1).div_ceil(inner.block_size) <= inner.max_prompt_blocks;
+        if ids.len() >= inner.max_model_len || !fits_pool {
+            return Err(EngineError::PromptTooLong {
+                prompt_tokens: ids.len(),
+                max_model_len: inner.max_model_len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that every id is in the model's vocabulary (field `prompt`).
+    pub fn check_token_ids(&self, ids: &[u32]) -> Result<(), InvalidParam> {
+        let vocab = self.inner.vocab_size;
+        match ids.iter().find(|&&t| t as usize >= vocab) {
+            Some(t) => Err(InvalidParam::new(
+                "prompt",
+                format!("holds token id {t}, out of the vocabulary (size {vocab})."),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Aborts a request (no-op if it already finished).

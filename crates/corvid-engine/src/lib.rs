@@ -7,6 +7,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 mod core;
+pub mod error;
 pub mod handle;
 pub mod kv;
 pub mod llm;
@@ -17,7 +18,8 @@ pub mod scheduler;
 pub mod sequence;
 pub mod stats;
 
-pub use handle::{EngineError, EngineHandle, PromptInput, RequestStream};
+pub use error::{EngineError, InvalidParam};
+pub use handle::{EngineHandle, PromptInput, RequestStream};
 pub use llm::{CompletionOutput, GenerationOutput, LLM};
 pub use output::{FinishReason, RequestOutput, TokenLogprob};
 pub use params::{EngineArgs, KvCacheDtype, KvCacheMemory, LoadQuantization, SamplingParams};

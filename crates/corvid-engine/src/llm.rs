@@ -1,7 +1,8 @@
 //! The offline batch API, shaped like vLLM's:
 //! `LLM::new(EngineArgs { .. })?.generate(&prompts, &SamplingParams { .. })`.
 
-use crate::handle::{EngineError, EngineHandle, PromptInput};
+use crate::error::EngineError;
+use crate::handle::{EngineHandle, PromptInput};
 use crate::output::{FinishReason, TokenLogprob};
 use crate::params::{EngineArgs, SamplingParams};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -1,9 +1,7 @@
-//! Pieces shared by the completions and chat handlers: queueing a validated request,
-//! collecting a non-streamed result, token text for logprobs.
+//! Pieces shared by the completions and chat handlers: collecting a non-streamed
+//! result, token text for logprobs, tokenizing a request's text.
 
-use corvid_engine::{
-    EngineHandle, FinishReason, PromptInput, RequestStream, SamplingParams, TokenLogprob,
-};
+use corvid_engine::{FinishReason, RequestStream, TokenLogprob};
 use corvid_model::tokenizer::Tokenizer;
 
 use crate::error::ApiError;
@@ -20,20 +18,6 @@ pub struct ChoiceAcc {
     pub logprobs: Vec<TokenLogprob>,
     /// Why it ended.
     pub finish_reason: Option<FinishReason>,
-}
-
-/// Queues a request in the engine.
-pub fn submit(
-    engine: &EngineHandle,
-    request_id: &str,
-    prompt_ids: Vec<u32>,
-    params: SamplingParams,
-) -> Result<RequestStream, ApiError> {
-    Ok(engine.add_request(
-        request_id.to_string(),
-        PromptInput::Tokens(prompt_ids),
-        params,
-    )?)
 }
 
 /// Reads a request to its end: every choice and the usage.
@@ -81,16 +65,4 @@ pub fn encode(
 ) -> Result<Vec<u32>, ApiError> {
     tok.encode(text, add_special, true)
         .map_err(|e| ApiError::invalid(field, format!("Cannot tokenize `{field}`: {e}")))
-}
-
-/// Checks token ids given by the client against the vocabulary.
-pub fn check_token_ids(tok: &Tokenizer, ids: &[u32], field: &str) -> Result<(), ApiError> {
-    let vocab = tok.vocab_size();
-    match ids.iter().find(|&&t| t as usize >= vocab) {
-        Some(t) => Err(ApiError::invalid(
-            field,
-            format!("Token id {t} is out of vocabulary (size {vocab})."),
-        )),
-        None => Ok(()),
-    }
 }

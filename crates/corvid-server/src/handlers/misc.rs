@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::chat::render_chat;
-use super::common::{check_token_ids, encode, token_text};
+use super::common::{encode, token_text};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::metrics::Format;
@@ -96,7 +96,9 @@ pub async fn detokenize(
     let engine = state
         .engine_opt()
         .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
-    check_token_ids(engine.tokenizer(), &req.tokens, "tokens")?;
+    engine
+        .check_token_ids(&req.tokens)
+        .map_err(|e| ApiError::invalid("tokens", format!("`tokens` {}", e.problem)))?;
     let prompt = engine
         .tokenizer()
         .decode(&req.tokens, false)

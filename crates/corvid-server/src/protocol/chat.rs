@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{SamplingFields, Usage};
+use super::common::{FieldNames, SamplingFields, Usage};
 use super::request::generation_request;
 
 /// Message content: a string, or a list of parts of which the `text` ones are kept.
@@ -74,7 +74,16 @@ impl ChatCompletionRequest {
         } else {
             None
         };
-        self.common_sampling((max_tokens, max_tokens_field), (logprobs, "top_logprobs"))
+        let names = FieldNames {
+            prompt: "messages",
+            max_tokens: max_tokens_field,
+            logprobs: "top_logprobs",
+        };
+        SamplingFields {
+            top_logprobs_without_logprobs: self.top_logprobs.is_some()
+                && !self.logprobs.unwrap_or(false),
+            ..self.common_sampling(max_tokens, logprobs, names)
+        }
     }
 }
 

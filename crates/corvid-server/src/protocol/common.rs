@@ -89,8 +89,6 @@ pub struct SamplingFields {
     pub seed: Option<i64>,
     /// Token budget (`max_tokens`, or chat's `max_completion_tokens`).
     pub max_tokens: Option<i64>,
-    /// The name the budget came from, for error messages.
-    pub max_tokens_field: &'static str,
     /// Minimum tokens before EOS/stop may end the request.
     pub min_tokens: Option<i64>,
     /// Stop strings.
@@ -101,8 +99,47 @@ pub struct SamplingFields {
     pub ignore_eos: Option<bool>,
     /// Number of top logprobs per token (`None` = no logprobs).
     pub logprobs: Option<i64>,
-    /// The name logprobs came from, for error messages.
-    pub logprobs_field: &'static str,
     /// Drop special tokens from the text.
     pub skip_special_tokens: Option<bool>,
+    /// Chat only: `top_logprobs` was sent without `logprobs: true` (refused).
+    pub top_logprobs_without_logprobs: bool,
+    /// What the request calls its prompt, budget and logprobs fields.
+    pub names: FieldNames,
+}
+
+/// The names one API gives the fields the engine calls `prompt`, `max_tokens` and
+/// `logprobs`, so an error is reported under the name the client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldNames {
+    /// `prompt` (completions) or `messages` (chat).
+    pub prompt: &'static str,
+    /// `max_tokens`, or chat's `max_completion_tokens` when that was sent.
+    pub max_tokens: &'static str,
+    /// `logprobs` (completions) or `top_logprobs` (chat).
+    pub logprobs: &'static str,
+}
+
+impl FieldNames {
+    /// The names of `/v1/completions`.
+    pub const COMPLETIONS: FieldNames = FieldNames {
+        prompt: "prompt",
+        max_tokens: "max_tokens",
+        logprobs: "logprobs",
+    };
+
+    /// The API name of a field the engine names `engine_field`.
+    pub fn api_name(&self, engine_field: &'static str) -> &'static str {
+        match engine_field {
+            "prompt" => self.prompt,
+            "max_tokens" => self.max_tokens,
+            "logprobs" => self.logprobs,
+            other => other,
+        }
+    }
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        Self::COMPLETIONS
+    }
 }

@@ -8,5 +8,5 @@ pub mod misc;
 mod request;
 
 pub use chat::{ChatCompletionRequest, ChatCompletionResponse};
-pub use common::{SamplingFields, StopField, StreamOptions, Usage};
+pub use common::{FieldNames, SamplingFields, StopField, StreamOptions, Usage};
 pub use completion::{CompletionRequest, CompletionResponse, PromptField};

@@ -74,11 +74,12 @@ macro_rules! generation_request {
 
         impl $name {
             /// The shared sampling fields with the request's own token budget and logprobs
-            /// (and the names they came from, for error messages).
+            /// (and the names its fields go by, for error messages).
             fn common_sampling(
                 &self,
-                max_tokens: (Option<i64>, &'static str),
-                logprobs: (Option<i64>, &'static str),
+                max_tokens: Option<i64>,
+                logprobs: Option<i64>,
+                names: $crate::protocol::common::FieldNames,
             ) -> $crate::protocol::common::SamplingFields {
                 $crate::protocol::common::SamplingFields {
                     n: self.n,
@@ -90,15 +91,15 @@ macro_rules! generation_request {
                     presence_penalty: self.presence_penalty,
                     frequency_penalty: self.frequency_penalty,
                     seed: self.seed,
-                    max_tokens: max_tokens.0,
-                    max_tokens_field: max_tokens.1,
+                    max_tokens,
                     min_tokens: self.min_tokens,
                     stop: self.stop.clone(),
                     stop_token_ids: self.stop_token_ids.clone(),
                     ignore_eos: self.ignore_eos,
-                    logprobs: logprobs.0,
-                    logprobs_field: logprobs.1,
+                    logprobs,
                     skip_special_tokens: self.skip_special_tokens,
+                    top_logprobs_without_logprobs: false,
+                    names,
                 }
             }
         }
