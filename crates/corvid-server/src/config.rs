@@ -69,7 +69,7 @@ pub struct ServerConfig {
     pub metrics: Option<MetricsOptions>,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_timeout: Duration,
-    /// The engine's arguments (`served_model_name` is always set).
+    /// The engine's arguments.
     pub engine: EngineArgs,
 }
 
@@ -115,22 +115,6 @@ impl ServerConfig {
             engine,
         }
     }
-
-    /// The name the model is served under: `--served-model-name`, else
-    /// `SmolLM2-135M-Instruct` for the default model, else the model file's stem
-    /// (the engine's rule; fixed here so metrics carry it before the model loads).
-    pub fn served_model_name(&self) -> String {
-        let a = &self.engine;
-        a.served_model_name.clone().unwrap_or_else(|| {
-            if a.model == corvid_model::default_model::default_model_path() {
-                corvid_model::default_model::DEFAULT_MODEL_NAME.to_string()
-            } else {
-                a.model
-                    .file_stem()
-                    .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
-            }
-        })
-    }
 }
 
 #[cfg(test)]
@@ -173,7 +157,7 @@ mod tests {
         assert_eq!(c.engine.max_waiting_requests, 7);
         assert!(!c.engine.enable_prefix_caching);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
-        assert_eq!(c.served_model_name(), "x");
+        assert_eq!(c.engine.served_name(), "x");
     }
 
     #[test]
@@ -181,7 +165,7 @@ mod tests {
         let cli = Cli::try_parse_from(["corvid"]).unwrap();
         let c = cli.serve.to_config().unwrap();
         assert_eq!(
-            c.served_model_name(),
+            c.engine.served_name(),
             corvid_model::default_model::DEFAULT_MODEL_NAME
         );
         assert_eq!(c.port, 8000);

@@ -67,9 +67,7 @@ pub struct Server {
 impl Server {
     /// Binds the API port (and the metrics port, if any). Port 0 picks a free port.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        let served = config.served_model_name();
-        let mut config = config;
-        config.engine.served_model_name = Some(served.clone());
+        let served = config.engine.served_name();
         let metrics = match &config.metrics {
             Some(opts) => Some(Arc::new(Metrics::new(&served, opts)?)),
             None => None,
@@ -167,7 +165,7 @@ impl Server {
         if let Some(engine) = engine {
             tracing::info!(
                 secs = loaded_at.elapsed().as_secs_f64(),
-                max_model_len = engine.max_model_len(),
+                max_model_len = engine.config().max_model_len,
                 "model loaded, ready"
             );
             state.set_engine(engine);

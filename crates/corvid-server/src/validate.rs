@@ -53,7 +53,7 @@ pub fn validate(
     engine
         .check_prompt(&prompt_tokens)
         .map_err(|e| ApiError::from_engine(e, &names))?;
-    let params = sampling_params(fields, prompt_tokens.len(), engine.max_model_len())?;
+    let params = sampling_params(fields, prompt_tokens.len(), engine.config().max_model_len)?;
     Ok(ValidatedRequest {
         prompt_tokens,
         params,

@@ -204,6 +204,8 @@ async fn stream(base: &str, path: &str, body: Value) -> Vec<Value> {
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
+    // Set once, by the middleware, on streamed responses too.
+    assert_eq!(r.headers().get_all("x-request-id").iter().count(), 1);
     let text = r.text().await.unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     let events = sse_events(&text);

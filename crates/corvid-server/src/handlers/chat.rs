@@ -108,13 +108,7 @@ pub async fn chat_completions(
     };
     if req.stream {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        return Ok(stream_response(
-            stream,
-            fmt,
-            include_usage,
-            guard,
-            &request_id,
-        ));
+        return Ok(stream_response(stream, fmt, include_usage, guard));
     }
     let (choices, usage) = collect(stream, n).await;
     drop(guard);

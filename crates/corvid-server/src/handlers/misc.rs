@@ -46,7 +46,7 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<ModelList
             owned_by: "corvid".into(),
             root: state.model_root.clone(),
             parent: None,
-            max_model_len: engine.max_model_len(),
+            max_model_len: engine.config().max_model_len,
         }],
     }))
 }
@@ -81,7 +81,7 @@ pub async fn tokenize(
         .then(|| tokens.iter().map(|&t| token_text(tok, t)).collect());
     Ok(Json(TokenizeResponse {
         count: tokens.len(),
-        max_model_len: engine.max_model_len(),
+        max_model_len: engine.config().max_model_len,
         tokens,
         token_strs,
     }))
