@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinError;
 
 use crate::config::ServerConfig;
-use crate::handlers::{chat, completions, misc};
+use crate::handlers::{chat, completions, info, tokenize};
 use crate::metrics::{self, Metrics};
 use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
@@ -32,16 +32,16 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let protected = Router::new()
         .route("/v1/completions", post(completions::completions))
         .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/models", get(misc::models))
-        .route("/tokenize", post(misc::tokenize))
-        .route("/detokenize", post(misc::detokenize))
+        .route("/v1/models", get(info::models))
+        .route("/tokenize", post(tokenize::tokenize))
+        .route("/detokenize", post(tokenize::detokenize))
         .route_layer(from_fn_with_state(Arc::clone(&state), require_api_key));
     let app = Router::new()
-        .route("/health", get(misc::health))
-        .route("/version", get(misc::version))
-        .route("/metrics", get(misc::metrics))
+        .route("/health", get(info::health))
+        .route("/version", get(info::version))
+        .route("/metrics", get(info::metrics))
         .merge(protected)
-        .fallback(misc::not_found)
+        .fallback(info::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let app = match &state.metrics {
         Some(m) => app.layer(from_fn_with_state(Arc::clone(m), metrics::http::track)),
@@ -53,7 +53,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 /// The router of the separate `--metrics-port` listener (only `/metrics`).
 pub fn metrics_router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/metrics", get(misc::metrics))
+        .route("/metrics", get(info::metrics))
         .with_state(state)
 }
 

@@ -9,7 +9,8 @@ use axum::{Extension, Json};
 use corvid_engine::{RequestOutput, TokenLogprob};
 use corvid_model::tokenizer::{ChatMessage, Tokenizer};
 
-use super::common::{collect, encode, finish_str, token_bytes, token_text};
+use super::collect::{collect, finish_str};
+use super::tokens::{encode, token_bytes, token_text};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::RequestId;

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{FieldNames, SamplingFields, Usage};
 use super::request::generation_request;
+use super::sampling::{FieldNames, SamplingFields};
+use super::usage::Usage;
 
 /// Message content: a string, or a list of parts of which the `text` ones are kept.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{FieldNames, SamplingFields, Usage};
 use super::request::generation_request;
+use super::sampling::{FieldNames, SamplingFields};
+use super::usage::Usage;
 
 /// `prompt`: a string, a list of one string, token ids, or a list of one token-id list.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -24,7 +24,7 @@ macro_rules! generation_request {
             pub stream: bool,
             /// Streaming options.
             #[serde(default)]
-            pub stream_options: Option<$crate::protocol::common::StreamOptions>,
+            pub stream_options: Option<$crate::protocol::usage::StreamOptions>,
             /// Number of choices.
             #[serde(default)]
             pub n: Option<i64>,
@@ -54,7 +54,7 @@ macro_rules! generation_request {
             pub seed: Option<i64>,
             /// Stop strings.
             #[serde(default)]
-            pub stop: Option<$crate::protocol::common::StopField>,
+            pub stop: Option<$crate::protocol::sampling::StopField>,
             /// Stop token ids (vLLM extension).
             #[serde(default)]
             pub stop_token_ids: Option<Vec<u32>>,
@@ -79,9 +79,9 @@ macro_rules! generation_request {
                 &self,
                 max_tokens: Option<i64>,
                 logprobs: Option<i64>,
-                names: $crate::protocol::common::FieldNames,
-            ) -> $crate::protocol::common::SamplingFields {
-                $crate::protocol::common::SamplingFields {
+                names: $crate::protocol::sampling::FieldNames,
+            ) -> $crate::protocol::sampling::SamplingFields {
+                $crate::protocol::sampling::SamplingFields {
                     n: self.n,
                     temperature: self.temperature,
                     top_p: self.top_p,

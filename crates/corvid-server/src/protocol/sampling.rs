@@ -1,7 +1,7 @@
-//! Protocol pieces shared by completions and chat: `stop`, `stream_options`, `usage`,
-//! and the sampling fields both requests accept (vLLM's names).
+//! The sampling fields both generation requests accept (vLLM's names), gathered for
+//! [`crate::validate`], and the names each API gives them.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// `stop`: one string or a list of strings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -19,48 +19,6 @@ impl StopField {
         match self {
             StopField::One(s) => vec![s],
             StopField::Many(v) => v,
-        }
-    }
-}
-
-/// `stream_options`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct StreamOptions {
-    /// Send a last chunk with `usage` and no choices.
-    #[serde(default)]
-    pub include_usage: bool,
-}
-
-/// Token counts of a request.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Usage {
-    /// Tokens in the prompt.
-    pub prompt_tokens: usize,
-    /// Tokens generated, summed over the `n` choices.
-    pub completion_tokens: usize,
-    /// `prompt_tokens + completion_tokens`.
-    pub total_tokens: usize,
-    /// Details of the prompt tokens (prefix-cache hits).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt_tokens_details: Option<PromptTokensDetails>,
-}
-
-/// `usage.prompt_tokens_details`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct PromptTokensDetails {
-    /// Prompt tokens served from the prefix cache.
-    pub cached_tokens: usize,
-}
-
-impl Usage {
-    /// Usage from prompt, completion and cached token counts.
-    pub fn new(prompt_tokens: usize, completion_tokens: usize, cached_tokens: usize) -> Self {
-        Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
-            prompt_tokens_details: (cached_tokens > 0)
-                .then_some(PromptTokensDetails { cached_tokens }),
         }
     }
 }

@@ -1,10 +1,8 @@
-//! Pieces shared by the completions and chat handlers: collecting a non-streamed
-//! result, token text for logprobs, tokenizing a request's text.
+//! Reading a non-streamed request to its end: every choice's text, tokens, logprobs and
+//! finish reason, and the usage.
 
 use corvid_engine::{FinishReason, RequestStream, TokenLogprob};
-use corvid_model::tokenizer::Tokenizer;
 
-use crate::error::ApiError;
 use crate::sse::UsageAcc;
 
 /// The whole result of one of the `n` choices.
@@ -43,26 +41,4 @@ pub async fn collect(mut stream: RequestStream, n: usize) -> (Vec<ChoiceAcc>, Us
 /// The finish reason as OpenAI spells it.
 pub fn finish_str(f: Option<FinishReason>) -> Option<String> {
     f.map(|f| f.as_str().to_string())
-}
-
-/// The text of one token (its raw bytes, lossily decoded), for logprobs.
-pub fn token_text(tok: &Tokenizer, id: u32) -> String {
-    tok.token_to_piece(id)
-        .map_or_else(String::new, |b| String::from_utf8_lossy(&b).into_owned())
-}
-
-/// The raw bytes of one token, for chat logprobs.
-pub fn token_bytes(tok: &Tokenizer, id: u32) -> Vec<u8> {
-    tok.token_to_piece(id).unwrap_or_default()
-}
-
-/// Tokenizes text, mapping tokenizer failures to 400.
-pub fn encode(
-    tok: &Tokenizer,
-    text: &str,
-    add_special: bool,
-    field: &str,
-) -> Result<Vec<u32>, ApiError> {
-    tok.encode(text, add_special, true)
-        .map_err(|e| ApiError::invalid(field, format!("Cannot tokenize `{field}`: {e}")))
 }
