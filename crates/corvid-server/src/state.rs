@@ -59,14 +59,20 @@ impl AppState {
         self.engine.get()
     }
 
-    /// The engine, or 503 while loading / draining.
+    /// The engine, or 503 while loading (still answered while draining: for endpoints
+    /// that start no generation).
+    pub fn loaded_engine(&self) -> Result<&EngineHandle, ApiError> {
+        self.engine
+            .get()
+            .ok_or_else(|| ApiError::unavailable("The model is still loading."))
+    }
+
+    /// The engine, or 503 while loading / draining (for endpoints that generate).
     pub fn engine(&self) -> Result<&EngineHandle, ApiError> {
         if self.is_draining() {
             return Err(ApiError::unavailable("The server is shutting down."));
         }
-        self.engine
-            .get()
-            .ok_or_else(|| ApiError::unavailable("The model is still loading."))
+        self.loaded_engine()
     }
 
     /// Checks the request's `model` against the served name (404 if it differs).

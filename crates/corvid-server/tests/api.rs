@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
-    client, config, documented_metric_names, sample, scrape, sse_events, start, TestServer,
-    MAX_MODEL_LEN, SERVED_NAME,
+    client, config, documented_metric_names, get_json, sample, scrape, sse_events, start,
+    TestServer, MAX_MODEL_LEN, SERVED_NAME,
 };
 use serde_json::{json, Value};
 
@@ -55,23 +55,9 @@ async fn health_version_and_models() {
     let base = &shared().base;
     let r = client().get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = client()
-        .get(format!("{base}/version"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&format!("{base}/version")).await;
     assert!(v["version"].is_string());
-    let m: Value = client()
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = get_json(&format!("{base}/v1/models")).await;
     assert_eq!(m["object"], "list");
     assert_eq!(m["data"][0]["id"], SERVED_NAME);
     assert_eq!(m["data"][0]["max_model_len"], MAX_MODEL_LEN);

@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{client, start_loading, MAX_MODEL_LEN};
+use common::{get_json, post_json, start_loading, MAX_MODEL_LEN};
 use corvid_engine::EngineArgs;
 use corvid_model::default_model::{default_model_path, installed_or_skip, DEFAULT_MODEL_NAME};
 use corvid_server::ServerConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn default_model_is_served_under_its_name_and_completes() {
@@ -26,27 +26,13 @@ async fn default_model_is_served_under_its_name_and_completes() {
     };
     let srv = start_loading(config);
     let base = &srv.base;
-    let m: Value = client()
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = get_json(&format!("{base}/v1/models")).await;
     assert_eq!(m["data"][0]["id"], DEFAULT_MODEL_NAME);
     assert_eq!(m["data"][0]["max_model_len"], MAX_MODEL_LEN);
-    let v: Value = client()
-        .post(format!("{base}/v1/chat/completions"))
-        .json(&json!({"model": DEFAULT_MODEL_NAME,
+    let body = json!({"model": DEFAULT_MODEL_NAME,
                       "messages": [{"role": "user", "content": "What is the capital of France?"}],
-                      "max_tokens": 16, "temperature": 0}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+                      "max_tokens": 16, "temperature": 0});
+    let v = post_json(&format!("{base}/v1/chat/completions"), &body).await;
     // Greedy SmolLM2-135M answers in French, not with a city: only check it is text.
     let text = v["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(text.split_whitespace().count() >= 3, "{v}");

@@ -28,9 +28,7 @@ pub async fn version() -> Json<VersionResponse> {
 
 /// `GET /v1/models`: the one served model.
 pub async fn models(State(state): State<Arc<AppState>>) -> Result<Json<ModelList>, ApiError> {
-    let engine = state
-        .engine_opt()
-        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    let engine = state.loaded_engine()?;
     Ok(Json(ModelList {
         object: "list".into(),
         data: vec![ModelCard {

@@ -20,9 +20,7 @@ pub async fn tokenize(
     ApiJson(req): ApiJson<TokenizeRequest>,
 ) -> Result<Json<TokenizeResponse>, ApiError> {
     state.check_model(req.model.as_deref())?;
-    let engine = state
-        .engine_opt()
-        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    let engine = state.loaded_engine()?;
     let tok = engine.tokenizer();
     let tokens = match (&req.prompt, &req.messages) {
         (Some(p), None) => encode(tok, p, req.add_special_tokens.unwrap_or(true), "prompt")?,
@@ -56,9 +54,7 @@ pub async fn detokenize(
     ApiJson(req): ApiJson<DetokenizeRequest>,
 ) -> Result<Json<DetokenizeResponse>, ApiError> {
     state.check_model(req.model.as_deref())?;
-    let engine = state
-        .engine_opt()
-        .ok_or_else(|| ApiError::unavailable("The model is still loading."))?;
+    let engine = state.loaded_engine()?;
     engine
         .check_token_ids(&req.tokens)
         .map_err(|e| ApiError::invalid("tokens", format!("`tokens` {}", e.problem)))?;

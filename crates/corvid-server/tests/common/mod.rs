@@ -153,16 +153,29 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Sends `req`; any transport failure fails the test.
+async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+    req.send().await.unwrap()
+}
+
+/// `GET {url}`'s body as JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    send(client().get(url)).await.json().await.unwrap()
+}
+
+/// `POST {url}` with a JSON body; the response body as JSON.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> serde_json::Value {
+    send(client().post(url).json(body))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `GET {base}/metrics` in the default (text) format.
 pub async fn scrape(base: &str) -> String {
-    client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let req = client().get(format!("{base}/metrics"));
+    send(req).await.text().await.unwrap()
 }
 
 /// The value of the first sample line starting with `prefix`.
