@@ -16,12 +16,13 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::unbounded_channel;
 
-/// A prompt as text (tokenized by the engine) or as token ids.
+/// A prompt as text (tokenized by the engine) or as token ids (callers that tokenized
+/// already, like the server, which needs the ids to validate and echo).
 #[derive(Clone, Debug)]
 pub enum PromptInput {
-    /// Text.
+    /// Text, tokenized with special tokens added and parsed.
     Text(String),
-    /// Token ids.
+    /// Token ids, used as given (checked against the vocabulary).
     Tokens(Vec<u32>),
 }
 
@@ -34,7 +35,9 @@ struct Inner {
     accepting: AtomicBool,
 }
 
-/// Cheap, cloneable handle to a running engine.
+/// Cheap, cloneable handle to a running engine: every caller (HTTP handlers, the
+/// offline API, a dropped stream aborting its request) talks to the engine thread
+/// through one.
 #[derive(Clone)]
 pub struct EngineHandle {
     inner: Arc<Inner>,
@@ -155,12 +158,12 @@ impl EngineHandle {
         check_token_ids(self.inner.config.vocab_size, ids)
     }
 
-    /// Aborts a request (no-op if it already finished).
+    /// Aborts a request, freeing its KV blocks (no-op if it already finished).
     pub fn abort(&self, request_id: &str) {
         let _ = self.send(Command::Abort(request_id.to_string()));
     }
 
-    /// The tokenizer.
+    /// The model's tokenizer (callers render chat templates and decode logprob tokens).
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.inner.tokenizer
     }
@@ -170,7 +173,7 @@ impl EngineHandle {
         &self.inner.config
     }
 
-    /// Current engine state.
+    /// The engine's state as of its last step (for gauges and idle checks).
     pub fn snapshot(&self) -> EngineSnapshot {
         self.inner
             .shared
@@ -180,7 +183,7 @@ impl EngineHandle {
             .clone()
     }
 
-    /// Requests added and not yet finished.
+    /// Requests added and not yet finished (a graceful drain waits for 0).
     pub fn num_unfinished(&self) -> usize {
         self.inner.shared.unfinished.load(Ordering::Relaxed)
     }

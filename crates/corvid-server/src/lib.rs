@@ -4,8 +4,9 @@
 //! [`corvid_engine::EngineHandle`].
 //!
 //! The flow, one way: body → [`protocol`] type (via [`extract::ApiJson`], so bad bodies
-//! are OpenAI-style errors) → [`validate`] (tokenized prompt, checked
-//! `SamplingParams`) → engine → [`sse`] chunks or one JSON response. Every failure is an
+//! are OpenAI-style errors) → [`validate`] (a [`validate::ValidatedRequest`]: tokenized
+//! prompt, checked `SamplingParams`) → engine → [`sse`] chunks or one JSON response
+//! (`docs/architecture.md` draws the whole path). Every failure is an
 //! [`error::ApiError`]; every metric name lives in [`metrics::names`].
 //!
 //! The binary parses its flags into a [`ServerConfig`] and calls it like this:
