@@ -46,6 +46,7 @@ fn tiny_models_match_llama_cpp_in_both_formats() {
 #[test]
 fn default_model_through_safetensors_matches_transformers_f32() {
     let dir = std::env::var_os("CORVID_HF_MODEL")
+        .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| corvid_home().join("models/smollm2-135m-hf-f32"));
     let Some(dir) = installed_or_skip(
