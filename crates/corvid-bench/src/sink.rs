@@ -54,9 +54,9 @@ impl CollectingSink {
 impl StatsSink for CollectingSink {
     fn on_step(&self, s: &IterationStats) {
         let mut c = self.state.lock().expect("sink lock");
-        c.peak_running = c.peak_running.max(s.num_running.max(s.batch_size));
-        c.peak_blocks_used = c.peak_blocks_used.max(s.kv_blocks_used);
-        c.blocks_total = s.kv_blocks_total;
+        c.peak_running = c.peak_running.max(s.state.running.max(s.batch_size));
+        c.peak_blocks_used = c.peak_blocks_used.max(s.state.kv_blocks_used);
+        c.blocks_total = s.state.kv_blocks_total;
         c.preemptions += s.num_preemptions;
         c.cached_tokens += s.num_cached_tokens;
         c.steps += 1;

@@ -236,7 +236,7 @@ fn throughput(args: &ThroughputArgs, ea: &EngineArgs) -> Result<ThroughputResult
     let (out, elapsed) = run_all(&h, "run", &specs)?;
     sink.wait_for_requests(specs.len(), SINK_WAIT);
     let c: Collected = sink.take();
-    let snap = h.snapshot();
+    let cfg = h.config().clone();
     h.shutdown();
     let input: usize = specs.iter().map(RequestSpec::prompt_len).sum();
     let lens: Vec<usize> = specs
@@ -257,10 +257,10 @@ fn throughput(args: &ThroughputArgs, ea: &EngineArgs) -> Result<ThroughputResult
         preemptions: c.preemptions,
         ttft_ms: Summary::from_seconds(&ttft),
         kv_capacity: kv_capacity(
-            snap.kv_blocks_total,
-            snap.block_size,
-            snap.kv_bytes,
-            snap.max_model_len,
+            cfg.num_blocks,
+            cfg.block_size,
+            cfg.kv_bytes,
+            cfg.max_model_len,
             &lens,
         ),
     })

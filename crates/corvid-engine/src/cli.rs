@@ -47,12 +47,30 @@ pub struct EngineCliArgs {
     /// Q8_0 with a warning (llama.cpp's quantizer also falls back for them).
     #[arg(long, env = "CORVID_QUANTIZATION")]
     pub quantization: Option<LoadQuantization>,
-    /// Compute dtype; only `auto` and `float32` exist on CPU (weights keep their format).
-    #[arg(long, env = "CORVID_DTYPE", default_value = "auto", value_parser = ["auto", "float32", "half", "float16", "bfloat16"])]
-    pub dtype: String,
+    /// Compute dtype: `auto` or `float32`, the only one corvid has on CPU (weights keep
+    /// their format). vLLM's `half`, `float16` and `bfloat16` are refused, not ignored.
+    #[arg(long, env = "CORVID_DTYPE", default_value = "auto", value_parser = parse_dtype)]
+    pub dtype: ComputeDtype,
     /// Most requests allowed to wait; more get HTTP 503.
     #[arg(long, env = "CORVID_MAX_WAITING_REQUESTS", default_value_t = 1024)]
     pub max_waiting_requests: usize,
+}
+
+/// The activation dtype `--dtype` asks for. corvid computes in f32 only, so this exists
+/// to accept vLLM's spelling of that and to refuse the others with a clear message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComputeDtype {
+    /// f32 activations (what `auto` means on CPU).
+    Float32,
+}
+
+fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "auto" | "float32" | "float" | "f32" => Ok(ComputeDtype::Float32),
+        other => Err(format!(
+            "corvid computes in float32 on CPU; `{other}` is not supported (use auto or float32)"
+        )),
+    }
 }
 
 impl EngineCliArgs {
@@ -83,5 +101,28 @@ impl EngineCliArgs {
             quantization: self.quantization,
             max_waiting_requests: self.max_waiting_requests,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        engine: EngineCliArgs,
+    }
+
+    #[test]
+    fn dtype_is_float32_or_refused() {
+        let cli = Cli::try_parse_from(["corvid", "--dtype", "float32"]).unwrap();
+        assert_eq!(cli.engine.dtype, ComputeDtype::Float32);
+        let e = Cli::try_parse_from(["corvid", "--dtype", "half"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--dtype") && e.contains("float32 on CPU"), "{e}");
     }
 }

@@ -1,142 +1,46 @@
-//! The engine's public face: [`EngineHandle`] starts the engine thread and turns
-//! requests into sequences; [`RequestStream`] delivers a request's outputs and aborts
-//! the request when dropped (a client that disconnects frees its KV blocks).
+//! The engine's public face: [`EngineHandle`] loads the model, starts the engine thread
+//! and queues requests on it. Cheap to clone; every clone talks to the same engine.
 
-use crate::core::{CoreConfig, EngineCore, Shared};
-use crate::output::{RequestOutput, TextTracker};
+use crate::admission::{check_prompt, check_token_ids, new_sequences};
+use crate::config::EngineConfig;
+use crate::engine_core::{EngineCore, Shared};
+use crate::engine_loop::{self, Command};
+use crate::error::{EngineError, InvalidParam};
 use crate::params::{EngineArgs, SamplingParams};
-use crate::scheduler::SchedulerConfig;
-use crate::sequence::Sequence;
 use crate::stats::{EngineSnapshot, StatsSink};
+use crate::stream::RequestStream;
 use corvid_model::tokenizer::Tokenizer;
-use corvid_model::{CausalLm, KvCache, LoadOptions, ModelError};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use corvid_model::{CausalLm, LoadOptions};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::unbounded_channel;
 
-/// Why the engine refused a request or failed to start.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// Bad parameters or prompt; the message names the problem.
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// The prompt cannot fit the context or the KV pool.
-    #[error("this model's maximum context length is {max_model_len} tokens, but the prompt has {prompt_tokens} tokens")]
-    PromptTooLong {
-        /// Prompt length.
-        prompt_tokens: usize,
-        /// Limit.
-        max_model_len: usize,
-    },
-    /// Too many requests are waiting.
-    #[error("the server is overloaded: too many waiting requests")]
-    QueueFull,
-    /// The engine is shutting down.
-    #[error("the engine is shutting down")]
-    Shutdown,
-    /// The model could not be loaded.
-    #[error(transparent)]
-    Load(#[from] ModelError),
-}
-
-/// A prompt as text (tokenized by the engine) or as token ids.
+/// A prompt as text (tokenized by the engine) or as token ids (callers that tokenized
+/// already, like the server, which needs the ids to validate and echo).
 #[derive(Clone, Debug)]
 pub enum PromptInput {
-    /// Text.
+    /// Text, tokenized with special tokens added and parsed.
     Text(String),
-    /// Token ids.
+    /// Token ids, used as given (checked against the vocabulary).
     Tokens(Vec<u32>),
-}
-
-enum Command {
-    Add(Vec<Sequence>),
-    Abort(String),
-    Shutdown,
 }
 
 struct Inner {
     tx: Mutex<Sender<Command>>,
     shared: Arc<Shared>,
     tokenizer: Arc<Tokenizer>,
-    model_name: String,
-    max_model_len: usize,
-    max_prompt_blocks: usize,
-    block_size: usize,
-    vocab_size: usize,
-    max_waiting: usize,
+    config: EngineConfig,
     next_key: AtomicU64,
     accepting: AtomicBool,
 }
 
-/// Cheap, cloneable handle to a running engine.
+/// Cheap, cloneable handle to a running engine: every caller (HTTP handlers, the
+/// offline API, a dropped stream aborting its request) talks to the engine thread
+/// through one.
 #[derive(Clone)]
 pub struct EngineHandle {
     inner: Arc<Inner>,
-}
-
-/// The stream of outputs of one request.
-pub struct RequestStream {
-    rx: UnboundedReceiver<RequestOutput>,
-    request_id: String,
-    remaining: usize,
-    handle: EngineHandle,
-    /// Prompt token ids as the engine saw them.
-    pub prompt_token_ids: Vec<u32>,
-}
-
-impl RequestStream {
-    /// The next output, `None` once every sample has finished.
-    pub async fn next(&mut self) -> Option<RequestOutput> {
-        if self.remaining == 0 {
-            return None;
-        }
-        let out = self.rx.recv().await?;
-        if out.finish_reason.is_some() {
-            self.remaining -= 1;
-        }
-        Some(out)
-    }
-
-    /// Blocking version of [`RequestStream::next`] for non-async callers.
-    pub fn next_blocking(&mut self) -> Option<RequestOutput> {
-        if self.remaining == 0 {
-            return None;
-        }
-        let out = self.rx.blocking_recv()?;
-        if out.finish_reason.is_some() {
-            self.remaining -= 1;
-        }
-        Some(out)
-    }
-
-    /// The request id.
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-}
-
-impl Drop for RequestStream {
-    fn drop(&mut self) {
-        if self.remaining > 0 {
-            self.handle.abort(&self.request_id);
-        }
-    }
-}
-
-fn model_display_name(args: &EngineArgs) -> String {
-    args.served_model_name.clone().unwrap_or_else(|| {
-        if args.model == corvid_model::default_model::default_model_path() {
-            corvid_model::default_model::DEFAULT_MODEL_NAME.to_string()
-        } else {
-            args.model
-                .file_stem()
-                .map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned())
-        }
-    })
 }
 
 impl EngineHandle {
@@ -159,90 +63,30 @@ impl EngineHandle {
         args: EngineArgs,
         sink: Option<Arc<dyn StatsSink>>,
     ) -> Result<Self, EngineError> {
-        let cfg = model.config().clone();
-        let bad = |m: String| EngineError::InvalidRequest(m);
-        if args.block_size == 0 || args.block_size > 256 {
-            return Err(bad("block_size must be between 1 and 256".into()));
-        }
-        let per_block =
-            KvCache::bytes_per_block(&cfg, args.block_size, args.kv_cache_dtype.resolve());
-        let mut max_model_len = args
-            .max_model_len
-            .unwrap_or(cfg.max_position_embeddings)
-            .min(cfg.max_position_embeddings);
-        let (max_num_seqs, prefix_caching, batched_tokens) = if args.no_batching {
-            (1, false, max_model_len)
-        } else {
-            (
-                args.max_num_seqs.max(1),
-                args.enable_prefix_caching,
-                args.max_num_batched_tokens.max(1),
-            )
-        };
-        let budget_blocks = (args.kv_cache_memory.bytes() as usize / per_block).max(1);
-        // Never reserve more than every batch slot could use at full length.
-        let useful = max_num_seqs * max_model_len.div_ceil(args.block_size);
-        let num_blocks = budget_blocks.min(useful.max(1));
-        max_model_len = max_model_len.min(num_blocks * args.block_size);
-        if max_model_len < 2 {
-            return Err(bad(format!(
-                "the KV cache budget holds only {num_blocks} blocks; raise --kv-cache-memory"
-            )));
-        }
+        let config = args.resolve(model.config())?;
         tracing::info!(
-            num_blocks,
-            block_size = args.block_size,
-            kv_cache_dtype = args.kv_cache_dtype.name(),
-            kv_mib = (num_blocks * per_block) >> 20,
-            max_model_len,
-            max_num_seqs,
+            num_blocks = config.num_blocks,
+            block_size = config.block_size,
+            kv_cache_dtype = config.kv_cache_dtype.name(),
+            kv_mib = config.kv_bytes >> 20,
+            max_model_len = config.max_model_len,
+            max_num_seqs = config.max_num_seqs,
             "KV cache ready"
         );
-        let shared = Arc::new(Shared {
-            snapshot: Mutex::new(EngineSnapshot::default()),
-            unfinished: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-        });
-        let base = EngineSnapshot {
-            kv_blocks_total: num_blocks,
-            kv_bytes: num_blocks * per_block,
-            block_size: args.block_size,
-            kv_cache_dtype: args.kv_cache_dtype.name(),
-            max_num_seqs,
-            max_num_batched_tokens: batched_tokens,
-            enable_prefix_caching: prefix_caching,
-            max_model_len,
-            ..Default::default()
-        };
-        *shared.snapshot.lock().expect("snapshot lock") = base.clone();
-        let core_config = CoreConfig {
-            num_blocks,
-            scheduler: SchedulerConfig {
-                max_num_seqs,
-                max_num_batched_tokens: batched_tokens,
-            },
-            block_size: args.block_size,
-            kv_dtype: args.kv_cache_dtype.resolve(),
-            prefix_caching,
-            eos: tokenizer.eos_token_ids().to_vec(),
-        };
-        let mut core = EngineCore::new(model, core_config, sink, Arc::clone(&shared), base);
+        let shared = Arc::new(Shared::default());
+        let eos = tokenizer.eos_token_ids().to_vec();
+        let mut core = EngineCore::new(model, &config, eos, sink, Arc::clone(&shared));
         let (tx, rx) = channel();
         std::thread::Builder::new()
             .name("corvid-engine".into())
-            .spawn(move || run_loop(&mut core, rx))
-            .map_err(|e| bad(format!("cannot start engine thread: {e}")))?;
+            .spawn(move || engine_loop::run(&mut core, rx))
+            .map_err(|e| EngineError::InvalidConfig(format!("cannot start engine thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 tx: Mutex::new(tx),
                 shared,
-                model_name: model_display_name(&args),
-                max_model_len,
-                max_prompt_blocks: num_blocks,
-                block_size: args.block_size,
-                vocab_size: cfg.vocab_size,
                 tokenizer,
-                max_waiting: args.max_waiting_requests,
+                config,
                 next_key: AtomicU64::new(1),
                 accepting: AtomicBool::new(true),
             }),
@@ -269,105 +113,67 @@ impl EngineHandle {
         if !inner.accepting.load(Ordering::Relaxed) {
             return Err(EngineError::Shutdown);
         }
-        params.validate().map_err(EngineError::InvalidRequest)?;
+        params.validate()?;
         let ids = match prompt {
             PromptInput::Text(t) => inner
                 .tokenizer
                 .encode(&t, true, true)
-                .map_err(|e| EngineError::InvalidRequest(e.to_string()))?,
+                .map_err(|e| InvalidParam::new("prompt", format!("cannot be tokenized: {e}")))?,
             PromptInput::Tokens(ids) => ids,
         };
-        if ids.is_empty() {
-            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
-        }
-        if let Some(&t) = ids.iter().find(|&&t| t as usize >= inner.vocab_size) {
-            return Err(EngineError::InvalidRequest(format!(
-                "token id {t} is out of vocabulary (size {})",
-                inner.vocab_size
-            )));
-        }
-        let fits_pool = (ids.len() + 1).div_ceil(inner.block_size) <= inner.max_prompt_blocks;
-        if ids.len() >= inner.max_model_len || !fits_pool {
-            return Err(EngineError::PromptTooLong {
-                prompt_tokens: ids.len(),
-                max_model_len: inner.max_model_len,
-            });
-        }
-        if inner.shared.waiting.load(Ordering::Relaxed) + params.n > inner.max_waiting {
+        self.check_prompt(&ids)?;
+        let n = params.n;
+        if inner.shared.waiting.load(Ordering::Relaxed) + n > inner.config.max_waiting_requests {
             return Err(EngineError::QueueFull);
         }
-        let max_tokens = params
-            .max_tokens
-            .unwrap_or(usize::MAX)
-            .min(inner.max_model_len - ids.len());
-        let params = Arc::new(params);
         let (tx, rx) = unbounded_channel();
-        let arrival = Instant::now();
-        let seqs: Vec<Sequence> = (0..params.n)
-            .map(|index| {
-                let rng = match params.seed {
-                    Some(s) => StdRng::seed_from_u64(s.wrapping_add(index as u64)),
-                    None => StdRng::from_entropy(),
-                };
-                let text = TextTracker::new(
-                    Arc::clone(&inner.tokenizer),
-                    params.skip_special_tokens,
-                    params.stop.clone(),
-                );
-                let key = inner.next_key.fetch_add(1, Ordering::Relaxed);
-                Sequence::new(
-                    key,
-                    request_id.clone(),
-                    index,
-                    ids.clone(),
-                    max_tokens,
-                    Arc::clone(&params),
-                    rng,
-                    text,
-                    tx.clone(),
-                    arrival,
-                )
-            })
-            .collect();
+        let first_key = inner.next_key.fetch_add(n as u64, Ordering::Relaxed);
+        let seqs = new_sequences(
+            &request_id,
+            &ids,
+            params,
+            &inner.config,
+            &inner.tokenizer,
+            first_key,
+            &tx,
+        );
         inner.shared.unfinished.fetch_add(1, Ordering::Relaxed);
-        inner
-            .shared
-            .waiting
-            .fetch_add(seqs.len(), Ordering::Relaxed);
+        inner.shared.waiting.fetch_add(n, Ordering::Relaxed);
         if let Err(e) = self.send(Command::Add(seqs)) {
             inner.shared.unfinished.fetch_sub(1, Ordering::Relaxed);
             return Err(e);
         }
-        Ok(RequestStream {
-            rx,
-            request_id,
-            remaining: params.n,
-            handle: self.clone(),
-            prompt_token_ids: ids,
-        })
+        Ok(RequestStream::new(rx, request_id, n, self.clone(), ids))
     }
 
-    /// Aborts a request (no-op if it already finished).
+    /// Checks prompt token ids (not empty, in the vocabulary, fitting the context and
+    /// the KV pool). [`EngineHandle::add_request`] runs it; the server runs it too, to
+    /// refuse a request before it sets anything up.
+    pub fn check_prompt(&self, ids: &[u32]) -> Result<(), EngineError> {
+        check_prompt(&self.inner.config, ids)
+    }
+
+    /// Checks that every id is in the model's vocabulary (field `prompt`).
+    pub fn check_token_ids(&self, ids: &[u32]) -> Result<(), InvalidParam> {
+        check_token_ids(self.inner.config.vocab_size, ids)
+    }
+
+    /// Aborts a request, freeing its KV blocks (no-op if it already finished).
     pub fn abort(&self, request_id: &str) {
         let _ = self.send(Command::Abort(request_id.to_string()));
     }
 
-    /// The tokenizer.
+    /// The model's tokenizer (callers render chat templates and decode logprob tokens).
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.inner.tokenizer
     }
 
-    /// Name the model is served under.
-    pub fn model_name(&self) -> &str {
-        &self.inner.model_name
+    /// What this engine runs with: limits, KV pool, served name.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
     }
 
-    /// Longest prompt + output.
-    pub fn max_model_len(&self) -> usize {
-        self.inner.max_model_len
-    }
-
-    /// Current engine state.
+    /// The engine's state as of its last step (for gauges and idle checks).
     pub fn snapshot(&self) -> EngineSnapshot {
         self.inner
             .shared
@@ -377,7 +183,7 @@ impl EngineHandle {
             .clone()
     }
 
-    /// Requests added and not yet finished.
+    /// Requests added and not yet finished (a graceful drain waits for 0).
     pub fn num_unfinished(&self) -> usize {
         self.inner.shared.unfinished.load(Ordering::Relaxed)
     }
@@ -387,40 +193,4 @@ impl EngineHandle {
         self.inner.accepting.store(false, Ordering::Relaxed);
         let _ = self.send(Command::Shutdown);
     }
-}
-
-/// Applies a command; returns true for shutdown.
-fn apply(c: Command, core: &mut EngineCore) -> bool {
-    match c {
-        Command::Add(seqs) => core.add(seqs),
-        Command::Abort(id) => core.abort(&id),
-        Command::Shutdown => return true,
-    }
-    false
-}
-
-fn run_loop(core: &mut EngineCore, rx: Receiver<Command>) {
-    let mut shutting_down = false;
-    loop {
-        if core.is_idle() {
-            if shutting_down {
-                break;
-            }
-            match rx.recv() {
-                Ok(c) => shutting_down |= apply(c, core),
-                Err(_) => break,
-            }
-        }
-        while let Ok(c) = rx.try_recv() {
-            shutting_down |= apply(c, core);
-        }
-        if !core.is_idle() && !core.step() {
-            // Nothing could be scheduled (every waiting prompt needs blocks still held);
-            // wait for a command instead of spinning.
-            if let Ok(c) = rx.recv_timeout(std::time::Duration::from_millis(5)) {
-                shutting_down |= apply(c, core);
-            }
-        }
-    }
-    tracing::info!("engine loop stopped");
 }

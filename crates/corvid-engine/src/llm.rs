@@ -1,10 +1,10 @@
 //! The offline batch API, shaped like vLLM's:
 //! `LLM::new(EngineArgs { .. })?.generate(&prompts, &SamplingParams { .. })`.
 
-use crate::handle::{EngineError, EngineHandle, PromptInput};
+use crate::error::EngineError;
+use crate::handle::{EngineHandle, PromptInput};
 use crate::output::{FinishReason, TokenLogprob};
 use crate::params::{EngineArgs, SamplingParams};
-use indicatif::{ProgressBar, ProgressStyle};
 
 /// One generated sample.
 #[derive(Clone, Debug, Default)]
@@ -65,21 +65,22 @@ impl LLM {
         prompts: &[S],
         params: &SamplingParams,
     ) -> Result<Vec<GenerationOutput>, EngineError> {
-        self.generate_with_progress(prompts, params, false)
+        self.generate_observed(prompts, params, &mut || {})
     }
 
-    /// [`LLM::generate`] with an optional progress bar on stderr.
-    pub fn generate_with_progress<S: AsRef<str>>(
+    /// [`LLM::generate`] calling `on_prompt_done` as each prompt's samples finish (in
+    /// input order), so a caller can show progress; the library draws nothing itself.
+    pub fn generate_observed<S: AsRef<str>>(
         &self,
         prompts: &[S],
         params: &SamplingParams,
-        progress: bool,
+        on_prompt_done: &mut dyn FnMut(),
     ) -> Result<Vec<GenerationOutput>, EngineError> {
         let inputs: Vec<PromptInput> = prompts
             .iter()
             .map(|p| PromptInput::Text(p.as_ref().to_string()))
             .collect();
-        self.run(inputs, params, progress).map(|outs| {
+        self.run(inputs, params, on_prompt_done).map(|outs| {
             outs.into_iter()
                 .zip(prompts)
                 .map(|((ids, outputs), p)| GenerationOutput {
@@ -99,7 +100,7 @@ impl LLM {
     ) -> Result<Vec<Vec<CompletionOutput>>, EngineError> {
         let inputs = prompts.iter().cloned().map(PromptInput::Tokens).collect();
         Ok(self
-            .run(inputs, params, false)?
+            .run(inputs, params, &mut || {})?
             .into_iter()
             .map(|(_, o)| o)
             .collect())
@@ -109,20 +110,8 @@ impl LLM {
         &self,
         inputs: Vec<PromptInput>,
         params: &SamplingParams,
-        progress: bool,
+        on_prompt_done: &mut dyn FnMut(),
     ) -> Result<Vec<PromptResult>, EngineError> {
-        let bar = if progress {
-            ProgressBar::new(inputs.len() as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "generating [{bar:30}] {pos}/{len} prompts {elapsed} ({per_sec})",
-            )
-            .expect("static template")
-            .progress_chars("=> "),
-        );
         let mut streams = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.into_iter().enumerate() {
             streams.push(self.engine.add_request(
@@ -148,10 +137,9 @@ impl LLM {
                     c.finish_reason = o.finish_reason;
                 }
             }
-            bar.inc(1);
+            on_prompt_done();
             results.push((stream.prompt_token_ids.clone(), outs));
         }
-        bar.finish_and_clear();
         Ok(results)
     }
 }

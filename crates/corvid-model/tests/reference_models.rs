@@ -7,7 +7,7 @@
 
 mod numerics;
 
-use corvid_model::default_model::corvid_home;
+use corvid_model::default_model::{corvid_home, installed_or_skip};
 use corvid_model::{load_model, LoadOptions};
 use numerics::*;
 use std::path::PathBuf;
@@ -46,8 +46,15 @@ fn tiny_models_match_llama_cpp_in_both_formats() {
 #[test]
 fn default_model_through_safetensors_matches_transformers_f32() {
     let dir = std::env::var_os("CORVID_HF_MODEL")
+        .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| corvid_home().join("models/smollm2-135m-hf-f32"));
+    let Some(dir) = installed_or_skip(
+        "default_model_through_safetensors_matches_transformers_f32",
+        dir,
+    ) else {
+        return;
+    };
     let model = load_model(&dir, &LoadOptions::default()).unwrap_or_else(|e| {
         panic!(
             "{e} — scripts/setup.sh converts the default model to {}",

@@ -8,6 +8,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use corvid_engine::EngineError;
+
+use crate::protocol::FieldNames;
 use serde::Serialize;
 
 /// Seconds a client is told to wait (`Retry-After`) when the engine's queue is full.
@@ -154,20 +156,47 @@ impl ApiError {
     }
 }
 
-impl From<EngineError> for ApiError {
-    fn from(e: EngineError) -> Self {
+impl ApiError {
+    /// An engine refusal as the client sees it, with engine field names translated
+    /// to the request's own (`names`).
+    pub fn from_engine(e: EngineError, names: &FieldNames) -> Self {
         match e {
-            EngineError::InvalidRequest(msg) => ApiError::bad_request(msg),
-            EngineError::QueueFull => ApiError::queue_full(),
-            e @ EngineError::PromptTooLong { .. } => {
-                let mut err = ApiError::invalid("messages", e.to_string());
-                err.code = Some("context_length_exceeded");
-                err
+            EngineError::InvalidRequest(p) => {
+                let field = names.api_name(p.field);
+                ApiError::invalid(field, format!("`{field}` {}", p.problem))
             }
+            EngineError::QueueFull => ApiError::queue_full(),
+            EngineError::PromptTooLong {
+                prompt_tokens,
+                max_model_len,
+            } => ApiError::context_length(names.prompt, prompt_tokens, None, max_model_len),
             EngineError::Shutdown => ApiError::unavailable("The server is shutting down."),
-            #[allow(unreachable_patterns)]
-            other => ApiError::internal(other.to_string()),
+            other @ (EngineError::InvalidConfig(_) | EngineError::Load(_)) => {
+                ApiError::internal(other.to_string())
+            }
         }
+    }
+
+    /// 400 `context_length_exceeded`: the prompt (plus `max_tokens`, when given) does not
+    /// fit the context; `prompt_field` names the prompt when the budget is not at fault.
+    pub fn context_length(
+        prompt_field: &'static str,
+        prompt: usize,
+        max_tokens: Option<(&'static str, usize)>,
+        max_model_len: usize,
+    ) -> Self {
+        let (field, message) = match max_tokens {
+            Some((field, m)) => (field, format!(
+                "This model's maximum context length is {max_model_len} tokens. However, you requested {} tokens ({prompt} in the prompt, {m} for the completion). Please reduce the length of the prompt or the completion.",
+                prompt + m
+            )),
+            None => (prompt_field, format!(
+                "This model's maximum context length is {max_model_len} tokens. However, your prompt has {prompt} tokens. Please reduce the length of the prompt."
+            )),
+        };
+        let mut e = ApiError::invalid(field, message);
+        e.code = Some("context_length_exceeded");
+        e
     }
 }
 
@@ -190,6 +219,7 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use corvid_engine::InvalidParam;
 
     #[test]
     fn body_has_openai_shape() {
@@ -203,15 +233,34 @@ mod tests {
     #[test]
     fn engine_errors_map_to_statuses() {
         assert_eq!(
-            ApiError::from(EngineError::QueueFull).status,
+            ApiError::from_engine(EngineError::QueueFull, &FieldNames::COMPLETIONS).status,
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
-            ApiError::from(EngineError::Shutdown).status,
+            ApiError::from_engine(EngineError::Shutdown, &FieldNames::COMPLETIONS).status,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        let e = ApiError::from(EngineError::InvalidRequest("top_p bad".into()));
+        let chat = FieldNames {
+            prompt: "messages",
+            max_tokens: "max_completion_tokens",
+            logprobs: "top_logprobs",
+        };
+        let bad = InvalidParam::new("logprobs", "must be between 0 and 20, got 21.");
+        let e = ApiError::from_engine(bad.into(), &chat);
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.param.as_deref(), Some("top_logprobs"));
+        assert!(
+            e.message.starts_with("`top_logprobs` must"),
+            "{}",
+            e.message
+        );
+        let long = EngineError::PromptTooLong {
+            prompt_tokens: 9,
+            max_model_len: 8,
+        };
+        let e = ApiError::from_engine(long, &chat);
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        assert_eq!(e.code, Some("context_length_exceeded"));
     }
 
     #[test]

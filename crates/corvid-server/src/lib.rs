@@ -4,14 +4,14 @@
 //! [`corvid_engine::EngineHandle`].
 //!
 //! The flow, one way: body → [`protocol`] type (via [`extract::ApiJson`], so bad bodies
-//! are OpenAI-style errors) → [`validate`] (tokenized prompt, checked
-//! `SamplingParams`) → engine → [`sse`] chunks or one JSON response. Every failure is an
+//! are OpenAI-style errors) → [`validate`] (a [`validate::ValidatedRequest`]: tokenized
+//! prompt, checked `SamplingParams`) → engine → [`sse`] chunks or one JSON response
+//! (`docs/architecture.md` draws the whole path). Every failure is an
 //! [`error::ApiError`]; every metric name lives in [`metrics::names`].
 //!
-//! The binary calls it like this:
+//! The binary parses its flags into a [`ServerConfig`] and calls it like this:
 //! ```no_run
-//! # async fn f(args: corvid_server::ServeArgs) -> anyhow::Result<()> {
-//! let config = args.to_config()?;          // ServeArgs is #[command(flatten)]-ed by `corvid serve`
+//! # async fn f(config: corvid_server::ServerConfig) -> anyhow::Result<()> {
 //! corvid_server::serve(config).await       // returns Ok after a graceful SIGTERM/SIGINT drain
 //! # }
 //! ```
@@ -28,6 +28,6 @@ pub mod sse;
 pub mod state;
 pub mod validate;
 
-pub use config::{ServeArgs, ServerConfig};
+pub use config::ServerConfig;
 pub use error::ApiError;
 pub use server::{router, serve, shutdown_signal, Server};

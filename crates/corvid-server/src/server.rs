@@ -16,12 +16,13 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::Router;
-use corvid_engine::{EngineHandle, StatsSink};
+use corvid_engine::{EngineError, EngineHandle, StatsSink};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinError;
 
 use crate::config::ServerConfig;
-use crate::handlers::{chat, completions, misc};
+use crate::handlers::{chat, completions, info, tokenize};
 use crate::metrics::{self, Metrics};
 use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
@@ -31,16 +32,16 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     let protected = Router::new()
         .route("/v1/completions", post(completions::completions))
         .route("/v1/chat/completions", post(chat::chat_completions))
-        .route("/v1/models", get(misc::models))
-        .route("/tokenize", post(misc::tokenize))
-        .route("/detokenize", post(misc::detokenize))
+        .route("/v1/models", get(info::models))
+        .route("/tokenize", post(tokenize::tokenize))
+        .route("/detokenize", post(tokenize::detokenize))
         .route_layer(from_fn_with_state(Arc::clone(&state), require_api_key));
     let app = Router::new()
-        .route("/health", get(misc::health))
-        .route("/version", get(misc::version))
-        .route("/metrics", get(misc::metrics))
+        .route("/health", get(info::health))
+        .route("/version", get(info::version))
+        .route("/metrics", get(info::metrics))
         .merge(protected)
-        .fallback(misc::not_found)
+        .fallback(info::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let app = match &state.metrics {
         Some(m) => app.layer(from_fn_with_state(Arc::clone(m), metrics::http::track)),
@@ -52,7 +53,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
 /// The router of the separate `--metrics-port` listener (only `/metrics`).
 pub fn metrics_router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/metrics", get(misc::metrics))
+        .route("/metrics", get(info::metrics))
         .with_state(state)
 }
 
@@ -67,9 +68,7 @@ pub struct Server {
 impl Server {
     /// Binds the API port (and the metrics port, if any). Port 0 picks a free port.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        let served = config.served_model_name();
-        let mut config = config;
-        config.engine.served_model_name = Some(served.clone());
+        let served = config.engine.served_name();
         let metrics = match &config.metrics {
             Some(opts) => Some(Arc::new(Metrics::new(&served, opts)?)),
             None => None,
@@ -113,10 +112,42 @@ impl Server {
             .map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
+    /// Where the engine's statistics go: this server's metrics (`None` when disabled).
+    /// An engine built by the caller for [`Server::run_with_engine`] should report here.
+    pub fn stats_sink(&self) -> Option<Arc<dyn StatsSink>> {
+        self.state
+            .metrics
+            .as_ref()
+            .map(|m| Arc::clone(m) as Arc<dyn StatsSink>)
+    }
+
     /// Serves until `shutdown` completes, then drains (see the module docs).
     /// Returns an error if the model cannot be loaded or a listener fails.
     pub async fn run(
         self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let args = self.config.engine.clone();
+        let sink = self.stats_sink();
+        let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, sink));
+        self.serve(load, shutdown).await
+    }
+
+    /// [`Server::run`] over an engine the caller started (tests use a small one; give it
+    /// [`Server::stats_sink`] so the metrics see its steps).
+    pub async fn run_with_engine(
+        self,
+        engine: EngineHandle,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.serve(async { Ok(Ok(engine)) }, shutdown).await
+    }
+
+    /// Listens, waits for `engine` (a model load) unless `shutdown` comes first, serves,
+    /// and drains.
+    async fn serve(
+        self,
+        engine: impl Future<Output = Result<Result<EngineHandle, EngineError>, JoinError>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Server {
@@ -146,16 +177,10 @@ impl Server {
             )
         });
 
-        let args = config.engine.clone();
-        let sink = state
-            .metrics
-            .as_ref()
-            .map(|m| Arc::clone(m) as Arc<dyn StatsSink>);
-        let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, sink));
         tokio::pin!(shutdown);
         let loaded_at = Instant::now();
         let engine = tokio::select! {
-            r = load => match r.context("model loading panicked")? {
+            r = engine => match r.context("model loading panicked")? {
                 Ok(e) => Some(e),
                 Err(e) => {
                     let _ = stop_tx.send(true);
@@ -167,7 +192,7 @@ impl Server {
         if let Some(engine) = engine {
             tracing::info!(
                 secs = loaded_at.elapsed().as_secs_f64(),
-                max_model_len = engine.max_model_len(),
+                max_model_len = engine.config().max_model_len,
                 "model loaded, ready"
             );
             state.set_engine(engine);

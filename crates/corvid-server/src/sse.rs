@@ -83,13 +83,13 @@ struct Driver<F> {
     _guard: InflightGuard,
 }
 
-/// An SSE response streaming `stream` through `fmt`.
+/// An SSE response streaming `stream` through `fmt` (its `x-request-id` header is set
+/// by the middleware, like every response's).
 pub fn stream_response<F: ChunkFormat>(
     stream: RequestStream,
     mut fmt: F,
     include_usage: bool,
     guard: InflightGuard,
-    request_id: &str,
 ) -> Response {
     let usage = UsageAcc::new(stream.prompt_token_ids.len());
     let pending: VecDeque<Bytes> = fmt.start().into();
@@ -133,9 +133,6 @@ pub fn stream_response<F: ChunkFormat>(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-request-id", v);
-    }
     resp
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use corvid_engine::EngineHandle;
 
 use crate::error::ApiError;
-use crate::metrics::{EngineGauges, EngineInfo, Metrics};
+use crate::metrics::Metrics;
 
 /// Shared server state.
 pub struct AppState {
@@ -48,16 +48,8 @@ impl AppState {
     /// Installs the loaded engine and publishes its configuration.
     pub fn set_engine(&self, engine: EngineHandle) {
         if let Some(m) = &self.metrics {
-            let s = engine.snapshot();
-            m.set_engine_info(&EngineInfo {
-                block_size: s.block_size,
-                cache_dtype: s.kv_cache_dtype.to_string(),
-                num_gpu_blocks: s.kv_blocks_total,
-                max_num_seqs: s.max_num_seqs,
-                max_num_batched_tokens: s.max_num_batched_tokens,
-                enable_prefix_caching: s.enable_prefix_caching,
-                max_model_len: engine.max_model_len(),
-            });
+            m.set_engine_info(engine.config());
+            m.set_engine_gauges(&engine.snapshot());
         }
         let _ = self.engine.set(engine);
     }
@@ -67,14 +59,20 @@ impl AppState {
         self.engine.get()
     }
 
-    /// The engine, or 503 while loading / draining.
+    /// The engine, or 503 while loading (still answered while draining: for endpoints
+    /// that start no generation).
+    pub fn loaded_engine(&self) -> Result<&EngineHandle, ApiError> {
+        self.engine
+            .get()
+            .ok_or_else(|| ApiError::unavailable("The model is still loading."))
+    }
+
+    /// The engine, or 503 while loading / draining (for endpoints that generate).
     pub fn engine(&self) -> Result<&EngineHandle, ApiError> {
         if self.is_draining() {
             return Err(ApiError::unavailable("The server is shutting down."));
         }
-        self.engine
-            .get()
-            .ok_or_else(|| ApiError::unavailable("The model is still loading."))
+        self.loaded_engine()
     }
 
     /// Checks the request's `model` against the served name (404 if it differs).
@@ -111,15 +109,7 @@ impl AppState {
     /// Refreshes the gauges of `metrics` from the engine's snapshot (at scrape time).
     pub fn refresh_gauges(&self, metrics: &Metrics) {
         if let Some(e) = self.engine.get() {
-            let s = e.snapshot();
-            metrics.set_engine_gauges(&EngineGauges {
-                running: s.running,
-                waiting: s.waiting,
-                kv_blocks_used: s.kv_blocks_used,
-                kv_blocks_total: s.kv_blocks_total,
-                kv_bytes: Some(s.kv_bytes),
-                busy_fraction: s.busy_fraction,
-            });
+            metrics.set_engine_gauges(&e.snapshot());
         }
     }
 }

@@ -1,60 +1,89 @@
-//! The validation stage: a request as written → a typed, checked request for the engine.
+//! The validation boundary: a request as written → a [`ValidatedRequest`] that the
+//! engine accepts as is.
 //!
-//! Every range check names its field (the `param` of the 400). The prompt is tokenized
-//! here, so the context-length check happens before anything is queued and the echo /
-//! usage paths know the prompt's tokens.
+//! The limits themselves live in the engine ([`SamplingParams::validate`],
+//! [`EngineHandle::check_prompt`]), defined once; this module turns the API's spelling
+//! into the engine's (`top_k: -1`, a missing token budget, chat's
+//! `max_completion_tokens`), checks what only the API has (the token budget against
+//! the context, `top_logprobs` without `logprobs`), and reports every engine refusal
+//! under the field name the client sent.
 
-use corvid_engine::SamplingParams;
+use corvid_engine::{EngineHandle, InvalidParam, RequestStream, SamplingParams};
 
 use crate::error::ApiError;
-use crate::protocol::SamplingFields;
+use crate::protocol::{FieldNames, SamplingFields};
 
-/// Most top logprobs a request may ask for (OpenAI's limit).
-pub const MAX_LOGPROBS: i64 = 20;
-/// Most choices (`n`) one request may ask for.
-pub const MAX_N: i64 = 16;
-
-fn check_range(
-    field: &str,
-    v: Option<f32>,
-    lo: f32,
-    hi: f32,
-    lo_open: bool,
-) -> Result<(), ApiError> {
-    if let Some(x) = v {
-        let ok = x.is_finite() && (if lo_open { x > lo } else { x >= lo }) && x <= hi;
-        if !ok {
-            let open = if lo_open { "(" } else { "[" };
-            return Err(ApiError::invalid(
-                field,
-                format!("`{field}` must be in {open}{lo}, {hi}], got {x}."),
-            ));
-        }
-    }
-    Ok(())
+/// A request that passed every check: what the engine runs, and how to name its fields
+/// if the engine still refuses it (a full queue, a shutdown).
+#[derive(Debug, Clone)]
+pub struct ValidatedRequest {
+    /// Prompt token ids: not empty, in the vocabulary, shorter than the context.
+    pub prompt_tokens: Vec<u32>,
+    /// Checked sampling parameters with the token budget resolved.
+    pub params: SamplingParams,
+    /// The request's names for the engine's `prompt`, `max_tokens` and `logprobs`.
+    pub names: FieldNames,
 }
 
-/// Checks the sampling fields and builds [`SamplingParams`], given the prompt length and
-/// the model's context length. A missing token budget means "up to the context end".
+impl ValidatedRequest {
+    /// Queues the request in the engine under `request_id`.
+    pub fn submit(
+        self,
+        engine: &EngineHandle,
+        request_id: &str,
+    ) -> Result<RequestStream, ApiError> {
+        let names = self.names;
+        engine
+            .add_request(
+                request_id.to_string(),
+                corvid_engine::PromptInput::Tokens(self.prompt_tokens),
+                self.params,
+            )
+            .map_err(|e| ApiError::from_engine(e, &names))
+    }
+}
+
+/// Checks a tokenized prompt and the sampling fields against `engine`'s limits.
+pub fn validate(
+    engine: &EngineHandle,
+    prompt_tokens: Vec<u32>,
+    fields: &SamplingFields,
+) -> Result<ValidatedRequest, ApiError> {
+    let names = fields.names;
+    engine
+        .check_prompt(&prompt_tokens)
+        .map_err(|e| ApiError::from_engine(e, &names))?;
+    let params = sampling_params(fields, prompt_tokens.len(), engine.config().max_model_len)?;
+    Ok(ValidatedRequest {
+        prompt_tokens,
+        params,
+        names,
+    })
+}
+
+/// An integer the engine holds as unsigned; negative values are refused here.
+fn unsigned(field: &'static str, v: i64) -> Result<usize, InvalidParam> {
+    usize::try_from(v)
+        .map_err(|_| InvalidParam::new(field, format!("must not be negative, got {v}.")))
+}
+
+/// Builds checked [`SamplingParams`] for a prompt of `prompt_tokens` tokens (already
+/// checked to fit) and a context of `max_model_len`. A missing token budget means
+/// "up to the context end".
 pub fn sampling_params(
     f: &SamplingFields,
     prompt_tokens: usize,
     max_model_len: usize,
 ) -> Result<SamplingParams, ApiError> {
-    let d = SamplingParams::default();
-    let n = f.n.unwrap_or(1);
-    if !(1..=MAX_N).contains(&n) {
+    let names = f.names;
+    let refuse = |p: InvalidParam| ApiError::from_engine(p.into(), &names);
+    if f.top_logprobs_without_logprobs {
         return Err(ApiError::invalid(
-            "n",
-            format!("`n` must be between 1 and {MAX_N}, got {n}."),
+            "top_logprobs",
+            "`top_logprobs` needs `logprobs: true`.",
         ));
     }
-    check_range("temperature", f.temperature, 0.0, 2.0, false)?;
-    check_range("top_p", f.top_p, 0.0, 1.0, true)?;
-    check_range("min_p", f.min_p, 0.0, 1.0, false)?;
-    check_range("presence_penalty", f.presence_penalty, -2.0, 2.0, false)?;
-    check_range("frequency_penalty", f.frequency_penalty, -2.0, 2.0, false)?;
-    check_range("repetition_penalty", f.repetition_penalty, 0.0, 10.0, true)?;
+    let d = SamplingParams::default();
     let top_k = match f.top_k {
         None | Some(-1) | Some(0) => None,
         Some(k) if k > 0 => Some(k as usize),
@@ -65,54 +94,23 @@ pub fn sampling_params(
             ))
         }
     };
-    let logprobs = match f.logprobs {
-        None => None,
-        Some(k) if (0..=MAX_LOGPROBS).contains(&k) => Some(k as usize),
-        Some(k) => {
-            let field = f.logprobs_field;
-            return Err(ApiError::invalid(
-                field,
-                format!("`{field}` must be between 0 and {MAX_LOGPROBS}, got {k}."),
-            ));
-        }
-    };
-    if prompt_tokens == 0 {
-        return Err(ApiError::invalid("prompt", "The prompt is empty."));
-    }
-    if prompt_tokens >= max_model_len {
-        return Err(context_error(prompt_tokens, None, max_model_len));
-    }
     let max_tokens = match f.max_tokens {
-        None => max_model_len - prompt_tokens,
-        Some(m) if m < 1 => {
-            let field = f.max_tokens_field;
-            return Err(ApiError::invalid(
-                field,
-                format!("`{field}` must be at least 1, got {m}."),
-            ));
-        }
+        None => max_model_len.saturating_sub(prompt_tokens),
         Some(m) => {
-            let m = usize::try_from(m).unwrap_or(usize::MAX);
+            let m = unsigned("max_tokens", m).map_err(refuse)?;
             if prompt_tokens.saturating_add(m) > max_model_len {
-                return Err(context_error(prompt_tokens, Some(m), max_model_len));
+                return Err(ApiError::context_length(
+                    names.prompt,
+                    prompt_tokens,
+                    Some((names.max_tokens, m)),
+                    max_model_len,
+                ));
             }
             m
         }
     };
-    let min_tokens = match f.min_tokens {
-        None => 0,
-        Some(m) if m >= 0 && (m as usize) <= max_tokens => m as usize,
-        Some(m) => {
-            return Err(ApiError::invalid(
-                "min_tokens",
-                format!(
-                    "`min_tokens` must be between 0 and the token budget ({max_tokens}), got {m}."
-                ),
-            ))
-        }
-    };
     let params = SamplingParams {
-        n: n as usize,
+        n: unsigned("n", f.n.unwrap_or(1)).map_err(refuse)?,
         temperature: f.temperature.unwrap_or(d.temperature),
         top_p: f.top_p.unwrap_or(d.top_p),
         top_k,
@@ -122,7 +120,7 @@ pub fn sampling_params(
         frequency_penalty: f.frequency_penalty.unwrap_or(d.frequency_penalty),
         seed: f.seed.map(|s| s as u64),
         max_tokens: Some(max_tokens),
-        min_tokens,
+        min_tokens: unsigned("min_tokens", f.min_tokens.unwrap_or(0)).map_err(refuse)?,
         stop: f
             .stop
             .clone()
@@ -133,40 +131,15 @@ pub fn sampling_params(
             .collect(),
         stop_token_ids: f.stop_token_ids.clone().unwrap_or_default(),
         ignore_eos: f.ignore_eos.unwrap_or(false),
-        logprobs,
+        logprobs: f
+            .logprobs
+            .map(|k| unsigned("logprobs", k))
+            .transpose()
+            .map_err(refuse)?,
         skip_special_tokens: f.skip_special_tokens.unwrap_or(true),
     };
-    params.validate().map_err(|msg| {
-        let field = msg
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string();
-        ApiError::invalid(field, msg)
-    })?;
+    params.validate().map_err(refuse)?;
     Ok(params)
-}
-
-fn context_error(prompt: usize, max_tokens: Option<usize>, max_model_len: usize) -> ApiError {
-    let message = match max_tokens {
-        Some(m) => format!(
-            "This model's maximum context length is {max_model_len} tokens. However, you requested {} tokens ({prompt} in the prompt, {m} for the completion). Please reduce the length of the prompt or the completion.",
-            prompt + m
-        ),
-        None => format!(
-            "This model's maximum context length is {max_model_len} tokens. However, your prompt has {prompt} tokens. Please reduce the length of the prompt."
-        ),
-    };
-    let mut e = ApiError::invalid(
-        if max_tokens.is_some() {
-            "max_tokens"
-        } else {
-            "prompt"
-        },
-        message,
-    );
-    e.code = Some("context_length_exceeded");
-    e
 }
 
 #[cfg(test)]
@@ -176,11 +149,7 @@ mod tests {
     use axum::http::StatusCode;
 
     fn fields() -> SamplingFields {
-        SamplingFields {
-            max_tokens_field: "max_tokens",
-            logprobs_field: "logprobs",
-            ..Default::default()
-        }
+        SamplingFields::default()
     }
 
     #[test]
@@ -285,6 +254,34 @@ mod tests {
                 },
                 "temperature",
             ),
+            (
+                SamplingFields {
+                    temperature: Some(2.5),
+                    ..fields()
+                },
+                "temperature",
+            ),
+            (
+                SamplingFields {
+                    n: Some(17),
+                    ..fields()
+                },
+                "n",
+            ),
+            (
+                SamplingFields {
+                    n: Some(-1),
+                    ..fields()
+                },
+                "n",
+            ),
+            (
+                SamplingFields {
+                    stop: Some(StopField::Many(vec!["x".into(); 17])),
+                    ..fields()
+                },
+                "stop",
+            ),
         ];
         for (f, field) in cases {
             let e = sampling_params(&f, 5, 100).unwrap_err();
@@ -294,9 +291,28 @@ mod tests {
     }
 
     #[test]
-    fn context_overflow_is_400() {
-        let e = sampling_params(&fields(), 100, 100).unwrap_err();
-        assert_eq!(e.code, Some("context_length_exceeded"));
+    fn chat_names_are_reported() {
+        let f = SamplingFields {
+            logprobs: Some(21),
+            names: FieldNames {
+                prompt: "messages",
+                max_tokens: "max_completion_tokens",
+                logprobs: "top_logprobs",
+            },
+            ..fields()
+        };
+        let e = sampling_params(&f, 5, 100).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("top_logprobs"));
+        let f = SamplingFields {
+            top_logprobs_without_logprobs: true,
+            ..fields()
+        };
+        let e = sampling_params(&f, 5, 100).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("top_logprobs"));
+    }
+
+    #[test]
+    fn budget_overflow_is_400() {
         let f = SamplingFields {
             max_tokens: Some(50),
             ..fields()

@@ -1,4 +1,5 @@
-//! End-to-end tests: the real server with the default model, driven over HTTP.
+//! End-to-end tests, hermetic tier: the real server over the committed tiny model,
+//! driven over HTTP.
 
 mod common;
 
@@ -6,10 +7,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{
-    client, config, documented_metric_names, sample, scrape, sse_events, start, TestServer,
-    MAX_MODEL_LEN,
+    client, config, documented_metric_names, get_json, sample, scrape, sse_events, start,
+    TestServer, MAX_MODEL_LEN, SERVED_NAME,
 };
-use corvid_model::default_model::DEFAULT_MODEL_NAME;
 use serde_json::{json, Value};
 
 /// One server shared by the tests that do not need special flags.
@@ -55,25 +55,11 @@ async fn health_version_and_models() {
     let base = &shared().base;
     let r = client().get(format!("{base}/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = client()
-        .get(format!("{base}/version"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&format!("{base}/version")).await;
     assert!(v["version"].is_string());
-    let m: Value = client()
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let m = get_json(&format!("{base}/v1/models")).await;
     assert_eq!(m["object"], "list");
-    assert_eq!(m["data"][0]["id"], DEFAULT_MODEL_NAME);
+    assert_eq!(m["data"][0]["id"], SERVED_NAME);
     assert_eq!(m["data"][0]["max_model_len"], MAX_MODEL_LEN);
 }
 
@@ -83,7 +69,7 @@ async fn completion_with_usage_and_request_id() {
     let r = client()
         .post(format!("{base}/v1/completions"))
         .header("X-Request-Id", "test-req-1")
-        .json(&json!({"model": DEFAULT_MODEL_NAME, "prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}))
+        .json(&json!({"model": SERVED_NAME, "prompt": "The capital of France is", "max_tokens": 5, "temperature": 0}))
         .send()
         .await
         .unwrap();
@@ -171,7 +157,7 @@ async fn chat_completion_and_logprobs() {
     let (s, v) = post(
         base,
         "/v1/chat/completions",
-        json!({"model": DEFAULT_MODEL_NAME, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}],
+        json!({"model": SERVED_NAME, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}],
                "max_completion_tokens": 8, "temperature": 0, "logprobs": true, "top_logprobs": 3}),
     )
     .await;
@@ -204,6 +190,8 @@ async fn stream(base: &str, path: &str, body: Value) -> Vec<Value> {
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
+    // Set once, by the middleware, on streamed responses too.
+    assert_eq!(r.headers().get_all("x-request-id").iter().count(), 1);
     let text = r.text().await.unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     let events = sse_events(&text);
@@ -546,7 +534,7 @@ async fn metrics_expose_every_documented_name() {
         assert!(found, "{name} missing from /metrics");
         assert!(m.contains(&format!("# HELP {name} ")), "{name} has no help");
     }
-    let model = format!("model_name=\"{DEFAULT_MODEL_NAME}\"");
+    let model = format!("model_name=\"{SERVED_NAME}\"");
     assert!(m
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client, config, sample, scrape, sse_events, start};
+use common::{client, config, sample, scrape, sse_events, start, start_loading};
 use serde_json::{json, Value};
 
 /// What the client saw of one request.
@@ -245,7 +245,7 @@ async fn metric_flags() {
     // --disable-metrics: /metrics is 404, generation still works.
     let mut c = config();
     c.metrics = None;
-    let srv = start(c);
+    let srv = start_loading(c);
     let r = client()
         .get(format!("{}/metrics", srv.base))
         .send()
@@ -266,12 +266,12 @@ async fn metric_flags() {
     let opts = c.metrics.as_mut().unwrap();
     opts.vllm_compat = false;
     opts.buckets = vec!["vllm_request_latency_seconds=0.5,60".parse().unwrap()];
-    let srv = start(c);
+    let srv = start_loading(c);
     let m = scrape(&srv.base).await;
     assert!(!m.contains("vllm:"));
-    assert!(m.contains(
-        "vllm_request_latency_seconds_bucket{model_name=\"SmolLM2-135M-Instruct\",le=\"60\"} 0"
-    ));
+    assert!(
+        m.contains("vllm_request_latency_seconds_bucket{model_name=\"tiny-qwen2\",le=\"60\"} 0")
+    );
     assert_eq!(m.matches("vllm_request_latency_seconds_bucket{").count(), 3);
     srv.stop().unwrap();
 }

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use corvid_engine::testing::start_tiny;
 use corvid_server::{shutdown_signal, Server};
 use serde_json::json;
 
@@ -18,10 +19,15 @@ fn sigterm_self() {
     assert!(ok);
 }
 
+/// Least time a step of the test engine takes: the streams below (60 and 450 tokens)
+/// must still be running when the signal arrives.
+const STEP_TIME: Duration = Duration::from_millis(10);
+
 /// Starts a server whose shutdown is the real SIGTERM/SIGINT handler.
 fn start(timeout: Duration) -> (String, std::thread::JoinHandle<anyhow::Result<()>>) {
     let mut c = common::config();
     c.shutdown_timeout = timeout;
+    let args = c.engine.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -30,9 +36,10 @@ fn start(timeout: Duration) -> (String, std::thread::JoinHandle<anyhow::Result<(
             .build()?;
         rt.block_on(async move {
             let server = Server::bind(c).await?;
+            let engine = start_tiny("qwen2", STEP_TIME, args, server.stats_sink())?;
             let signal = shutdown_signal();
             tx.send(server.local_addr()).unwrap();
-            server.run(signal).await
+            server.run_with_engine(engine, signal).await
         })
     });
     let base = format!("http://{}", rx.recv().unwrap());

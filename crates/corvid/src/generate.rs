@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use corvid_engine::cli::EngineCliArgs;
 use corvid_engine::{SamplingParams, LLM};
 use corvid_model::tokenizer::ChatMessage;
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
 /// Flags of `corvid generate`.
@@ -114,7 +115,20 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         ignore_eos: args.ignore_eos,
         ..SamplingParams::default()
     };
-    let outputs = llm.generate_with_progress(&prompts, &params, prompts.len() > 1)?;
+    let bar = if prompts.len() > 1 {
+        ProgressBar::new(prompts.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "generating [{bar:30}] {pos}/{len} prompts {elapsed} ({per_sec})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let outputs = llm.generate_observed(&prompts, &params, &mut || bar.inc(1))?;
+    bar.finish_and_clear();
     for out in outputs {
         for c in &out.outputs {
             if args.json {

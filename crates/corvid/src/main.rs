@@ -3,6 +3,7 @@
 
 mod cpu;
 mod generate;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -22,7 +23,7 @@ enum Command {
     /// Generate text offline from one prompt or a file of prompts.
     Generate(generate::GenerateArgs),
     /// Serve the OpenAI-compatible API and Prometheus /metrics.
-    Serve(corvid_server::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Benchmarks: `serve` (HTTP load generator) and `throughput` (offline engine).
     #[command(subcommand)]
     Bench(corvid_bench::BenchCommand),
@@ -53,9 +54,7 @@ fn main() {
         Command::Generate(args) => generate::run(args),
         Command::Bench(cmd) => corvid_bench::run(cmd),
         Command::Cpu(args) => cpu::run(args),
-        Command::Serve(args) => args.to_config().and_then(|config| {
-            tokio::runtime::Runtime::new()?.block_on(corvid_server::serve(config))
-        }),
+        Command::Serve(args) => serve::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

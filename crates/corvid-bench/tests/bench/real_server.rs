@@ -1,6 +1,6 @@
-//! The load generator against a real `corvid serve`: its request and token counts must
-//! agree with the server's own /metrics counters. Skipped (with a message) when no
-//! release `corvid` binary with a `serve` subcommand has been built.
+//! Real-model tier: the load generator against a real `corvid serve` with the default
+//! model: its request and token counts must agree with the server's own /metrics
+//! counters. Skips, visibly, when the model is absent (fails under `CI=true`).
 
 use corvid_bench::serve::{run_with, workload_with, RequestRate, ServeBenchArgs};
 use corvid_bench::workload::{WorkloadArgs, WorkloadKind};
@@ -37,10 +37,12 @@ impl Drop for Server {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_agree_with_the_servers_metrics() {
     let bin = corvid_bin().expect("no release corvid binary with `serve`: run `cargo build --release -p corvid` (scripts/test.sh does)");
-    assert!(
-        corvid_model::default_model::default_model_path().exists(),
-        "default model not installed: run scripts/setup.sh"
-    );
+    let path = corvid_model::default_model::default_model_path();
+    if corvid_model::default_model::installed_or_skip("counts_agree_with_the_servers_metrics", path)
+        .is_none()
+    {
+        return;
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -125,10 +125,10 @@ fn shared_prefix_shares_one_system_prompt() {
 #[test]
 fn real_tokenizer_prompts_hit_the_target_count() {
     let path = corvid_model::default_model::default_model_path();
-    if !path.exists() {
-        eprintln!("skipped: default model not installed at {}", path.display());
+    let test = "real_tokenizer_prompts_hit_the_target_count";
+    let Some(path) = corvid_model::default_model::installed_or_skip(test, path) else {
         return;
-    }
+    };
     let tok = corvid_model::load_tokenizer(&path).expect("tokenizer");
     let mut a = args(WorkloadKind::Fixed, 5, 11);
     a.input_len = 256;

@@ -1,18 +1,18 @@
-//! Shared helpers for the engine's integration tests.
+//! Shared helpers for the engine's integration tests: the hermetic tier (a fake model
+//! with the committed tiny tokenizer) and the real-model tier (`real_model_*.rs`).
 #![allow(dead_code)] // each test binary uses a different subset
 
+use corvid_engine::testing::{tiny_tokenizer, FakeLm};
 use corvid_engine::{
     EngineArgs, EngineHandle, IterationStats, KvCacheMemory, RequestStats, StatsSink,
 };
-use corvid_kernels::ops::RopeStyle;
-use corvid_model::config::{Arch, ModelConfig};
-use corvid_model::default_model::default_model_path;
+use corvid_model::default_model::{default_model_path, installed_or_skip};
 use corvid_model::tokenizer::Tokenizer;
-use corvid_model::{CausalLm, KvCache, KvDtype, SeqInput};
+use corvid_model::{CausalLm, KvCache, KvDtype};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// The default model's tokenizer, loaded once.
+/// The default model's tokenizer, loaded once (real-model tier only).
 pub fn tokenizer() -> Arc<Tokenizer> {
     static T: OnceLock<Arc<Tokenizer>> = OnceLock::new();
     T.get_or_init(|| {
@@ -24,78 +24,15 @@ pub fn tokenizer() -> Arc<Tokenizer> {
     .clone()
 }
 
-/// The default model, loaded once.
-pub fn model() -> Arc<dyn CausalLm> {
+/// The default model, loaded once; `None` (the real-model test `test` skips, visibly)
+/// when it is not installed.
+pub fn model(test: &str) -> Option<Arc<dyn CausalLm>> {
     static M: OnceLock<Arc<corvid_model::arch::Llama>> = OnceLock::new();
-    M.get_or_init(|| {
-        Arc::new(
-            corvid_model::load_model(&default_model_path(), &Default::default())
-                .expect("default model installed"),
-        )
-    })
-    .clone()
-}
-
-/// A model whose next-token logits depend only on (last token, position): fast and
-/// deterministic, for scheduler and block-manager tests. It never produces EOS.
-pub struct FakeLm {
-    config: ModelConfig,
-}
-
-impl Default for FakeLm {
-    /// A fake with the default tokenizer's vocabulary.
-    fn default() -> Self {
-        Self {
-            config: ModelConfig {
-                arch: Arch::Llama,
-                hidden_size: 8,
-                intermediate_size: 8,
-                num_layers: 1,
-                num_heads: 1,
-                num_kv_heads: 1,
-                head_dim: 2,
-                vocab_size: tokenizer().vocab_size(),
-                max_position_embeddings: 4096,
-                rope_theta: 10000.0,
-                rms_norm_eps: 1e-5,
-                rope_style: RopeStyle::Half,
-                rope_scaling: None,
-            },
-        }
-    }
-}
-
-impl CausalLm for FakeLm {
-    fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
-    fn forward(
-        &self,
-        batch: &[SeqInput<'_>],
-        kv: &mut KvCache,
-    ) -> corvid_model::Result<Vec<Vec<f32>>> {
-        let bs = kv.layout.block_size;
-        let mut out = Vec::new();
-        for s in batch {
-            assert!(
-                s.block_table.len() * bs >= s.start_pos + s.tokens.len(),
-                "block table too short"
-            );
-            for &b in s.block_table {
-                assert!((b as usize) < kv.num_blocks);
-            }
-            if s.want_logits {
-                let last = *s.tokens.last().unwrap() as usize;
-                let pos = s.start_pos + s.tokens.len();
-                let mut l = vec![0.0f32; self.config.vocab_size];
-                // Avoid the low ids where special tokens (EOS) live.
-                l[1000 + (last * 31 + pos * 7) % 20000] = 10.0;
-                out.push(l);
-            }
-        }
-        Ok(out)
-    }
+    let path = installed_or_skip(test, default_model_path())?;
+    let m = M.get_or_init(|| {
+        Arc::new(corvid_model::load_model(&path, &Default::default()).expect("default model loads"))
+    });
+    Some(m.clone())
 }
 
 /// Counts what the engine reports.
@@ -131,9 +68,16 @@ pub fn args_with_blocks(model: &dyn CausalLm, blocks: usize, block_size: usize) 
     }
 }
 
-/// Starts an engine over `model`.
+/// Starts an engine over the default `model` (real-model tier).
 pub fn start(model: Arc<dyn CausalLm>, args: EngineArgs, rec: Arc<Recorder>) -> EngineHandle {
     EngineHandle::start_with(model, tokenizer(), args, Some(rec)).unwrap()
+}
+
+/// Starts an engine over a [`FakeLm`] with the tiny llama's tokenizer (hermetic tier).
+pub fn start_fake(args: EngineArgs, rec: Arc<Recorder>) -> EngineHandle {
+    let tok = tiny_tokenizer("llama");
+    let fake = Arc::new(FakeLm::new(&tok));
+    EngineHandle::start_with(fake, tok, args, Some(rec)).unwrap()
 }
 
 /// Waits until the engine has no unfinished requests (bounded).

@@ -9,7 +9,8 @@ use axum::{Extension, Json};
 use corvid_engine::{RequestOutput, TokenLogprob};
 use corvid_model::tokenizer::{ChatMessage, Tokenizer};
 
-use super::common::{collect, encode, finish_str, submit, token_bytes, token_text};
+use super::collect::{collect, finish_str};
+use super::tokens::{encode, token_bytes, token_text};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::RequestId;
@@ -20,7 +21,7 @@ use crate::protocol::chat::{
 use crate::protocol::{ChatCompletionRequest, ChatCompletionResponse, Usage};
 use crate::sse::{frame, stream_response, ChunkFormat};
 use crate::state::{unix_now, AppState};
-use crate::validate::sampling_params;
+use crate::validate::validate;
 
 /// Converts request messages to the template's messages (text parts joined).
 pub fn to_chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, ApiError> {
@@ -88,22 +89,16 @@ pub async fn chat_completions(
     state.check_model(req.model.as_deref())?;
     let engine = state.engine()?;
     let tok = Arc::clone(engine.tokenizer());
-    if req.top_logprobs.is_some() && !req.logprobs.unwrap_or(false) {
-        return Err(ApiError::invalid(
-            "top_logprobs",
-            "`top_logprobs` needs `logprobs: true`.",
-        ));
-    }
     let prompt_ids = render_chat(
         &tok,
         &req.messages,
         req.add_generation_prompt.unwrap_or(true),
         false,
     )?;
-    let params = sampling_params(&req.sampling(), prompt_ids.len(), engine.max_model_len())?;
-    let (n, logprobs) = (params.n, params.logprobs);
+    let valid = validate(engine, prompt_ids, &req.sampling())?;
+    let (n, logprobs) = (valid.params.n, valid.params.logprobs);
     let guard = state.inflight_guard();
-    let stream = submit(engine, &request_id, prompt_ids, params)?;
+    let stream = valid.submit(engine, &request_id)?;
     let fmt = ChatFormat {
         id: format!("chatcmpl-{request_id}"),
         created: unix_now(),
@@ -114,13 +109,7 @@ pub async fn chat_completions(
     };
     if req.stream {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        return Ok(stream_response(
-            stream,
-            fmt,
-            include_usage,
-            guard,
-            &request_id,
-        ));
+        return Ok(stream_response(stream, fmt, include_usage, guard));
     }
     let (choices, usage) = collect(stream, n).await;
     drop(guard);

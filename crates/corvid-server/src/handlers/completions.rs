@@ -10,7 +10,8 @@ use axum::{Extension, Json};
 use corvid_engine::{RequestOutput, TokenLogprob};
 use corvid_model::tokenizer::Tokenizer;
 
-use super::common::{check_token_ids, collect, encode, finish_str, submit, token_text};
+use super::collect::{collect, finish_str};
+use super::tokens::{encode, token_text};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::RequestId;
@@ -18,7 +19,7 @@ use crate::protocol::completion::{CompletionChoice, CompletionLogprobs};
 use crate::protocol::{CompletionRequest, CompletionResponse, PromptField, Usage};
 use crate::sse::{frame, stream_response, ChunkFormat};
 use crate::state::{unix_now, AppState};
-use crate::validate::sampling_params;
+use crate::validate::validate;
 
 /// Handles `POST /v1/completions` (streamed or not).
 pub async fn completions(
@@ -45,14 +46,14 @@ pub async fn completions(
             ))
         }
     };
-    check_token_ids(&tok, &prompt_ids, "prompt")?;
-    let params = sampling_params(&req.sampling(), prompt_ids.len(), engine.max_model_len())?;
-    let (n, logprobs) = (params.n, params.logprobs);
+    let valid = validate(engine, prompt_ids, &req.sampling())?;
+    let (n, logprobs) = (valid.params.n, valid.params.logprobs);
+    let prompt_ids = &valid.prompt_tokens;
     let echo = if req.echo {
         let text = match prompt_text {
             Some(t) => t,
             None => tok
-                .decode(&prompt_ids, false)
+                .decode(prompt_ids, false)
                 .map_err(|e| ApiError::invalid("prompt", e.to_string()))?,
         };
         Some((text, prompt_ids.clone()))
@@ -60,7 +61,7 @@ pub async fn completions(
         None
     };
     let guard = state.inflight_guard();
-    let stream = submit(engine, &request_id, prompt_ids, params)?;
+    let stream = valid.submit(engine, &request_id)?;
     let fmt = CompletionFormat {
         id: format!("cmpl-{request_id}"),
         created: unix_now(),
@@ -72,13 +73,7 @@ pub async fn completions(
     };
     if req.stream {
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        return Ok(stream_response(
-            stream,
-            fmt,
-            include_usage,
-            guard,
-            &request_id,
-        ));
+        return Ok(stream_response(stream, fmt, include_usage, guard));
     }
     let (choices, usage) = collect(stream, n).await;
     drop(guard);

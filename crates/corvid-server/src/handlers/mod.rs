@@ -1,6 +1,8 @@
 //! HTTP handlers, one file per API area; types live in [`crate::protocol`].
 
 pub mod chat;
-pub mod common;
+mod collect;
 pub mod completions;
-pub mod misc;
+pub mod info;
+pub mod tokenize;
+mod tokens;

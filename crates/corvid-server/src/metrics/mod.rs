@@ -17,6 +17,8 @@ mod vllm;
 
 use std::collections::HashMap;
 
+use corvid_engine::{EngineConfig, EngineSnapshot};
+
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Registry, TextEncoder,
@@ -43,25 +45,6 @@ impl Default for MetricsOptions {
             buckets: Vec::new(),
         }
     }
-}
-
-/// The engine configuration shown by `vllm_engine_info` and `vllm:cache_config_info`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EngineInfo {
-    /// Tokens per KV block.
-    pub block_size: usize,
-    /// KV cache element format (`f16` or `q8_0`; vLLM's `cache_dtype`).
-    pub cache_dtype: String,
-    /// KV blocks in the pool.
-    pub num_gpu_blocks: usize,
-    /// Most sequences per step.
-    pub max_num_seqs: usize,
-    /// Most tokens per step.
-    pub max_num_batched_tokens: usize,
-    /// Prefix caching on.
-    pub enable_prefix_caching: bool,
-    /// Context length.
-    pub max_model_len: usize,
 }
 
 /// Every metric of the server, registered in one registry.
@@ -166,11 +149,12 @@ impl Metrics {
         Ok(m)
     }
 
-    /// Sets the two info gauges (`vllm_engine_info`, `vllm:cache_config_info`) to 1.
-    pub fn set_engine_info(&self, info: &EngineInfo) {
+    /// Publishes the engine's fixed configuration: the two info gauges
+    /// (`vllm_engine_info`, `vllm:cache_config_info`, set to 1) and the KV pool's bytes.
+    pub fn set_engine_info(&self, info: &EngineConfig) {
         let (bs, blocks, seqs, batched, prefix, len) = (
             info.block_size.to_string(),
-            info.num_gpu_blocks.to_string(),
+            info.num_blocks.to_string(),
             info.max_num_seqs.to_string(),
             info.max_num_batched_tokens.to_string(),
             info.enable_prefix_caching.to_string(),
@@ -189,13 +173,14 @@ impl Metrics {
             ])
             .set(1);
         if let Some(v) = &self.vllm {
-            v.set_cache_config(&bs, &info.cache_dtype, &blocks, &prefix);
+            v.set_cache_config(&bs, info.kv_cache_dtype.name(), &blocks, &prefix);
         }
+        self.kv_bytes.set(info.kv_bytes as i64);
     }
 
-    /// Sets the scheduler gauges: running and waiting requests, KV blocks and bytes, and
-    /// the engine's busy fraction.
-    pub fn set_engine_gauges(&self, g: &EngineGauges) {
+    /// Sets the scheduler gauges from the engine's state: running and waiting requests,
+    /// KV blocks, and the engine's busy fraction.
+    pub fn set_engine_gauges(&self, g: &EngineSnapshot) {
         let ratio = if g.kv_blocks_total == 0 {
             0.0
         } else {
@@ -208,9 +193,6 @@ impl Metrics {
         self.kv_cache_usage_ratio.set(ratio);
         if let Some(v) = &self.vllm {
             v.set_gauges(g.running as i64, g.waiting as i64, ratio);
-        }
-        if let Some(b) = g.kv_bytes {
-            self.kv_bytes.set(b as i64);
         }
         self.gpu_utilization.set(g.busy_fraction.clamp(0.0, 1.0));
     }
@@ -239,23 +221,6 @@ impl Metrics {
     }
 }
 
-/// Values of the scheduler gauges, from a snapshot or the last step.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EngineGauges {
-    /// Requests running.
-    pub running: usize,
-    /// Requests waiting.
-    pub waiting: usize,
-    /// KV blocks in use.
-    pub kv_blocks_used: usize,
-    /// KV blocks in the pool.
-    pub kv_blocks_total: usize,
-    /// KV pool bytes, when known.
-    pub kv_bytes: Option<usize>,
-    /// Engine busy fraction over the last 10 s.
-    pub busy_fraction: f64,
-}
-
 /// Resident set size of this process, from `/proc/self/statm` (Linux).
 pub fn resident_memory_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -267,14 +232,27 @@ pub fn resident_memory_bytes() -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// A small engine configuration for the info gauges.
+    fn engine_config() -> EngineConfig {
+        EngineConfig {
+            served_model_name: "m".into(),
+            max_model_len: 64,
+            num_blocks: 10,
+            block_size: 16,
+            kv_cache_dtype: Default::default(),
+            kv_bytes: 1 << 20,
+            max_num_seqs: 4,
+            max_num_batched_tokens: 64,
+            enable_prefix_caching: true,
+            max_waiting_requests: 8,
+            vocab_size: 320,
+        }
+    }
+
     #[test]
     fn every_name_is_exposed_with_model_name() {
         let m = Metrics::new("m1", &MetricsOptions::default()).unwrap();
-        m.set_engine_info(&EngineInfo {
-            block_size: 16,
-            num_gpu_blocks: 10,
-            ..Default::default()
-        });
+        m.set_engine_info(&engine_config());
         m.http_requests
             .with_label_values(&["/health", "GET", "200"])
             .inc();
@@ -314,7 +292,7 @@ mod tests {
 
     fn busy_metrics(opts: &MetricsOptions) -> Metrics {
         let m = Metrics::new("m", opts).unwrap();
-        m.set_engine_info(&EngineInfo::default());
+        m.set_engine_info(&engine_config());
         m.request_throughput.inc_by(3);
         m.prompt_tokens.inc_by(7);
         m.request_latency.observe(0.3);
@@ -374,7 +352,7 @@ mod tests {
             ..Default::default()
         };
         let m = busy_metrics(&opts);
-        m.set_engine_gauges(&EngineGauges::default());
+        m.set_engine_gauges(&EngineSnapshot::default());
         for f in [Format::Text, Format::OpenMetrics] {
             let t = m.encode(f);
             assert!(!t.contains("vllm:"), "{t}");
@@ -432,18 +410,22 @@ mod tests {
     #[test]
     fn gauges_from_snapshot() {
         let m = Metrics::new("m", &MetricsOptions::default()).unwrap();
-        m.set_engine_gauges(&EngineGauges {
+        m.set_engine_info(&engine_config());
+        m.set_engine_gauges(&EngineSnapshot {
             running: 3,
             waiting: 2,
             kv_blocks_used: 25,
             kv_blocks_total: 100,
-            kv_bytes: Some(1 << 20),
             busy_fraction: 0.5,
         });
         let text = m.encode(Format::Text);
         assert!(text.contains("vllm_kv_cache_usage_ratio{model_name=\"m\"} 0.25"));
         assert!(text.contains("vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 2"));
         assert!(text.contains("vllm_gpu_utilization{model_name=\"m\"} 0.5"));
+        assert!(
+            text.contains("vllm_kv_cache_bytes{model_name=\"m\"} 1048576"),
+            "{text}"
+        );
         assert!(resident_memory_bytes().unwrap() > 0);
     }
 }

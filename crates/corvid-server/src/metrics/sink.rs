@@ -3,7 +3,7 @@
 
 use corvid_engine::{IterationStats, RequestStats, StatsSink};
 
-use super::{EngineGauges, Metrics};
+use super::Metrics;
 
 impl StatsSink for Metrics {
     fn on_step(&self, s: &IterationStats) {
@@ -21,14 +21,7 @@ impl StatsSink for Metrics {
         if let Some(v) = &self.vllm {
             v.on_step(s, prompt);
         }
-        self.set_engine_gauges(&EngineGauges {
-            running: s.num_running,
-            waiting: s.num_waiting,
-            kv_blocks_used: s.kv_blocks_used,
-            kv_blocks_total: s.kv_blocks_total,
-            kv_bytes: None,
-            busy_fraction: s.busy_fraction,
-        });
+        self.set_engine_gauges(&s.state);
     }
 
     fn on_request_finished(&self, r: &RequestStats) {
@@ -58,7 +51,7 @@ impl StatsSink for Metrics {
 mod tests {
     use super::*;
     use crate::metrics::{Format, MetricsOptions};
-    use corvid_engine::FinishReason;
+    use corvid_engine::{EngineSnapshot, FinishReason};
 
     fn finished(reason: FinishReason) -> RequestStats {
         RequestStats {
@@ -102,10 +95,13 @@ mod tests {
     fn step_fills_token_counters_and_gauges() {
         let m = Metrics::new("m", &MetricsOptions::default()).unwrap();
         m.on_step(&IterationStats {
-            num_running: 2,
-            num_waiting: 1,
-            kv_blocks_used: 5,
-            kv_blocks_total: 10,
+            state: EngineSnapshot {
+                running: 2,
+                waiting: 1,
+                kv_blocks_used: 5,
+                kv_blocks_total: 10,
+                busy_fraction: 0.9,
+            },
             batch_size: 2,
             num_tokens: 12,
             num_prompt_tokens: 10,
@@ -114,7 +110,6 @@ mod tests {
             num_cached_tokens: 4,
             num_prefix_queries: 10,
             step_seconds: 0.02,
-            busy_fraction: 0.9,
         });
         let t = m.encode(Format::Text);
         assert!(t.contains("vllm_prompt_tokens_total{model_name=\"m\"} 14"));

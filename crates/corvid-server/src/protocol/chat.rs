@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{SamplingFields, Usage};
 use super::request::generation_request;
+use super::sampling::{FieldNames, SamplingFields};
+use super::usage::Usage;
 
 /// Message content: a string, or a list of parts of which the `text` ones are kept.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -74,7 +75,16 @@ impl ChatCompletionRequest {
         } else {
             None
         };
-        self.common_sampling((max_tokens, max_tokens_field), (logprobs, "top_logprobs"))
+        let names = FieldNames {
+            prompt: "messages",
+            max_tokens: max_tokens_field,
+            logprobs: "top_logprobs",
+        };
+        SamplingFields {
+            top_logprobs_without_logprobs: self.top_logprobs.is_some()
+                && !self.logprobs.unwrap_or(false),
+            ..self.common_sampling(max_tokens, logprobs, names)
+        }
     }
 }
 

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{SamplingFields, Usage};
 use super::request::generation_request;
+use super::sampling::{FieldNames, SamplingFields};
+use super::usage::Usage;
 
 /// `prompt`: a string, a list of one string, token ids, or a list of one token-id list.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -45,8 +46,9 @@ impl CompletionRequest {
     /// The sampling fields, for validation.
     pub fn sampling(&self) -> SamplingFields {
         self.common_sampling(
-            (Some(self.max_tokens.unwrap_or(16)), "max_tokens"),
-            (self.logprobs, "logprobs"),
+            Some(self.max_tokens.unwrap_or(16)),
+            self.logprobs,
+            FieldNames::COMPLETIONS,
         )
     }
 }

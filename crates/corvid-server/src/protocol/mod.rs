@@ -2,11 +2,14 @@
 //! beyond gathering the sampling fields for [`crate::validate`].
 
 pub mod chat;
-pub mod common;
 pub mod completion;
-pub mod misc;
+pub mod models;
 mod request;
+pub mod sampling;
+pub mod tokenize;
+pub mod usage;
 
 pub use chat::{ChatCompletionRequest, ChatCompletionResponse};
-pub use common::{SamplingFields, StopField, StreamOptions, Usage};
 pub use completion::{CompletionRequest, CompletionResponse, PromptField};
+pub use sampling::{FieldNames, SamplingFields, StopField};
+pub use usage::{StreamOptions, Usage};

@@ -24,7 +24,7 @@ macro_rules! generation_request {
             pub stream: bool,
             /// Streaming options.
             #[serde(default)]
-            pub stream_options: Option<$crate::protocol::common::StreamOptions>,
+            pub stream_options: Option<$crate::protocol::usage::StreamOptions>,
             /// Number of choices.
             #[serde(default)]
             pub n: Option<i64>,
@@ -54,7 +54,7 @@ macro_rules! generation_request {
             pub seed: Option<i64>,
             /// Stop strings.
             #[serde(default)]
-            pub stop: Option<$crate::protocol::common::StopField>,
+            pub stop: Option<$crate::protocol::sampling::StopField>,
             /// Stop token ids (vLLM extension).
             #[serde(default)]
             pub stop_token_ids: Option<Vec<u32>>,
@@ -74,13 +74,14 @@ macro_rules! generation_request {
 
         impl $name {
             /// The shared sampling fields with the request's own token budget and logprobs
-            /// (and the names they came from, for error messages).
+            /// (and the names its fields go by, for error messages).
             fn common_sampling(
                 &self,
-                max_tokens: (Option<i64>, &'static str),
-                logprobs: (Option<i64>, &'static str),
-            ) -> $crate::protocol::common::SamplingFields {
-                $crate::protocol::common::SamplingFields {
+                max_tokens: Option<i64>,
+                logprobs: Option<i64>,
+                names: $crate::protocol::sampling::FieldNames,
+            ) -> $crate::protocol::sampling::SamplingFields {
+                $crate::protocol::sampling::SamplingFields {
                     n: self.n,
                     temperature: self.temperature,
                     top_p: self.top_p,
@@ -90,15 +91,15 @@ macro_rules! generation_request {
                     presence_penalty: self.presence_penalty,
                     frequency_penalty: self.frequency_penalty,
                     seed: self.seed,
-                    max_tokens: max_tokens.0,
-                    max_tokens_field: max_tokens.1,
+                    max_tokens,
                     min_tokens: self.min_tokens,
                     stop: self.stop.clone(),
                     stop_token_ids: self.stop_token_ids.clone(),
                     ignore_eos: self.ignore_eos,
-                    logprobs: logprobs.0,
-                    logprobs_field: logprobs.1,
+                    logprobs,
                     skip_special_tokens: self.skip_special_tokens,
+                    top_logprobs_without_logprobs: false,
+                    names,
                 }
             }
         }

@@ -1,17 +1,24 @@
 //! Test helpers: a real corvid server on an ephemeral port, on its own thread and
-//! runtime (so one server can outlive each test's runtime), with the default model.
+//! runtime (so one server can outlive each test's runtime). The hermetic tier serves the
+//! committed tiny qwen2 GGUF (`corvid_engine::testing`); the real-model tier
+//! (`real_model.rs`) serves the installed default model.
 
 #![allow(dead_code)]
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use corvid_engine::testing::{start_tiny, tiny_model};
 use corvid_engine::{EngineArgs, KvCacheMemory};
 use corvid_server::{Server, ServerConfig};
 use tokio::sync::oneshot;
 
-/// Context length the test servers use (small, so "prompt too long" is cheap).
+/// Context length the test servers use (small, so "prompt too long" is cheap; the tiny
+/// model's whole context).
 pub const MAX_MODEL_LEN: usize = 512;
+
+/// The name the hermetic test servers serve the tiny model under.
+pub const SERVED_NAME: &str = "tiny-qwen2";
 
 /// A running test server.
 pub struct TestServer {
@@ -23,9 +30,12 @@ pub struct TestServer {
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
 }
 
-/// The engine arguments of the test servers.
+/// The engine arguments of the hermetic test servers (the tiny qwen2, which has a chat
+/// template).
 pub fn engine_args() -> EngineArgs {
     EngineArgs {
+        model: tiny_model("qwen2"),
+        served_model_name: Some(SERVED_NAME.into()),
         max_model_len: Some(MAX_MODEL_LEN),
         max_num_seqs: 8,
         max_num_batched_tokens: 512,
@@ -44,10 +54,28 @@ pub fn config() -> ServerConfig {
     c
 }
 
-/// Starts a server with `config` and waits until /health is 200.
+/// Least time a hermetic test engine's step takes: enough that requests spend visible
+/// time queued and generating, as on a real model, without slowing the tests much.
+pub const STEP_TIME: Duration = Duration::from_millis(2);
+
+/// Starts a server with `config` over a test engine (the tiny model, [`STEP_TIME`] a
+/// step, through [`Server::run_with_engine`]) and waits until /health is 200.
 pub fn start(config: ServerConfig) -> TestServer {
+    start_with(config, Some(STEP_TIME))
+}
+
+/// Starts a server with `config` that loads its model itself ([`Server::run`]), as
+/// `corvid serve` does, and waits until /health is 200.
+pub fn start_loading(config: ServerConfig) -> TestServer {
+    start_with(config, None)
+}
+
+/// Starts a server over a test engine whose steps take `step_time` (`None`: the server
+/// loads `config.engine.model` itself).
+pub fn start_with(config: ServerConfig, step_time: Option<Duration>) -> TestServer {
     let (addr_tx, addr_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let config_engine = config.engine.clone();
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -58,11 +86,16 @@ pub fn start(config: ServerConfig) -> TestServer {
             addr_tx
                 .send((server.local_addr(), server.metrics_addr()))
                 .unwrap();
-            server
-                .run(async move {
-                    let _ = stop_rx.await;
-                })
-                .await
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            match step_time {
+                Some(step) => {
+                    let engine = start_tiny("qwen2", step, config_engine, server.stats_sink())?;
+                    server.run_with_engine(engine, stop).await
+                }
+                None => server.run(stop).await,
+            }
         })
     });
     let (addr, maddr) = addr_rx
@@ -120,16 +153,29 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// Sends `req`; any transport failure fails the test.
+async fn send(req: reqwest::RequestBuilder) -> reqwest::Response {
+    req.send().await.unwrap()
+}
+
+/// `GET {url}`'s body as JSON.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    send(client().get(url)).await.json().await.unwrap()
+}
+
+/// `POST {url}` with a JSON body; the response body as JSON.
+pub async fn post_json(url: &str, body: &serde_json::Value) -> serde_json::Value {
+    send(client().post(url).json(body))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `GET {base}/metrics` in the default (text) format.
 pub async fn scrape(base: &str) -> String {
-    client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let req = client().get(format!("{base}/metrics"));
+    send(req).await.text().await.unwrap()
 }
 
 /// The value of the first sample line starting with `prefix`.

@@ -1,43 +1,8 @@
-//! Small endpoints: `/v1/models`, `/version`, `/tokenize`, `/detokenize` (vLLM's shapes).
+//! `POST /tokenize` and `POST /detokenize` (vLLM's shapes).
 
 use serde::{Deserialize, Serialize};
 
 use super::chat::ChatMessageIn;
-
-/// One entry of `GET /v1/models`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelCard {
-    /// The served model name.
-    pub id: String,
-    /// Always `model`.
-    pub object: String,
-    /// Unix seconds when the server started.
-    pub created: u64,
-    /// Always `corvid`.
-    pub owned_by: String,
-    /// The model path the server loaded.
-    pub root: String,
-    /// Always null (no fine-tune parents).
-    pub parent: Option<String>,
-    /// Context length.
-    pub max_model_len: usize,
-}
-
-/// `GET /v1/models`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelList {
-    /// Always `list`.
-    pub object: String,
-    /// The served models (one).
-    pub data: Vec<ModelCard>,
-}
-
-/// `GET /version`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VersionResponse {
-    /// corvid's version.
-    pub version: String,
-}
 
 /// `POST /tokenize`: either a `prompt` or chat `messages`.
 #[derive(Debug, Clone, Deserialize)]

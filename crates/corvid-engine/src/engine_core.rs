@@ -1,13 +1,15 @@
-//! The engine core: one step is schedule → one batched forward → sample → update →
-//! emit. It runs on the engine thread and owns the model, the KV cache and the queues.
+//! The engine core (vLLM's `EngineCore`): one step is schedule → one batched forward
+//! → sample → emit. It runs on the engine thread and owns the model and the KV cache;
+//! the queues belong to the [`Scheduler`].
 
+use crate::config::EngineConfig;
 use crate::kv::KvManager;
 use crate::output::FinishReason;
 use crate::sampler::sample;
-use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::scheduler::Scheduler;
 use crate::sequence::Sequence;
 use crate::stats::{BusyWindow, EngineSnapshot, IterationStats, RequestStats, StatsSink};
-use corvid_model::{CausalLm, KvCache, KvDtype, SeqInput};
+use corvid_model::{CausalLm, KvCache};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,23 +22,8 @@ struct RequestAgg {
     generation_tokens: usize,
 }
 
-/// How the core is sized and configured.
-pub struct CoreConfig {
-    /// KV blocks in the pool.
-    pub num_blocks: usize,
-    /// Batch limits.
-    pub scheduler: SchedulerConfig,
-    /// Tokens per block.
-    pub block_size: usize,
-    /// KV cache element format.
-    pub kv_dtype: KvDtype,
-    /// Reuse cached prefixes.
-    pub prefix_caching: bool,
-    /// End-of-generation tokens.
-    pub eos: Vec<u32>,
-}
-
-/// State shared between the engine thread and its handles.
+/// State the engine thread publishes for its handles.
+#[derive(Default)]
 pub struct Shared {
     /// Latest snapshot.
     pub snapshot: Mutex<EngineSnapshot>,
@@ -57,34 +44,41 @@ pub struct EngineCore {
     log: StatsLog,
     requests: HashMap<String, RequestAgg>,
     shared: Arc<Shared>,
-    base_snapshot: EngineSnapshot,
 }
 
 impl EngineCore {
-    /// A core over a loaded model.
+    /// A core over a loaded model, sized by `config`; `eos` ends generation.
     pub fn new(
         model: Arc<dyn CausalLm>,
-        cfg: CoreConfig,
+        config: &EngineConfig,
+        eos: Vec<u32>,
         sink: Option<Arc<dyn StatsSink>>,
         shared: Arc<Shared>,
-        base_snapshot: EngineSnapshot,
     ) -> Self {
-        let kv_cache = KvCache::new(model.config(), cfg.block_size, cfg.num_blocks, cfg.kv_dtype);
-        Self {
+        let kv_cache = KvCache::new(
+            model.config(),
+            config.block_size,
+            config.num_blocks,
+            config.kv_cache_dtype.resolve(),
+        );
+        let kv = KvManager::new(
+            config.num_blocks,
+            config.block_size,
+            config.enable_prefix_caching,
+        );
+        let mut core = Self {
             model,
             kv_cache,
-            sched: Scheduler::new(
-                cfg.scheduler,
-                KvManager::new(cfg.num_blocks, cfg.block_size, cfg.prefix_caching),
-            ),
-            eos: cfg.eos,
+            sched: Scheduler::new(config.scheduler(), kv),
+            eos,
             sink,
             busy: BusyWindow::new(Duration::from_secs(10)),
             log: StatsLog::new(Instant::now()),
             requests: HashMap::new(),
             shared,
-            base_snapshot,
-        }
+        };
+        core.publish(Instant::now());
+        core
     }
 
     /// True when there is nothing to do.
@@ -104,13 +98,13 @@ impl EngineCore {
                 },
             );
         }
-        self.sched.waiting.extend(seqs);
+        self.sched.add(seqs);
         self.publish(Instant::now());
     }
 
     /// Aborts every sequence of a request.
     pub fn abort(&mut self, request_id: &str) {
-        for mut seq in self.sched.remove_request(request_id) {
+        for mut seq in self.sched.abort(request_id) {
             seq.emit(String::new(), Some(FinishReason::Abort));
             self.finished(&seq, FinishReason::Abort, Instant::now());
         }
@@ -121,60 +115,24 @@ impl EngineCore {
     pub fn step(&mut self) -> bool {
         let start = Instant::now();
         let plan = self.sched.schedule(start);
-        if plan.num_new.is_empty() {
+        if plan.scheduled.is_empty() {
             self.publish(start);
             return false;
         }
-        let scheduled = plan.num_new.len();
-        let mut num_prompt_tokens = 0;
-        let result = {
-            let (running, kv) = (&self.sched.running, &self.sched.kv);
-            let inputs: Vec<SeqInput<'_>> = running
-                .iter()
-                .zip(&plan.num_new)
-                .map(|(s, &n)| {
-                    num_prompt_tokens += n.min(s.prompt_len.saturating_sub(s.num_computed));
-                    SeqInput {
-                        tokens: &s.tokens[s.num_computed..s.num_computed + n],
-                        start_pos: s.num_computed,
-                        block_table: kv.block_table(s.key),
-                        want_logits: s.num_computed + n == s.tokens.len(),
-                    }
-                })
-                .collect();
-            self.model.forward(&inputs, &mut self.kv_cache)
-        };
+        let result = self
+            .model
+            .forward(&self.sched.model_inputs(&plan), &mut self.kv_cache);
         let now = Instant::now();
-        let mut done: Vec<(usize, FinishReason)> = Vec::new();
+        let logits = result
+            .map_err(|e| tracing::error!("model step failed: {e}"))
+            .ok();
+        let eos = &self.eos;
         let mut generated = 0;
-        match result {
-            Ok(mut logits) => {
-                let mut next = 0;
-                for (i, &n) in plan.num_new.iter().enumerate() {
-                    let seq = &mut self.sched.running[i];
-                    seq.num_computed += n;
-                    self.sched
-                        .kv
-                        .cache_full_blocks(seq.key, &seq.tokens[..seq.num_computed]);
-                    if seq.num_computed < seq.tokens.len() {
-                        continue;
-                    }
-                    let row = &mut logits[next];
-                    next += 1;
-                    generated += 1;
-                    if let Some(reason) = Self::advance(seq, row, &self.eos, now) {
-                        done.push((i, reason));
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!("model step failed: {e}");
-                done.extend((0..scheduled).map(|i| (i, FinishReason::Error)));
-            }
-        }
-        for &(i, reason) in done.iter().rev() {
-            let mut seq = self.sched.running.remove(i);
-            self.sched.kv.free(seq.key);
+        let finished = self.sched.update_from_output(&plan, logits, |seq, row| {
+            generated += 1;
+            Self::advance(seq, row, eos, now)
+        });
+        for (mut seq, reason) in finished {
             if reason == FinishReason::Error {
                 seq.emit(String::new(), Some(reason));
             }
@@ -182,21 +140,16 @@ impl EngineCore {
         }
         let took = now - start;
         self.busy.record(now, took);
-        let busy_fraction = self.busy.fraction(now);
         let stats = IterationStats {
-            num_running: self.sched.running.len(),
-            num_waiting: self.sched.waiting.len(),
-            kv_blocks_used: self.sched.kv.num_used(),
-            kv_blocks_total: self.sched.kv.num_blocks(),
-            batch_size: scheduled,
-            num_tokens: plan.num_new.iter().sum(),
-            num_prompt_tokens,
+            state: self.snapshot(now),
+            batch_size: plan.scheduled.len(),
+            num_tokens: plan.num_tokens(),
+            num_prompt_tokens: plan.num_prompt_tokens,
             num_generation_tokens: generated,
             num_preemptions: plan.num_preempted,
             num_cached_tokens: plan.num_cached_tokens,
             num_prefix_queries: plan.num_queried_tokens,
             step_seconds: took.as_secs_f64(),
-            busy_fraction,
         };
         self.log.record(&stats, now);
         if let Some(sink) = &self.sink {
@@ -285,14 +238,20 @@ impl EngineCore {
         });
     }
 
-    fn publish(&mut self, now: Instant) {
-        let snap = EngineSnapshot {
-            running: self.sched.running.len(),
-            waiting: self.sched.waiting.len(),
-            kv_blocks_used: self.sched.kv.num_used(),
+    /// The engine's state at `now`.
+    fn snapshot(&mut self, now: Instant) -> EngineSnapshot {
+        EngineSnapshot {
+            running: self.sched.num_running(),
+            waiting: self.sched.num_waiting(),
+            kv_blocks_used: self.sched.kv_blocks_used(),
+            kv_blocks_total: self.sched.kv_blocks_total(),
             busy_fraction: self.busy.fraction(now),
-            ..self.base_snapshot.clone()
-        };
+        }
+    }
+
+    /// Makes the state at `now` visible to the handles.
+    fn publish(&mut self, now: Instant) {
+        let snap = self.snapshot(now);
         self.shared.waiting.store(snap.waiting, Ordering::Relaxed);
         *self.shared.snapshot.lock().expect("snapshot lock") = snap;
     }
@@ -341,9 +300,9 @@ impl StatsLog {
             "avg prompt throughput: {:.1} tokens/s, avg generation throughput: {:.1} tokens/s, running: {} reqs, waiting: {} reqs, KV cache usage: {:.1}%, prefix cache hit rate: {:.1}%",
             self.prompt_tokens as f64 / secs,
             self.generation_tokens as f64 / secs,
-            s.num_running,
-            s.num_waiting,
-            100.0 * s.kv_blocks_used as f64 / s.kv_blocks_total.max(1) as f64,
+            s.state.running,
+            s.state.waiting,
+            100.0 * s.state.kv_blocks_used as f64 / s.state.kv_blocks_total.max(1) as f64,
             hit_rate,
         );
         *self = Self::new(now);

@@ -1,7 +1,7 @@
-//! Protocol pieces shared by completions and chat: `stop`, `stream_options`, `usage`,
-//! and the sampling fields both requests accept (vLLM's names).
+//! The sampling fields both generation requests accept (vLLM's names), gathered for
+//! [`crate::validate`], and the names each API gives them.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// `stop`: one string or a list of strings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -19,48 +19,6 @@ impl StopField {
         match self {
             StopField::One(s) => vec![s],
             StopField::Many(v) => v,
-        }
-    }
-}
-
-/// `stream_options`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct StreamOptions {
-    /// Send a last chunk with `usage` and no choices.
-    #[serde(default)]
-    pub include_usage: bool,
-}
-
-/// Token counts of a request.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Usage {
-    /// Tokens in the prompt.
-    pub prompt_tokens: usize,
-    /// Tokens generated, summed over the `n` choices.
-    pub completion_tokens: usize,
-    /// `prompt_tokens + completion_tokens`.
-    pub total_tokens: usize,
-    /// Details of the prompt tokens (prefix-cache hits).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt_tokens_details: Option<PromptTokensDetails>,
-}
-
-/// `usage.prompt_tokens_details`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct PromptTokensDetails {
-    /// Prompt tokens served from the prefix cache.
-    pub cached_tokens: usize,
-}
-
-impl Usage {
-    /// Usage from prompt, completion and cached token counts.
-    pub fn new(prompt_tokens: usize, completion_tokens: usize, cached_tokens: usize) -> Self {
-        Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
-            prompt_tokens_details: (cached_tokens > 0)
-                .then_some(PromptTokensDetails { cached_tokens }),
         }
     }
 }
@@ -89,8 +47,6 @@ pub struct SamplingFields {
     pub seed: Option<i64>,
     /// Token budget (`max_tokens`, or chat's `max_completion_tokens`).
     pub max_tokens: Option<i64>,
-    /// The name the budget came from, for error messages.
-    pub max_tokens_field: &'static str,
     /// Minimum tokens before EOS/stop may end the request.
     pub min_tokens: Option<i64>,
     /// Stop strings.
@@ -101,8 +57,47 @@ pub struct SamplingFields {
     pub ignore_eos: Option<bool>,
     /// Number of top logprobs per token (`None` = no logprobs).
     pub logprobs: Option<i64>,
-    /// The name logprobs came from, for error messages.
-    pub logprobs_field: &'static str,
     /// Drop special tokens from the text.
     pub skip_special_tokens: Option<bool>,
+    /// Chat only: `top_logprobs` was sent without `logprobs: true` (refused).
+    pub top_logprobs_without_logprobs: bool,
+    /// What the request calls its prompt, budget and logprobs fields.
+    pub names: FieldNames,
+}
+
+/// The names one API gives the fields the engine calls `prompt`, `max_tokens` and
+/// `logprobs`, so an error is reported under the name the client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldNames {
+    /// `prompt` (completions) or `messages` (chat).
+    pub prompt: &'static str,
+    /// `max_tokens`, or chat's `max_completion_tokens` when that was sent.
+    pub max_tokens: &'static str,
+    /// `logprobs` (completions) or `top_logprobs` (chat).
+    pub logprobs: &'static str,
+}
+
+impl FieldNames {
+    /// The names of `/v1/completions`.
+    pub const COMPLETIONS: FieldNames = FieldNames {
+        prompt: "prompt",
+        max_tokens: "max_tokens",
+        logprobs: "logprobs",
+    };
+
+    /// The API name of a field the engine names `engine_field`.
+    pub fn api_name(&self, engine_field: &'static str) -> &'static str {
+        match engine_field {
+            "prompt" => self.prompt,
+            "max_tokens" => self.max_tokens,
+            "logprobs" => self.logprobs,
+            other => other,
+        }
+    }
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        Self::COMPLETIONS
+    }
 }

@@ -1,0 +1,54 @@
+//! The engine thread: applies the handles' commands to the [`EngineCore`] and steps it
+//! while there is work, sleeping on the command channel when idle.
+
+use crate::engine_core::EngineCore;
+use crate::sequence::Sequence;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+/// What a handle asks of the engine thread.
+pub enum Command {
+    /// Queue the sequences of one request.
+    Add(Vec<Sequence>),
+    /// Abort every sequence of the request with this id.
+    Abort(String),
+    /// Finish in-flight work, then stop the thread.
+    Shutdown,
+}
+
+/// Applies a command; returns true for shutdown.
+fn apply(c: Command, core: &mut EngineCore) -> bool {
+    match c {
+        Command::Add(seqs) => core.add(seqs),
+        Command::Abort(id) => core.abort(&id),
+        Command::Shutdown => return true,
+    }
+    false
+}
+
+/// Runs the engine until shutdown (once idle) or until every handle is gone.
+pub fn run(core: &mut EngineCore, rx: Receiver<Command>) {
+    let mut shutting_down = false;
+    loop {
+        if core.is_idle() {
+            if shutting_down {
+                break;
+            }
+            match rx.recv() {
+                Ok(c) => shutting_down |= apply(c, core),
+                Err(_) => break,
+            }
+        }
+        while let Ok(c) = rx.try_recv() {
+            shutting_down |= apply(c, core);
+        }
+        if !core.is_idle() && !core.step() {
+            // Nothing could be scheduled (every waiting prompt needs blocks still held);
+            // wait for a command instead of spinning.
+            if let Ok(c) = rx.recv_timeout(Duration::from_millis(5)) {
+                shutting_down |= apply(c, core);
+            }
+        }
+    }
+    tracing::info!("engine loop stopped");
+}

@@ -1,0 +1,142 @@
+//! Test support (feature `test-util`): engines that need no installed model, so the
+//! engine's, the server's and the metrics' tests run anywhere. [`FakeLm`] is a model
+//! whose logits are a fixed function of (last token, position); [`tiny_model`] is a
+//! committed random-weight GGUF (`fixtures/tiny/`) with a real tokenizer and chat
+//! template.
+
+use crate::{EngineArgs, EngineError, EngineHandle, StatsSink};
+use corvid_kernels::ops::RopeStyle;
+use corvid_model::config::{Arch, ModelConfig};
+use corvid_model::tokenizer::Tokenizer;
+use corvid_model::{CausalLm, KvCache, SeqInput};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A committed tiny GGUF model: `llama`, `qwen2` (has a chat template) or `qwen3`.
+/// Its context is 512 tokens and its vocabulary 320.
+pub fn tiny_model(arch: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/tiny")
+        .join(format!("{arch}.gguf"))
+}
+
+/// The tokenizer of [`tiny_model`]`(arch)`.
+pub fn tiny_tokenizer(arch: &str) -> Arc<Tokenizer> {
+    Arc::new(corvid_model::load_tokenizer(&tiny_model(arch)).expect("committed tiny model"))
+}
+
+/// An engine over [`tiny_model`]`(arch)` (the real load, tokenizer and step code) whose
+/// every step takes at least `step_time`: a tiny model finishes a request in
+/// microseconds, too fast for tests that watch queues, latencies or a drain.
+pub fn start_tiny(
+    arch: &str,
+    step_time: Duration,
+    args: EngineArgs,
+    sink: Option<Arc<dyn StatsSink>>,
+) -> Result<EngineHandle, EngineError> {
+    let path = tiny_model(arch);
+    let model = corvid_model::load_model(&path, &Default::default())?;
+    let paced = Paced {
+        inner: Arc::new(model),
+        step_time,
+    };
+    let args = EngineArgs {
+        model: path.clone(),
+        ..args
+    };
+    EngineHandle::start_with(Arc::new(paced), tiny_tokenizer(arch), args, sink)
+}
+
+/// A model whose forward pass takes at least `step_time` (see [`start_tiny`]).
+struct Paced {
+    inner: Arc<dyn CausalLm>,
+    step_time: Duration,
+}
+
+impl CausalLm for Paced {
+    fn config(&self) -> &ModelConfig {
+        self.inner.config()
+    }
+
+    fn forward(
+        &self,
+        batch: &[SeqInput<'_>],
+        kv: &mut KvCache,
+    ) -> corvid_model::Result<Vec<Vec<f32>>> {
+        let start = Instant::now();
+        let out = self.inner.forward(batch, kv);
+        std::thread::sleep(self.step_time.saturating_sub(start.elapsed()));
+        out
+    }
+}
+
+/// A model whose next-token logits depend only on (last token, position): fast and
+/// deterministic, for scheduler and block-manager tests. It never produces the
+/// tokenizer's EOS.
+pub struct FakeLm {
+    config: ModelConfig,
+    /// Token ids it may produce (every id but EOS).
+    outputs: Vec<u32>,
+}
+
+impl FakeLm {
+    /// A fake with `tokenizer`'s vocabulary.
+    pub fn new(tokenizer: &Tokenizer) -> Self {
+        let vocab_size = tokenizer.vocab_size();
+        let eos = tokenizer.eos_token_ids();
+        Self {
+            config: ModelConfig {
+                arch: Arch::Llama,
+                hidden_size: 8,
+                intermediate_size: 8,
+                num_layers: 1,
+                num_heads: 1,
+                num_kv_heads: 1,
+                head_dim: 2,
+                vocab_size,
+                max_position_embeddings: 4096,
+                rope_theta: 10000.0,
+                rms_norm_eps: 1e-5,
+                rope_style: RopeStyle::Half,
+                rope_scaling: None,
+            },
+            outputs: (0..vocab_size as u32)
+                .filter(|t| !eos.contains(t))
+                .collect(),
+        }
+    }
+}
+
+impl CausalLm for FakeLm {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn forward(
+        &self,
+        batch: &[SeqInput<'_>],
+        kv: &mut KvCache,
+    ) -> corvid_model::Result<Vec<Vec<f32>>> {
+        let bs = kv.layout.block_size;
+        let mut out = Vec::new();
+        for s in batch {
+            assert!(
+                s.block_table.len() * bs >= s.start_pos + s.tokens.len(),
+                "block table too short"
+            );
+            for &b in s.block_table {
+                assert!((b as usize) < kv.num_blocks);
+            }
+            if s.want_logits {
+                let last = *s.tokens.last().expect("a scheduled chunk has tokens") as usize;
+                let pos = s.start_pos + s.tokens.len();
+                let mut l = vec![0.0f32; self.config.vocab_size];
+                let pick = self.outputs[(last * 31 + pos * 7) % self.outputs.len()];
+                l[pick as usize] = 10.0;
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+}
