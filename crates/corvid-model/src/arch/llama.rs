@@ -2,6 +2,7 @@
 //! (QKV bias) and Qwen3 (per-head Q/K RMSNorm) variations: RMSNorm, RoPE, grouped-query
 //! attention over the paged KV cache, SwiGLU MLP, optionally tied embeddings.
 
+use super::load_progress::LoadProgress;
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::kv_cache::KvCache;
@@ -11,7 +12,6 @@ use crate::weights::{LoadQuantization, TensorSource};
 use corvid_kernels::attention::{paged_attention_group, AttnScratch};
 use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 struct Layer {
@@ -44,7 +44,7 @@ pub struct Llama {
 }
 
 impl Llama {
-    /// Builds the model from any tensor source, with a progress bar over the layers.
+    /// Builds the model from any tensor source, showing progress over the layers.
     pub fn load(
         config: ModelConfig,
         src: &dyn TensorSource,
@@ -55,20 +55,15 @@ impl Llama {
         let (h, q, kv, ff) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
         let mat = |name: &str, rows, cols| to_matrix(&src.require(name)?, rows, cols, quant);
         let vector = |name: &str, len| to_vector(&src.require(name)?, len);
-        let bar = ProgressBar::new(c.num_layers as u64 + 2);
-        bar.set_style(
-            ProgressStyle::with_template("loading {msg} [{bar:30}] {pos}/{len} tensors groups")
-                .expect("static template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(
+        let bar = LoadProgress::new(
             src.location()
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            c.num_layers as u64 + 2,
         );
         let embed = mat("token_embd.weight", c.vocab_size, h)?;
-        bar.inc(1);
+        bar.inc();
         let layers = (0..c.num_layers)
             .map(|i| {
                 let n = |part: &str| format!("blk.{i}.{part}");
@@ -100,7 +95,7 @@ impl Llama {
                     w_up: mat(&n("ffn_up.weight"), ff, h)?,
                     w_down: mat(&n("ffn_down.weight"), h, ff)?,
                 };
-                bar.inc(1);
+                bar.inc();
                 Ok(layer)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -109,8 +104,8 @@ impl Llama {
             Some(t) => Some(to_matrix(&t, c.vocab_size, h, quant)?),
             None => None,
         };
-        bar.inc(1);
-        bar.finish_and_clear();
+        bar.inc();
+        bar.finish();
         let freq_factors = rope_freqs.or_else(|| {
             c.rope_scaling
                 .map(|s| s.freq_factors(c.head_dim, c.rope_theta))

@@ -1,5 +1,6 @@
 //! Model architectures.
 
 pub mod llama;
+mod load_progress;
 
 pub use llama::Llama;
