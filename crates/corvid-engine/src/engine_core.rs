@@ -20,6 +20,7 @@ struct RequestAgg {
     remaining: usize,
     n: usize,
     generation_tokens: usize,
+    max_sample_tokens: usize,
 }
 
 /// State the engine thread publishes for its handles.
@@ -95,6 +96,7 @@ impl EngineCore {
                     remaining: seqs.len(),
                     n: seqs.len(),
                     generation_tokens: 0,
+                    max_sample_tokens: 0,
                 },
             );
         }
@@ -209,6 +211,7 @@ impl EngineCore {
         };
         agg.remaining -= 1;
         agg.generation_tokens += seq.num_output();
+        agg.max_sample_tokens = agg.max_sample_tokens.max(seq.num_output());
         if agg.remaining > 0 {
             return;
         }
@@ -226,6 +229,7 @@ impl EngineCore {
             finish_reason: reason,
             prompt_tokens: seq.prompt_len,
             generation_tokens: agg.generation_tokens,
+            max_sample_tokens: agg.max_sample_tokens,
             cached_tokens: seq.num_cached,
             e2e_seconds: (now - t.arrival).as_secs_f64(),
             queue_seconds: secs(Some(t.arrival), t.first_scheduled.or(Some(now))),

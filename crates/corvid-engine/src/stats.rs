@@ -38,6 +38,9 @@ pub struct RequestStats {
     pub prompt_tokens: usize,
     /// Generated tokens over all its samples.
     pub generation_tokens: usize,
+    /// Generated tokens of its longest sample (vLLM's
+    /// `vllm:request_max_num_generation_tokens`; equals `generation_tokens` when n = 1).
+    pub max_sample_tokens: usize,
     /// Prompt tokens served from the prefix cache.
     pub cached_tokens: usize,
     /// Arrival to finish.

@@ -316,6 +316,14 @@ async fn bad_requests_are_openai_errors() {
     }
     let (s, v) = post(base, "/v1/chat/completions", json!({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 30, "logprobs": true})).await;
     assert_error(s, &v, 400, Some("top_logprobs"));
+    // A role OpenAI does not define names the message.
+    let (s, v) = post(
+        base,
+        "/v1/chat/completions",
+        json!({"messages": [{"role": "user", "content": "x"}, {"role": "robot", "content": "y"}]}),
+    )
+    .await;
+    assert_error(s, &v, 400, Some("messages[1].role"));
     // Unknown model.
     let (s, v) = post(
         base,

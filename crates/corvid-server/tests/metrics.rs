@@ -166,6 +166,7 @@ async fn metrics_agree_with_the_client() {
         "vllm:request_prompt_tokens",
         "vllm:request_generation_tokens",
         "vllm:request_params_max_tokens",
+        "vllm:request_max_num_generation_tokens",
     ] {
         assert_eq!(total(&m, &format!("{h}_count")), n, "{h}_count");
     }

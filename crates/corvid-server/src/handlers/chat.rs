@@ -23,6 +23,18 @@ use crate::sse::{frame, stream_response, ChunkFormat};
 use crate::state::{unix_now, AppState};
 use crate::validate::validate;
 
+/// The message roles OpenAI's API accepts; anything else is a 400 naming the message, as
+/// OpenAI answers (a template would otherwise render an unknown role silently, or fail
+/// with a template error that does not say which message was wrong).
+const ROLES: [&str; 6] = [
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
+
 /// Converts request messages to the template's messages (text parts joined).
 pub fn to_chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, ApiError> {
     if messages.is_empty() {
@@ -35,6 +47,16 @@ pub fn to_chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, 
         .iter()
         .enumerate()
         .map(|(i, m)| {
+            if !ROLES.contains(&m.role.as_str()) {
+                return Err(ApiError::invalid(
+                    format!("messages[{i}].role"),
+                    format!(
+                        "Invalid role `{}`; supported roles are {}.",
+                        m.role,
+                        ROLES.map(|r| format!("`{r}`")).join(", ")
+                    ),
+                ));
+            }
             let content = match &m.content {
                 None => String::new(),
                 Some(MessageContent::Text(t)) => t.clone(),
@@ -268,5 +290,20 @@ mod tests {
         };
         let e = to_chat_messages(&[m]).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].content"));
+    }
+
+    #[test]
+    fn an_unknown_role_is_400_naming_the_message() {
+        let msg = |role: &str| ChatMessageIn {
+            role: role.into(),
+            content: Some(MessageContent::Text("hi".into())),
+            name: None,
+        };
+        for role in ROLES {
+            assert!(to_chat_messages(&[msg(role)]).is_ok(), "{role}");
+        }
+        let e = to_chat_messages(&[msg("user"), msg("robot")]).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[1].role"));
+        assert!(e.message.contains("`robot`"), "{}", e.message);
     }
 }

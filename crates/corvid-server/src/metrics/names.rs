@@ -142,6 +142,8 @@ V_REQUEST_PROMPT_TOKENS = Histogram "vllm:request_prompt_tokens", "Number of pre
 V_REQUEST_GENERATION_TOKENS = Histogram "vllm:request_generation_tokens", "Number of generation tokens processed.";
     /// vLLM: tokens per step.
 V_ITERATION_TOKENS = Histogram "vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.";
+    /// vLLM: the longest sample's generation length (a panel of vLLM's own dashboard).
+V_REQUEST_MAX_NUM_GENERATION_TOKENS = Histogram "vllm:request_max_num_generation_tokens", "Histogram of maximum number of requested generation tokens.";
     /// vLLM: n.
 V_REQUEST_PARAMS_N = Histogram "vllm:request_params_n", "Histogram of the n request parameter.";
     /// vLLM: max_tokens.

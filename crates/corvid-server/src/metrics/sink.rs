@@ -58,6 +58,7 @@ mod tests {
             finish_reason: reason,
             prompt_tokens: 10,
             generation_tokens: 5,
+            max_sample_tokens: 5,
             cached_tokens: 4,
             e2e_seconds: 0.3,
             queue_seconds: 0.01,

@@ -31,6 +31,7 @@ pub(super) struct VllmMetrics {
     decode_time: Histogram,
     prompt_len: Histogram,
     generation_len: Histogram,
+    max_sample_len: Histogram,
     iteration_tokens: Histogram,
     params_n: Histogram,
     params_max_tokens: Histogram,
@@ -61,6 +62,7 @@ impl VllmMetrics {
             decode_time: b.histogram(V_REQUEST_DECODE_TIME, LATENCY_BUCKETS),
             prompt_len: b.histogram(V_REQUEST_PROMPT_TOKENS, TOKEN_COUNT_BUCKETS),
             generation_len: b.histogram(V_REQUEST_GENERATION_TOKENS, TOKEN_COUNT_BUCKETS),
+            max_sample_len: b.histogram(V_REQUEST_MAX_NUM_GENERATION_TOKENS, TOKEN_COUNT_BUCKETS),
             iteration_tokens: b.histogram(V_ITERATION_TOKENS, TOKEN_COUNT_BUCKETS),
             params_n: b.histogram(V_REQUEST_PARAMS_N, N_BUCKETS),
             params_max_tokens: b.histogram(V_REQUEST_PARAMS_MAX_TOKENS, TOKEN_COUNT_BUCKETS),
@@ -134,6 +136,7 @@ impl VllmMetrics {
         }
         self.prompt_len.observe(r.prompt_tokens as f64);
         self.generation_len.observe(r.generation_tokens as f64);
+        self.max_sample_len.observe(r.max_sample_tokens as f64);
         self.params_n.observe(r.n as f64);
         self.params_max_tokens.observe(r.max_tokens as f64);
     }
