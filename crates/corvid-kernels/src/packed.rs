@@ -673,16 +673,19 @@ mod x86 {
                         let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
                         let dm =
                             _mm256_cvtph_ps(_mm_loadu_si128(wb.dmin.as_ptr() as *const __m128i));
+                        // The minimum pairs widened to i16 once per block, for all tokens.
+                        let mins: [__m256i; 4] = std::array::from_fn(|p| {
+                            _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                wb.mins[p].as_ptr() as *const __m128i
+                            ))
+                        });
                         for (k, acc_k) in acc.iter_mut().enumerate() {
                             let pk = pairs.get_unchecked(k).get_unchecked(b);
                             let mut m = _mm256_setzero_si256();
-                            for (p, &pair) in pk.iter().enumerate() {
-                                let mins = _mm256_cvtepu8_epi16(_mm_loadu_si128(
-                                    wb.mins[p].as_ptr() as *const __m128i,
-                                ));
+                            for (&mp, &pair) in mins.iter().zip(pk) {
                                 m = _mm256_add_epi32(
                                     m,
-                                    _mm256_madd_epi16(mins, _mm256_set1_epi32(pair)),
+                                    _mm256_madd_epi16(mp, _mm256_set1_epi32(pair)),
                                 );
                             }
                             let ad = acts.get_unchecked(k).get_unchecked(b).d;
