@@ -158,12 +158,6 @@ pub fn vnni() -> bool {
     isa() == Isa::Avx512Vnni
 }
 
-/// True when the AVX-VNNI kernels (VEX `vpdpbusd`, 256-bit) may run.
-#[inline]
-pub fn avx_vnni() -> bool {
-    isa() == Isa::AvxVnni
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
