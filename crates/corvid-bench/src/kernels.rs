@@ -2,14 +2,15 @@
 //!
 //! It measures the int8 multiply-accumulate peak of the active tier's instruction (per
 //! core and on all cores) and streaming read bandwidth, then times every weight format's
-//! `QMatrix::matmul` on the default model's matrix shapes at several token counts `m`,
+//! matrix products on the default model's matrix shapes, grouped as the model runs them
+//! (`matmul_group`), at several token counts `m`,
 //! and prints each as a fraction of the limit that applies: bandwidth at m = 1 (each
 //! weight byte is read once per step), compute at large m.
 
 use anyhow::bail;
 use clap::Args;
 use corvid_kernels::isa::{isa, Isa};
-use corvid_kernels::matmul::{QMatrix, WeightData};
+use corvid_kernels::matmul::{matmul_group, QMatrix, WeightData};
 use corvid_kernels::peak;
 use corvid_kernels::quant::quantize::{
     quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q8_0,
@@ -37,19 +38,17 @@ pub struct KernelsArgs {
     pub result_json: Option<std::path::PathBuf>,
 }
 
-/// The default model's (SmolLM2-135M) matrices, `(rows, cols)`: one layer's q, k, v, o,
-/// gate, up and down projections. There are 30 layers, then the tied output head.
-const LAYER: [(usize, usize); 7] = [
-    (576, 576),
-    (192, 576),
-    (192, 576),
-    (576, 576),
-    (1536, 576),
-    (1536, 576),
-    (576, 1536),
+/// The default model's (SmolLM2-135M) matrices, `(rows, cols)`, one layer's worth in the
+/// groups the model multiplies together (those sharing an input): q, k and v; o; gate and
+/// up; down. There are 30 layers, then the tied output head.
+const LAYER: [&[(usize, usize)]; 4] = [
+    &[(576, 576), (192, 576), (192, 576)],
+    &[(576, 576)],
+    &[(1536, 576), (1536, 576)],
+    &[(576, 1536)],
 ];
 const LAYERS: usize = 30;
-const OUTPUT: (usize, usize) = (49152, 576);
+const OUTPUT: &[(usize, usize)] = &[(49152, 576)];
 
 /// One GEMM measurement.
 #[derive(Clone, Debug, Serialize)]
@@ -181,32 +180,45 @@ pub fn run(args: KernelsArgs) -> anyhow::Result<()> {
     for format in &args.formats {
         // Every matrix of a forward, distinct, so m = 1 streams them from memory as decode
         // does instead of re-reading one matrix from cache.
-        let shapes = (0..LAYERS).flat_map(|_| LAYER).chain([OUTPUT]);
-        let mats: Vec<QMatrix> = shapes
-            .map(|(rows, cols)| matrix(format, rows, cols))
+        let groups: Vec<Vec<QMatrix>> = (0..LAYERS)
+            .flat_map(|_| LAYER)
+            .chain([OUTPUT])
+            .map(|group| {
+                group
+                    .iter()
+                    .map(|&(rows, cols)| matrix(format, rows, cols))
+                    .collect::<anyhow::Result<_>>()
+            })
             .collect::<anyhow::Result<_>>()?;
-        let macs_per_token: u64 = mats.iter().map(|w| (w.rows * w.cols) as u64).sum();
-        let bytes: u64 = mats.iter().map(|w| w.nbytes() as u64).sum();
+        let mats = || groups.iter().flatten();
+        let macs_per_token: u64 = mats().map(|w| (w.rows * w.cols) as u64).sum();
+        let bytes: u64 = mats().map(|w| w.nbytes() as u64).sum();
+        let first = mats().next().expect("the model has matrices");
         for &m in &args.m {
-            let widest = mats.iter().map(|w| w.rows.max(w.cols)).max().unwrap_or(0);
+            let widest = mats().map(|w| w.rows.max(w.cols)).max().unwrap_or(0);
             let x: Vec<f32> = (0..m * widest)
                 .map(|i| ((i % 97) as f32 - 48.0) / 50.0)
                 .collect();
-            let mut out = vec![0.0f32; m * widest];
+            let mut outs = [(); 3].map(|_| vec![0.0f32; m * widest]);
             let secs = best_of(budget, || {
-                for w in &mats {
-                    w.matmul(&x[..m * w.cols], &mut out[..m * w.rows]);
+                for group in &groups {
+                    let mut products: Vec<(&QMatrix, &mut [f32])> = group
+                        .iter()
+                        .zip(outs.iter_mut())
+                        .map(|(w, out)| (w, &mut out[..m * w.rows]))
+                        .collect();
+                    matmul_group(&x[..m * group[0].cols], &mut products);
                 }
             });
             let macs = macs_per_token * m as u64;
-            let peak = match (&mats[0].data, peak_512) {
+            let peak = match (&first.data, peak_512) {
                 (WeightData::Q4_1x16(_), Some(p)) => p,
                 _ => peak_all,
             };
             let gmacs = macs as f64 / secs / 1e9;
             let gbs = bytes as f64 / secs / 1e9;
             // Q4_0 runs as packed Q4_1 where the tier has packed kernels: name both.
-            let computed = mats[0].format();
+            let computed = first.format();
             let label = if computed.starts_with(format.to_uppercase().as_str()) {
                 computed.to_string()
             } else {

@@ -10,6 +10,7 @@ use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
 use corvid_kernels::attention::{paged_attention_group, AttnScratch};
+use corvid_kernels::matmul::matmul_group;
 use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
 use rayon::prelude::*;
@@ -242,9 +243,14 @@ impl Llama {
         for (layer, cache) in self.layers.iter().zip(kv.layers.iter_mut()) {
             xn.copy_from_slice(&x);
             rms_norm(&mut xn, &layer.attn_norm, c.rms_norm_eps);
-            layer.wq.matmul(&xn, &mut q);
-            layer.wk.matmul(&xn, &mut k);
-            layer.wv.matmul(&xn, &mut v);
+            matmul_group(
+                &xn,
+                &mut [
+                    (&layer.wq, &mut q),
+                    (&layer.wk, &mut k),
+                    (&layer.wv, &mut v),
+                ],
+            );
             if let Some([bq, bk, bv]) = &layer.bias {
                 for (buf, b) in [(&mut q, bq), (&mut k, bk), (&mut v, bv)] {
                     for row in buf.chunks_exact_mut(b.len()) {
@@ -295,8 +301,10 @@ impl Llama {
 
             xn.copy_from_slice(&x);
             rms_norm(&mut xn, &layer.ffn_norm, c.rms_norm_eps);
-            layer.w_gate.matmul(&xn, &mut gate);
-            layer.w_up.matmul(&xn, &mut up);
+            matmul_group(
+                &xn,
+                &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
+            );
             silu_mul(&mut gate, &up);
             layer.w_down.matmul(&gate, &mut proj);
             add_assign(&mut x, &proj);
