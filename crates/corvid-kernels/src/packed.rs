@@ -328,20 +328,23 @@ mod x86 {
     /// the instruction (EVEX under AVX-512 VL, VEX under AVX-VNNI: same results).
     macro_rules! vnni_steps {
         ($q4:ident, $q8:ident, $k4:ident, $features:literal, $dpbusd:ident) => {
-            /// VNNI step for nibbles: adds one token's products of 4-byte column `j` (low
-            /// nibbles against activation bytes `4j..4j+4`, high against `16+4j..`) per
-            /// row lane.
+            /// VNNI step for nibbles: adds one token's products of 4-byte column `j` per
+            /// row lane, the low nibbles (against activation bytes `4j..4j+4`) to `s` and
+            /// the high ones (against `16+4j..`) to `t`: two dependency chains of four
+            /// `vpdpbusd` (five cycles each) a block instead of one of eight.
             #[inline]
             #[target_feature(enable = $features)]
             unsafe fn $q4(
-                s: __m256i,
+                (s, t): (__m256i, __m256i),
                 lo: __m256i,
                 hi: __m256i,
                 q: *const i32,
                 j: usize,
-            ) -> __m256i {
-                let s = $dpbusd(s, lo, _mm256_set1_epi32(q.add(j).read_unaligned()));
-                $dpbusd(s, hi, _mm256_set1_epi32(q.add(j + 4).read_unaligned()))
+            ) -> (__m256i, __m256i) {
+                (
+                    $dpbusd(s, lo, _mm256_set1_epi32(q.add(j).read_unaligned())),
+                    $dpbusd(t, hi, _mm256_set1_epi32(q.add(j + 4).read_unaligned())),
+                )
             }
 
             /// VNNI Q8_0 step: `Σ (w + 128)·a`, on top of `−128·Σa` from [`q8_start_vnni`].
@@ -415,31 +418,33 @@ mod x86 {
     }
 
     /// AVX2 step for nibbles: `vpmaddubsw` pairs summed in i16 (the eight products of a
-    /// nibble and an i8 that one block adds per lane stay within ±30,720).
+    /// nibble and an i8 that one block adds per lane stay within ±30,720), all in `s`
+    /// (its adds take one cycle, so one chain does not wait; `t` stays zero).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_step_avx2(
-        s: __m256i,
+        (s, t): (__m256i, __m256i),
         lo: __m256i,
         hi: __m256i,
         q: *const i32,
         j: usize,
-    ) -> __m256i {
+    ) -> (__m256i, __m256i) {
         let a = _mm256_maddubs_epi16(lo, _mm256_set1_epi32(q.add(j).read_unaligned()));
         let b = _mm256_maddubs_epi16(hi, _mm256_set1_epi32(q.add(j + 4).read_unaligned()));
-        _mm256_add_epi16(s, _mm256_add_epi16(a, b))
+        (_mm256_add_epi16(s, _mm256_add_epi16(a, b)), t)
     }
 
-    /// A VNNI block sum is already i32 per lane.
-    #[inline(always)]
-    unsafe fn q4_widen_vnni(s: __m256i) -> __m256i {
-        s
+    /// A VNNI block sum: the two chains' i32 lanes added.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_widen_vnni((s, t): (__m256i, __m256i)) -> __m256i {
+        _mm256_add_epi32(s, t)
     }
 
     /// An AVX2 block sum widens from i16 pairs to i32 per lane with one `vpmaddwd`.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q4_widen_avx2(s: __m256i) -> __m256i {
+    unsafe fn q4_widen_avx2((s, _): (__m256i, __m256i)) -> __m256i {
         _mm256_madd_epi16(s, _mm256_set1_epi16(1))
     }
 
@@ -562,7 +567,7 @@ mod x86 {
                         let q: [*const i32; N] = std::array::from_fn(|k| {
                             acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
                         });
-                        let mut s = [_mm256_setzero_si256(); N];
+                        let mut s = [(_mm256_setzero_si256(), _mm256_setzero_si256()); N];
                         for j in 0..columns {
                             let v = _mm256_loadu_si256(
                                 wb.qs.get_unchecked(j).as_ptr() as *const __m256i
