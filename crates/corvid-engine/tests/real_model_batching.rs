@@ -1,7 +1,8 @@
 //! Real-model tier (skips, visibly, without the installed model; fails under CI=true).
 //! Batch invariance on the real default model: prompts generated together give exactly
 //! the tokens each gives alone — with a roomy KV pool, with one so small that
-//! preemptions happen, and with prefix caching on and off.
+//! preemptions happen, and with prefix caching on and off — including contexts long
+//! enough that attention splits them across threads.
 
 mod common;
 
@@ -90,6 +91,50 @@ fn batched_greedy_equals_alone_with_preemption_and_prefix_caching() {
         }
         assert_eq!(rec.finished.load(Ordering::Relaxed), prompts.len());
     }
+}
+
+/// Contexts past `corvid_kernels::attention::PARTITION` (512) tokens are attended in
+/// pieces on different threads and merged; the pieces follow the context length only, so a
+/// long prompt still gives the same tokens alone and batched with short ones, and the
+/// same tokens again when its prefix comes from the cache.
+#[test]
+fn long_contexts_split_across_threads_stay_batch_invariant() {
+    let Some(model) = model("long_contexts_split_across_threads_stay_batch_invariant") else {
+        return;
+    };
+    let long = format!(
+        "{}Summarize the text above in one sentence.",
+        "The river runs past the old mill and the children watch the boats. ".repeat(75)
+    );
+    let mut prompts = prompts()[..3].to_vec();
+    prompts.insert(1, long.clone());
+    let max_tokens = 16;
+    let mut args = args_with_blocks(model.as_ref(), 1024, 16);
+    args.no_batching = true;
+    let alone_llm = LLM::from_engine(start(model.clone(), args, Arc::default()));
+    let alone = run(&alone_llm, std::slice::from_ref(&long), max_tokens).remove(0);
+    let engine = start(
+        model.clone(),
+        args_with_blocks(model.as_ref(), 1024, 16),
+        Arc::default(),
+    );
+    let llm = LLM::from_engine(engine.clone());
+    let prompt_len = llm
+        .generate(&[long.clone()], &SamplingParams::greedy(1))
+        .unwrap()[0]
+        .prompt_token_ids
+        .len();
+    assert!(
+        prompt_len > 2 * 512,
+        "the prompt must span three pieces: {prompt_len} tokens"
+    );
+    let together = run(&llm, &prompts, max_tokens);
+    assert_eq!(
+        together[1], alone,
+        "batched with short prompts (prefix cached)"
+    );
+    wait_idle(&engine);
+    assert_eq!(engine.snapshot().kv_blocks_used, 0, "KV blocks leaked");
 }
 
 #[test]

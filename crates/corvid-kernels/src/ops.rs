@@ -105,12 +105,18 @@ pub fn argmax(v: &[f32]) -> u32 {
 
 /// Softmax in place (f64 sum, as ggml).
 pub fn softmax(x: &mut [f32]) {
-    let max = max_of(x);
-    let sum = exp_shifted_sum(x, max);
+    let (_, sum) = exp_shifted(x);
     let inv = (1.0 / sum) as f32;
     for v in x.iter_mut() {
         *v *= inv;
     }
+}
+
+/// The unnormalized half of [`softmax`]: `x = exp(x - max(x))` in place, returning the
+/// maximum and the sum (f64), so partial softmaxes over pieces of a row can be merged.
+pub fn exp_shifted(x: &mut [f32]) -> (f32, f64) {
+    let max = max_of(x);
+    (max, exp_shifted_sum(x, max))
 }
 
 /// `x = exp(x - max)` in place, returning the sum in f64. Partial sums run side by side

@@ -327,3 +327,70 @@ fn q8_attention_is_close_to_f16_attention() {
     assert!(worst < 5e-3, "max |q8 - f16| = {worst}");
     eprintln!("max |q8 - f16| = {worst}");
 }
+
+/// A long context split into pieces and merged gives the whole-context result, up to the
+/// f16 rounding of the (differently scaled) softmax weights, for both pool formats.
+#[test]
+fn split_contexts_merge_to_the_whole_context_result() {
+    let layout = KvLayout {
+        block_size: 16,
+        n_kv_heads: 2,
+        head_dim: 64,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for dtype in [KvDtype::F16, KvDtype::Q8_0] {
+        for ctx in [PARTITION + 1, 2 * PARTITION, 1300] {
+            let (store, table) = random_pool(dtype, &layout, ctx.div_ceil(16) + 3, ctx, &mut rng);
+            let heads = 3;
+            let q: Vec<f32> = (0..heads * 64).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let mut scratch = AttnScratch::default();
+            let mut whole = vec![0.0; heads * 64];
+            paged_attention_group(
+                &layout,
+                &store,
+                &table,
+                ctx,
+                1,
+                &q,
+                0.2,
+                &mut scratch,
+                &mut whole,
+            );
+            let k = partitions(ctx, layout.block_size);
+            assert_eq!(k, ctx.div_ceil(PARTITION));
+            let mut parts = vec![vec![0.0; heads * 64]; k];
+            let mut stats = vec![vec![PartialSoftmax::default(); heads]; k];
+            for (p, (o, st)) in parts.iter_mut().zip(stats.iter_mut()).enumerate() {
+                paged_attention_partition(
+                    &layout,
+                    &store,
+                    &table,
+                    ctx,
+                    p,
+                    1,
+                    &q,
+                    0.2,
+                    &mut scratch,
+                    o,
+                    st,
+                );
+            }
+            let parts: Vec<&[f32]> = parts.iter().map(Vec::as_slice).collect();
+            let stats: Vec<&[PartialSoftmax]> = stats.iter().map(Vec::as_slice).collect();
+            let mut merged = vec![0.0; heads * 64];
+            merge_partitions(&parts, &stats, &mut merged);
+            for (i, (a, b)) in whole.iter().zip(&merged).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-3,
+                    "{dtype:?} ctx {ctx} [{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+    assert_eq!(partitions(PARTITION, 16), 1);
+    assert_eq!(
+        partitions(5000, 24),
+        1,
+        "blocks that do not tile a piece: no split"
+    );
+}

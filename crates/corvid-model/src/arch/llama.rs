@@ -9,7 +9,10 @@ use crate::kv_cache::KvCache;
 use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
-use corvid_kernels::attention::{paged_attention_group, AttnScratch};
+use corvid_kernels::attention::{
+    merge_partitions, paged_attention_group, paged_attention_partition, partitions, AttnScratch,
+    KvLayout, KvStore, PartialSoftmax,
+};
 use corvid_kernels::matmul::matmul_group;
 use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
@@ -184,6 +187,126 @@ fn compute_pool() -> Result<rayon::ThreadPool> {
         .map_err(|e| ModelError::Unsupported(format!("cannot start compute threads: {e}")))
 }
 
+/// A step's attention work: one task per (token, KV head, context piece). The query heads
+/// sharing a KV head are adjacent in `q` and in the output, so each task reads its K/V rows
+/// once for all of them; contexts longer than
+/// [`PARTITION`](corvid_kernels::attention::PARTITION) tokens are split into pieces
+/// that run on different threads and are merged afterwards (so a single long sequence
+/// keeps every core busy). Built once per step, reused by every layer.
+struct AttentionTasks {
+    /// `(token, kv_head, piece)` of each task, grouped by (token, KV head) in order.
+    tasks: Vec<(usize, usize, usize)>,
+    /// Pieces of each token's context.
+    pieces: Vec<usize>,
+    /// Each task's output (`group * head_dim` values; unnormalized for split contexts).
+    partial: Vec<f32>,
+    /// Each task's per-head softmax maximum and sum (split contexts only).
+    stats: Vec<PartialSoftmax>,
+    /// Query heads per KV head.
+    group: usize,
+    head_dim: usize,
+    num_kv_heads: usize,
+}
+
+impl AttentionTasks {
+    fn new(c: &ModelConfig, meta: &[TokenMeta], block_size: usize) -> Self {
+        let group = c.num_heads / c.num_kv_heads;
+        let pieces: Vec<usize> = meta
+            .iter()
+            .map(|m| partitions(m.pos + 1, block_size))
+            .collect();
+        let tasks: Vec<(usize, usize, usize)> = pieces
+            .iter()
+            .enumerate()
+            .flat_map(|(t, &k)| {
+                (0..c.num_kv_heads).flat_map(move |h| (0..k).map(move |p| (t, h, p)))
+            })
+            .collect();
+        Self {
+            partial: vec![0.0; tasks.len() * group * c.head_dim],
+            stats: vec![PartialSoftmax::default(); tasks.len() * group],
+            tasks,
+            pieces,
+            group,
+            head_dim: c.head_dim,
+            num_kv_heads: c.num_kv_heads,
+        }
+    }
+
+    /// Attention of every token's query heads `q` over its sequence's cached context,
+    /// written to `out` (same layout as `q`).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        layout: &KvLayout,
+        store: &KvStore,
+        batch: &[SeqInput<'_>],
+        meta: &[TokenMeta],
+        q: &[f32],
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        let (group, gw) = (self.group, self.group * self.head_dim);
+        let qd = gw * self.num_kv_heads;
+        let (tasks, pieces) = (&self.tasks, &self.pieces);
+        self.partial
+            .par_chunks_mut(gw)
+            .zip(self.stats.par_chunks_mut(group))
+            .zip(tasks.par_iter())
+            .for_each_init(AttnScratch::default, |scratch, ((o, st), &(t, h, p))| {
+                let m = &meta[t];
+                let qg = &q[t * qd + h * gw..t * qd + (h + 1) * gw];
+                let table = batch[m.seq].block_table;
+                if pieces[t] == 1 {
+                    paged_attention_group(
+                        layout,
+                        store,
+                        table,
+                        m.pos + 1,
+                        h,
+                        qg,
+                        scale,
+                        scratch,
+                        o,
+                    );
+                } else {
+                    paged_attention_partition(
+                        layout,
+                        store,
+                        table,
+                        m.pos + 1,
+                        p,
+                        h,
+                        qg,
+                        scale,
+                        scratch,
+                        o,
+                        st,
+                    );
+                }
+            });
+        let mut i = 0;
+        for (dst, &k) in out.chunks_exact_mut(gw).zip(
+            pieces
+                .iter()
+                .flat_map(|k| std::iter::repeat_n(k, self.num_kv_heads)),
+        ) {
+            if k == 1 {
+                dst.copy_from_slice(&self.partial[i * gw..(i + 1) * gw]);
+            } else {
+                let parts: Vec<&[f32]> = (i..i + k)
+                    .map(|j| &self.partial[j * gw..(j + 1) * gw])
+                    .collect();
+                let stats: Vec<&[PartialSoftmax]> = (i..i + k)
+                    .map(|j| &self.stats[j * group..(j + 1) * group])
+                    .collect();
+                merge_partitions(&parts, &stats, dst);
+            }
+            i += k;
+        }
+    }
+}
+
 /// Per-token bookkeeping for one step.
 struct TokenMeta {
     seq: usize,
@@ -238,7 +361,7 @@ impl Llama {
             vec![0.0f32; n * c.intermediate_size],
         );
         let scale = 1.0 / (hd as f32).sqrt();
-        let group = c.num_heads / c.num_kv_heads;
+        let mut tasks = AttentionTasks::new(c, &meta, bs);
 
         for (layer, cache) in self.layers.iter().zip(kv.layers.iter_mut()) {
             xn.copy_from_slice(&x);
@@ -272,30 +395,7 @@ impl Llama {
                     &v[i * kvd..(i + 1) * kvd],
                 );
             }
-            let layout = kv.layout;
-            let store = &*cache;
-            // One task per (token, KV head): the query heads sharing that KV head are
-            // adjacent in `q` and `attn`, so each task reads its K/V rows once.
-            let gw = group * hd;
-            attn.par_chunks_mut(gw).enumerate().for_each_init(
-                AttnScratch::default,
-                |scratch, (idx, out)| {
-                    let (t, kv_head) = (idx / c.num_kv_heads, idx % c.num_kv_heads);
-                    let m = &meta[t];
-                    let qg = &q[t * qd + kv_head * gw..t * qd + (kv_head + 1) * gw];
-                    paged_attention_group(
-                        &layout,
-                        store,
-                        batch[m.seq].block_table,
-                        m.pos + 1,
-                        kv_head,
-                        qg,
-                        scale,
-                        scratch,
-                        out,
-                    );
-                },
-            );
+            tasks.run(&kv.layout, cache, batch, &meta, &q, scale, &mut attn);
             layer.wo.matmul(&attn, &mut proj);
             add_assign(&mut x, &proj);
 
