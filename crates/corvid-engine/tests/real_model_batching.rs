@@ -120,7 +120,7 @@ fn long_contexts_split_across_threads_stay_batch_invariant() {
     );
     let llm = LLM::from_engine(engine.clone());
     let prompt_len = llm
-        .generate(&[long.clone()], &SamplingParams::greedy(1))
+        .generate(std::slice::from_ref(&long), &SamplingParams::greedy(1))
         .unwrap()[0]
         .prompt_token_ids
         .len();
