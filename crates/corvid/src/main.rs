@@ -31,6 +31,16 @@ enum Command {
     Cpu(cpu::CpuArgs),
 }
 
+/// mimalloc instead of glibc's allocator, for speed measured side by side. Its large,
+/// aligned segments are backed by transparent huge pages, so a step's walk through ~100 MB
+/// of weights and the KV pool takes far fewer TLB misses (under a VM's two-level page
+/// tables a 4 KiB-page stream read ran at half the speed of a huge-page one), and a step's
+/// short-lived buffers (the 200 KB logits, the activation copies) are reused instead of
+/// being mapped and unmapped every step. Measured on the AVX2 tier: single-stream decode
+/// +32 %, prefill +18 % (five alternating runs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
