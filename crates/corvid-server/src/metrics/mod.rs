@@ -10,6 +10,7 @@
 pub mod buckets;
 mod builder;
 pub mod format;
+pub mod history;
 pub mod http;
 pub mod names;
 mod sink;
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 
 use corvid_engine::{EngineConfig, EngineSnapshot};
 
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Registry, TextEncoder,
@@ -27,6 +29,7 @@ use prometheus::{
 use buckets::HistogramBuckets;
 use builder::Builder;
 pub use format::Format;
+use history::{History, HISTORY_SAMPLES};
 use vllm::VllmMetrics;
 
 /// What `--disable-vllm-compat-metrics` and `--histogram-buckets` change.
@@ -81,6 +84,8 @@ pub struct Metrics {
     engine_info: IntGaugeVec,
     /// vLLM's `vllm:` series, unless disabled.
     vllm: Option<VllmMetrics>,
+    /// The last 15 minutes of the dashboard's series, sampled once a second.
+    pub history: History,
 }
 
 /// The finish reasons pre-created on the `finished_reason` counters, so every series
@@ -141,6 +146,7 @@ impl Metrics {
                 ],
             ),
             vllm: opts.vllm_compat.then(|| VllmMetrics::new(&b)),
+            history: History::new(HISTORY_SAMPLES),
             registry: b.registry,
         };
         for r in FINISH_REASONS {
@@ -202,12 +208,17 @@ impl Metrics {
         self.request_timeout.inc_by(n as u64);
     }
 
-    /// Refreshes the process gauges and renders the registry in `format`.
-    pub fn encode(&self, format: Format) -> String {
+    /// Refreshes the process gauges and gathers every family (what `/metrics` renders).
+    pub fn gather(&self) -> Vec<MetricFamily> {
         if let Some(rss) = resident_memory_bytes() {
             self.resident_memory.set(rss as i64);
         }
-        let families = self.registry.gather();
+        self.registry.gather()
+    }
+
+    /// Refreshes the process gauges and renders the registry in `format`.
+    pub fn encode(&self, format: Format) -> String {
+        let families = self.gather();
         match format {
             Format::OpenMetrics => format::encode_openmetrics(&families),
             Format::Text => {
