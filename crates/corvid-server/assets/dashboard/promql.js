@@ -53,7 +53,9 @@
     let extrapolateTo = sampledInterval;
     extrapolateTo += durationToStart < threshold ? durationToStart : avg / 2;
     extrapolateTo += durationToEnd < threshold ? durationToEnd : avg / 2;
-    return (result * (extrapolateTo / sampledInterval)) / (rangeMs / 1000);
+    let factor = extrapolateTo / sampledInterval; // the operations in Prometheus' order,
+    factor /= rangeMs / 1000; //                   so the floats are the same
+    return result * factor;
   }
 
   // The last sample at or before `at` within Prometheus' 5-minute lookback (an instant
