@@ -89,7 +89,8 @@ if [ -e "$TMP/state/restart-requested" ]; then
   t=$((SECONDS + 60))
   while kill -0 "$PC" 2>/dev/null && [ "$SECONDS" -lt "$t" ]; do sleep 0.2; done
   kill -0 "$PC" 2>/dev/null && fatal "corvid did not stop on SIGTERM"
-  sleep 3   # long enough for the page to see it down
+  t=$((SECONDS + 30))   # until the page has seen it down
+  while [ ! -e "$TMP/state/seen-down" ] && [ "$SECONDS" -lt "$t" ]; do sleep 0.2; done
   start_corvid 2; PC=$BG_LAST
   wait_http "http://127.0.0.1:$API/health" 180 "$PC" || fatal "restarted corvid did not become healthy"
   touch "$TMP/state/restarted"

@@ -18,8 +18,9 @@
 //     within the scrapes of that second, and the sample is at most one refresh (+1 s of
 //     sampling) old; each rate/quantile series against Prometheus evaluating the same
 //     PromQL at the same instant;
-//  4. restart: writes STATE/restart-requested, sees the page report the server down, waits
-//     for STATE/restarted (browser.sh restarts corvid), then sees it live again with a new
+//  4. restart: writes STATE/restart-requested, sees the page report the server down (then
+//     writes STATE/seen-down), waits for STATE/restarted (browser.sh restarts corvid once
+//     the page has seen it down, or after 30 s), then sees it live again with a new
 //     history, charts filled, counters matching the new /metrics, no page errors.
 // Screenshots (--screenshots) of the built-in page (desktop and phone) and of each Grafana
 // dashboard are written while the load runs.
@@ -185,7 +186,7 @@ try {
     wide: [...document.querySelectorAll("figure.chart canvas, .tile")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1).length,
   }));
   report(phone.scroll <= phone.width && phone.wide === 0, "phone width (390 px): no horizontal scrolling, every chart and tile fits", JSON.stringify(phone));
-  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "dashboard-builtin-phone.png"), fullPage: true });
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "dashboard-builtin-phone.png"), fullPage: false });
   await page.setViewportSize({ width: 1280, height: 800 });
   await sleep(600);
 
@@ -293,6 +294,7 @@ try {
   fs.writeFileSync(path.join(STATE, "restart-requested"), "");
   const down = await until(async () => (await pageState()).status === "down", 30000);
   report(Boolean(down), "while the server is down the page says so (status 'Cannot reach the server')");
+  fs.writeFileSync(path.join(STATE, "seen-down"), "");
   const restarted = await until(async () => fs.existsSync(path.join(STATE, "restarted")), 240000, 500);
   if (!restarted) report(false, "corvid restarted (browser.sh)");
   phase = "after";

@@ -2,7 +2,8 @@
 //! `model_name`; counters and histograms are filled by the engine's [`StatsSink`]
 //! callbacks (`sink.rs`), gauges are refreshed from [`EngineSnapshot`] at scrape time
 //! ([`Metrics::encode`]), HTTP metrics come from a middleware (`http.rs`). vLLM's own
-//! `vllm:` series live in `vllm.rs` (optional), the two exposition formats in `format.rs`.
+//! `vllm:` series live in `vllm.rs` (optional), the two exposition formats in `format.rs`,
+//! the built-in dashboard's bounded 15-minute history of the same series in `history.rs`.
 //!
 //! [`StatsSink`]: corvid_engine::StatsSink
 //! [`EngineSnapshot`]: corvid_engine::EngineSnapshot
