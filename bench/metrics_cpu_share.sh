@@ -14,6 +14,13 @@
 #
 #   bash bench/metrics_cpu_share.sh      # needs `perf` (Debian: linux-perf)
 #
+# `perf record -g` walks frame pointers, which a default release build omits: then most
+# samples carry only their leaf function, and time spent in a callee that is not metrics
+# code itself (the formatting of numbers, serde_json, the allocator) is not attributed to
+# its metrics caller. For whole call chains build the server with frame pointers first:
+#   RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target-fp cargo build --release -p corvid
+#   CORVID_BIN=target-fp/release/corvid bash bench/metrics_cpu_share.sh
+#
 # Env: NUM_PROMPTS (128), CONCURRENCY (16), INPUT_LEN (128), OUTPUT_LEN (64), PORT (18095),
 #      DASHBOARD (1 when possible), DASHBOARD_REFRESH (1),
 #      OUT, RAW, THREADS (see common.sh). Writes $RAW/metrics-cpu-share.txt (log and load
@@ -60,14 +67,18 @@ perf script -i "$data" -F comm,tid,ip,sym 2>/dev/null | python3 -c '
 import re, sys
 metrics = re.compile(r"prometheus::|corvid_server::metrics|StatsSink|corvid_engine::stats|corvid_server::handlers::dashboard")
 dashboard = re.compile(r"corvid_server::metrics::history|corvid_server::handlers::dashboard")
-total = hit = dash = 0
+sampler = re.compile(r"corvid_server::metrics::history|dashboard::sample_history")
+api = re.compile(r"corvid_server::handlers::dashboard::series")
+total = hit = dash = samp = json = 0
 stack = []
 def flush():
-    global total, hit, dash, stack
+    global total, hit, dash, samp, json, stack
     if stack:
         total += 1
         hit += any(metrics.search(line) for line in stack)
         dash += any(dashboard.search(line) for line in stack)
+        samp += any(sampler.search(line) for line in stack)
+        json += any(api.search(line) for line in stack)
     stack = []
 for line in sys.stdin:
     if line.strip() and not line[0].isspace():
@@ -76,9 +87,15 @@ for line in sys.stdin:
         stack.append(line)
 flush()
 print(f"perf samples: {total}; with metrics code on the stack: {hit} ({100 * hit / max(total, 1):.4f} %)")
-print(f"of which the dashboard (history sampler, /dashboard JSON and files): {dash} ({100 * dash / max(total, 1):.4f} %)")
+pct = lambda n: f"{n} ({100 * n / max(total, 1):.4f} %)"
+print(f"of which the dashboard (history sampler, /dashboard JSON and files): {pct(dash)}")
+print(f"  the history sampler (refresh, gather, ring append; 1/s): {pct(samp)}")
+print(f"  /dashboard/api/series: {pct(json)}; the page and its files: {pct(dash - samp - json)}")
 ' | tee "$RAW/metrics-cpu-share.txt"
 [ ! -s "$RAW/metrics-cpu-share-page.txt" ] || tee -a "$RAW/metrics-cpu-share.txt" <"$RAW/metrics-cpu-share-page.txt"
-python3 -c "import json,sys; m=json.load(open(sys.argv[1]))[\"metrics\"]; print(f\"output throughput {m[\"output_throughput\"]:.1f} tok/s\")" \
-  "$RAW/metrics-cpu-share-load.json" 2>/dev/null | tee -a "$RAW/metrics-cpu-share.txt" || true
+python3 - "$RAW/metrics-cpu-share-load.json" <<'PYEOF' | tee -a "$RAW/metrics-cpu-share.txt" || true
+import json, sys
+m = json.load(open(sys.argv[1]))["metrics"]
+print(f"load: {m['request_throughput']:.2f} req/s, output {m['output_throughput']:.1f} tok/s over {m['duration_s']:.0f} s")
+PYEOF
 report

@@ -22,8 +22,8 @@
 //     writes STATE/seen-down), waits for STATE/restarted (browser.sh restarts corvid once
 //     the page has seen it down, or after 30 s), then sees it live again with a new
 //     history, charts filled, counters matching the new /metrics, no page errors.
-// Screenshots (--screenshots) of the built-in page (desktop and phone) and of each Grafana
-// dashboard are written while the load runs.
+// Screenshots (--screenshots) of each Grafana dashboard and then of the built-in page
+// (desktop, full page, and the first screen at phone width) are written while the load runs.
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -178,7 +178,6 @@ try {
   });
   report(a11y.length === 0, "no colour-only meaning: distinct line styles and a text label per series, values in text, four headed regions", a11y.join("; "));
 
-  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "dashboard-builtin.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await sleep(600);
   const phone = await page.evaluate(() => ({
@@ -186,7 +185,6 @@ try {
     wide: [...document.querySelectorAll("figure.chart canvas, .tile")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1).length,
   }));
   report(phone.scroll <= phone.width && phone.wide === 0, "phone width (390 px): no horizontal scrolling, every chart and tile fits", JSON.stringify(phone));
-  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, "dashboard-builtin-phone.png"), fullPage: false });
   await page.setViewportSize({ width: 1280, height: 800 });
   await sleep(600);
 
@@ -227,6 +225,16 @@ try {
 
   // ---- 3. values against /metrics and Prometheus ------------------------------------------
   await until(async () => filled(await pageState()), 20000);
+  if (SHOTS) { // now that the page holds a couple of minutes of load
+    await page.evaluate(() => { document.activeElement.blur(); window.scrollTo(0, 0); });
+    await page.screenshot({ path: path.join(SHOTS, "dashboard-builtin.png"), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await sleep(600);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(SHOTS, "dashboard-builtin-phone.png"), fullPage: false });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await sleep(600);
+  }
   const readPage = () => page.evaluate(() => ({
     now: Date.now(),
     totals: [...document.querySelectorAll("dd.total")].map((e) => ({ key: e.dataset.metric, v: Number(e.dataset.value), t: Number(e.dataset.t) })),

@@ -184,6 +184,8 @@
     return Number.isFinite(n) && n >= 1 && n <= 5 ? n * 1000 : 2000;
   }
 
+  const bucketRates = new Map(); // cleared by render()
+
   // Accessors the series evaluators use, at sample index i.
   const data = {
     col(key) {
@@ -199,14 +201,20 @@
       return vs ? P.instant(state.t, vs, state.t[i]) : null;
     },
     quantile(h, q, i) {
-      const cols = state.buckets.get(h) || [];
-      if (!cols.length) return null;
-      const b = [];
-      for (const [le, c] of cols) {
-        const r = P.rate(state.t, state.v[c], state.t[i], RANGE_MS);
-        if (r === null) return null;
-        b.push([le, r]);
+      // the buckets' rates at i, computed once per render for all of h's quantiles
+      const memo = `${h}@${i}`;
+      let b = bucketRates.get(memo);
+      if (b === undefined) {
+        const cols = state.buckets.get(h) || [];
+        b = cols.length ? [] : null;
+        for (const [le, c] of cols) {
+          const r = P.rate(state.t, state.v[c], state.t[i], RANGE_MS);
+          if (r === null) { b = null; break; }
+          b.push([le, r]);
+        }
+        bucketRates.set(memo, b);
       }
+      if (b === null) return null;
       const v = P.histogramQuantile(q, b);
       return Number.isFinite(v) ? v : null; // NaN (nothing finished in the window): a gap
     },
@@ -348,6 +356,7 @@
 
   // ---- render ---------------------------------------------------------------------------
   function render() {
+    bucketRates.clear();
     const n = state.t.length;
     const until = n ? state.t[n - 1] : 0;
     const from = P.lowerBound(state.t, until - state.windowMs);
