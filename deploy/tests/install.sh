@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent installer of what deploy/tests needs. Fast when everything is present.
-#   apt:  prometheus (prometheus, promtool), prometheus-alertmanager (+ amtool), nginx
-#   npm:  @grafana/schema, typescript, @kubernetes-models/{prometheus-operator,keda}
+#   apt:  prometheus (prometheus, promtool), prometheus-alertmanager (+ amtool), nginx,
+#         chromium and fonts-noto-cjk (the browser tests: headless, the panels' Chinese titles)
+#   npm:  @grafana/schema, typescript, @kubernetes-models/{prometheus-operator,keda},
+#         playwright-core (drives the system chromium; downloads no browser), uplot (the
+#         copy vendored in crates/corvid-server/assets/ is checked against it)
 #         (pinned, in $CORVID_CACHE/npm, outside the repo)
 #   PyPI: kubernetes-validate (pinned, venv in $CORVID_CACHE/venv; brings PyYAML)
 # Only the package registries are used.
@@ -13,6 +16,8 @@ NPM_PKGS=(
   "typescript@5.6.3"
   "@kubernetes-models/prometheus-operator@6.0.0"
   "@kubernetes-models/keda@2.0.0"
+  "playwright-core@1.65.1"
+  "uplot@1.6.32"
 )
 PY_PKGS=("kubernetes-validate==1.37.0" "PyYAML==6.0.3")
 
@@ -27,6 +32,8 @@ command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v nginx >/dev/null || missing+=(nginx)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v chromium >/dev/null || missing+=(chromium)
+[ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   log "apt-get install ${missing[*]}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests of the observability kit (deploy/), all against real binaries:
 #   promtool, amtool, prometheus, prometheus-alertmanager, nginx, tsc + @grafana/schema,
-#   kubernetes-validate, the operators' published schemas, and (when it is built) corvid.
+#   kubernetes-validate, the operators' published schemas, Chromium driven by Playwright,
+#   and (when it is built) corvid.
 #
 #   bash deploy/tests/run.sh
 #
@@ -156,6 +157,19 @@ for f in sys.argv[1:]:
     d = yaml.safe_load(open(f)); assert d["apiVersion"] == 1, f
 ' deploy/grafana/provisioning/datasources/prometheus.yaml deploy/grafana/provisioning/dashboards/corvid.yaml
 
+# ---- the built-in dashboard's pieces (no corvid needed) ---------------------------------
+vendored_uplot() {
+  local f v="crates/corvid-server/assets/dashboard/uplot" n="$NPMDIR/node_modules/uplot"
+  grep -q '"version": "1.6.32"' "$n/package.json" || { echo "npm uplot is not 1.6.32"; return 1; }
+  for f in uPlot.iife.min.js uPlot.min.css; do cmp "$v/$f" "$n/dist/$f" || return 1; done
+  cmp "$v/LICENSE" "$n/LICENSE"
+}
+check "uPlot vendored in the binary is npm uplot@1.6.32, byte for byte, with its MIT licence" vendored_uplot
+promql_exact() {
+  mkdir -p "$TMP/promql" && node "$HERE/browser/promql_exact.mjs" "$TMP/promql" && promtool test rules "$TMP/promql/promql_exact.yml"
+}
+check "the dashboard page's rate() and histogram_quantile() equal Prometheus' on the same samples (promtool test rules)" promql_exact
+
 # ---- Kubernetes -------------------------------------------------------------------------
 check "PrometheusRule is generated from the rule files (up to date)" "$PY" deploy/lib/render.py prometheusrule --check
 prometheusrule_rules() {
@@ -250,6 +264,14 @@ if [ -x "$CORVID_BIN" ]; then
   suite "end to end with corvid" timeout -k 15 900 env E2E_PORT_BASE="$BASE" bash "$HERE/e2e.sh"
 else
   echo "SKIP e2e: no corvid binary at $CORVID_BIN (build it with: cargo build --release -p corvid)"
+fi
+
+# ---- the dashboards in a real browser (Chromium + Playwright) with the real corvid ---------
+if [ -x "$CORVID_BIN" ]; then
+  suite "browser: built-in /dashboard and every Grafana panel in Chromium" \
+    timeout -k 15 600 env BROWSER_PORT_BASE=$((BASE + 60)) bash "$HERE/browser.sh"
+else
+  echo "SKIP browser: no corvid binary at $CORVID_BIN"
 fi
 
 echo "$PASSED passed, $FAILED failed"

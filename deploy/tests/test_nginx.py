@@ -103,6 +103,13 @@ def main():
             refused[path] = r.status
         check("/metrics refused via the gateway in every spelling (403)",
               direct_ok and all(s == 403 for s in refused.values()), str(refused))
+        refused = {}
+        for path in ("/dashboard", "/dashboard/", "/dashboard/api/series", "/dashboard/assets/dashboard.js",
+                     "//dashboard", "/./dashboard", "/%64ashboard", "/v1/../dashboard"):
+            r, _ = request(GW, "GET", path)
+            refused[path] = r.status
+        check("/dashboard refused via the gateway in every spelling (403)",
+              all(s == 403 for s in refused.values()), str(refused))
 
         # --- X-Request-Id
         r, data = request(GW, "GET", "/v1/models", headers={"X-Request-Id": "client-id-42"})

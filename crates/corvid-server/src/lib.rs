@@ -1,7 +1,7 @@
 //! corvid's HTTP server: the OpenAI-compatible API (`/v1/completions`,
 //! `/v1/chat/completions`, `/v1/models`), vLLM's extras (`/health`, `/version`,
-//! `/tokenize`, `/detokenize`) and Prometheus `/metrics`, over a
-//! [`corvid_engine::EngineHandle`].
+//! `/tokenize`, `/detokenize`), Prometheus `/metrics` and the built-in live `/dashboard`,
+//! over a [`corvid_engine::EngineHandle`].
 //!
 //! The flow, one way: body → [`protocol`] type (via [`extract::ApiJson`], so bad bodies
 //! are OpenAI-style errors) → [`validate`] (a [`validate::ValidatedRequest`]: tokenized

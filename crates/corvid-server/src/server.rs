@@ -22,13 +22,15 @@ use tokio::sync::watch;
 use tokio::task::JoinError;
 
 use crate::config::ServerConfig;
-use crate::handlers::{chat, completions, info, tokenize};
+use crate::handlers::{chat, completions, dashboard, info, tokenize};
 use crate::metrics::{self, Metrics};
 use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
 
-/// Builds the API router over `state` (HTTP metrics only when metrics are on).
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+/// Builds the API router over `state` (HTTP metrics only when metrics are on). `/metrics`
+/// is always there; the dashboard only when `dashboard` is true (no `--metrics-port`:
+/// with one, the dashboard lives on that listener alone).
+pub fn router(state: Arc<AppState>, max_body_bytes: usize, dashboard: bool) -> Router {
     let protected = Router::new()
         .route("/v1/completions", post(completions::completions))
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -36,11 +38,15 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
         .route_layer(from_fn_with_state(Arc::clone(&state), require_api_key));
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/health", get(info::health))
         .route("/version", get(info::version))
         .route("/metrics", get(info::metrics))
-        .merge(protected)
+        .merge(protected);
+    if dashboard {
+        app = app.merge(dashboard_routes());
+    }
+    let app = app
         .fallback(info::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let app = match &state.metrics {
@@ -50,10 +56,20 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     app.layer(from_fn(request_id)).with_state(state)
 }
 
-/// The router of the separate `--metrics-port` listener (only `/metrics`).
-pub fn metrics_router(state: Arc<AppState>) -> Router {
+/// The dashboard: its page, assets and JSON.
+fn dashboard_routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/", get(dashboard::slash))
+        .route("/dashboard/assets/:file", get(dashboard::asset))
+        .route("/dashboard/api/series", get(dashboard::series))
+}
+
+/// The router of the separate `--metrics-port` listener: `/metrics` and `/dashboard`.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    dashboard_routes()
         .route("/metrics", get(info::metrics))
+        .fallback(info::not_found)
         .with_state(state)
 }
 
@@ -160,7 +176,11 @@ impl Server {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let app = router(Arc::clone(&state), config.max_body_bytes);
+        let app = router(
+            Arc::clone(&state),
+            config.max_body_bytes,
+            metrics_listener.is_none(),
+        );
         tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, "listening");
         let api = tokio::spawn(
             axum::serve(listener, app)
@@ -176,6 +196,9 @@ impl Server {
                     .into_future(),
             )
         });
+
+        // The dashboard's history samples for as long as this function runs.
+        let _sampler = AbortOnDrop(tokio::spawn(dashboard::sample_history(Arc::clone(&state))));
 
         tokio::pin!(shutdown);
         let loaded_at = Instant::now();
@@ -237,6 +260,15 @@ impl Server {
         }
         tracing::info!("shut down");
         Ok(())
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -276,3 +276,140 @@ async fn metric_flags() {
     assert_eq!(m.matches("vllm_request_latency_seconds_bucket{").count(), 3);
     srv.stop().unwrap();
 }
+
+/// The built-in dashboard: on the metrics listener when there is one (not on the API
+/// port), its files embedded, its JSON the history of the same values `/metrics` shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_serves_the_history_of_metrics() {
+    let mut c = config();
+    c.metrics_port = Some(0);
+    let srv = start(c);
+    let mbase = srv.metrics_base.clone().unwrap();
+    let get = |url: String| async move { client().get(url).send().await.unwrap() };
+    // the API port has no dashboard when a metrics port is set
+    assert_eq!(get(format!("{}/dashboard", srv.base)).await.status(), 404);
+    let page = get(format!("{mbase}/dashboard")).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'self'"));
+    let html = page.text().await.unwrap();
+    for asset in [
+        "uPlot.iife.min.js",
+        "uPlot.min.css",
+        "promql.js",
+        "dashboard.js",
+        "dashboard.css",
+    ] {
+        assert!(
+            html.contains(&format!("dashboard/assets/{asset}")),
+            "{asset}"
+        );
+        let r = get(format!("{mbase}/dashboard/assets/{asset}")).await;
+        assert_eq!(r.status(), 200, "{asset}");
+        assert!(r.text().await.unwrap().len() > 500, "{asset}");
+    }
+    let lic = get(format!("{mbase}/dashboard/assets/uPlot-LICENSE.txt")).await;
+    assert!(lic.text().await.unwrap().contains("The MIT License"));
+    assert_eq!(
+        get(format!("{mbase}/dashboard/assets/nope.js"))
+            .await
+            .status(),
+        404
+    );
+    let r = client()
+        .get(format!("{mbase}/dashboard/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "/dashboard/ redirects to the page");
+
+    // some traffic, then a full answer whose last sample equals /metrics
+    for i in 0..3 {
+        let r = client()
+            .post(format!("{}/v1/completions", srv.base))
+            .json(&json!({"prompt": format!("Count {i}"), "max_tokens": 3}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let m = scrape(&mbase).await;
+    let full: Value = get(format!("{mbase}/dashboard/api/series"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(full["model"], "tiny-qwen2");
+    assert_eq!(full["loaded"], true);
+    let s = &full["series"];
+    let cols: Vec<String> = serde_json::from_value(s["columns"].clone()).unwrap();
+    assert_eq!(cols.len(), 91);
+    assert_eq!(s["capacity"], 900);
+    assert_eq!(s["bytes"], 900 * (8 + 8 * 91));
+    let t = s["t"].as_array().unwrap();
+    assert!(t.len() >= 2, "{s}");
+    let col = |k: &str| {
+        let i = cols.iter().position(|c| c == k).unwrap();
+        s["v"][i]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(col("vllm_request_throughput"), 3.0);
+    assert_eq!(
+        col("vllm_request_throughput"),
+        sample(&m, "vllm_request_throughput{").unwrap()
+    );
+    assert_eq!(
+        col("vllm_generation_tokens_total"),
+        sample(&m, "vllm_generation_tokens_total{").unwrap()
+    );
+    assert_eq!(
+        col("vllm_kv_cache_blocks_capacity"),
+        sample(&m, "vllm_kv_cache_blocks_capacity{").unwrap()
+    );
+    assert_eq!(col("vllm_request_latency_seconds_bucket{le=\"+Inf\"}"), 3.0);
+    let info: Vec<(String, String)> = serde_json::from_value(s["info"].clone()).unwrap();
+    assert!(info.iter().any(|(k, _)| k == "max_num_seqs"), "{info:?}");
+
+    // a delta: only newer samples, no column names
+    let next = s["next"].as_u64().unwrap();
+    let boot = s["boot"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let d: Value = get(format!(
+        "{mbase}/dashboard/api/series?since={next}&boot={boot}"
+    ))
+    .await
+    .json()
+    .await
+    .unwrap();
+    let d = &d["series"];
+    assert!(d.get("columns").is_none());
+    assert_eq!(d["first"].as_u64().unwrap(), next);
+    assert!(!d["t"].as_array().unwrap().is_empty());
+    assert_eq!(d["v"].as_array().unwrap().len(), 91);
+    srv.stop().unwrap();
+
+    // without a metrics port it is on the API port; --disable-metrics turns it off
+    let srv = start_loading(config());
+    assert_eq!(get(format!("{}/dashboard", srv.base)).await.status(), 200);
+    srv.stop().unwrap();
+    let mut c = config();
+    c.metrics = None;
+    let srv = start_loading(c);
+    for p in [
+        "/dashboard",
+        "/dashboard/api/series",
+        "/dashboard/assets/dashboard.js",
+    ] {
+        assert_eq!(get(format!("{}{p}", srv.base)).await.status(), 404, "{p}");
+    }
+    srv.stop().unwrap();
+}

@@ -3,6 +3,7 @@
 pub mod chat;
 mod collect;
 pub mod completions;
+pub mod dashboard;
 pub mod info;
 pub mod tokenize;
 mod tokens;

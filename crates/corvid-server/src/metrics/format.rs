@@ -166,7 +166,7 @@ fn sample(
 
 /// A float as OpenMetrics spells it (`+Inf`, `-Inf`, `NaN`; otherwise Rust's shortest
 /// round-trip form, which is also what the text encoder writes).
-fn number(v: f64) -> String {
+pub(crate) fn number(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {

@@ -2,7 +2,8 @@
 //! `model_name`; counters and histograms are filled by the engine's [`StatsSink`]
 //! callbacks (`sink.rs`), gauges are refreshed from [`EngineSnapshot`] at scrape time
 //! ([`Metrics::encode`]), HTTP metrics come from a middleware (`http.rs`). vLLM's own
-//! `vllm:` series live in `vllm.rs` (optional), the two exposition formats in `format.rs`.
+//! `vllm:` series live in `vllm.rs` (optional), the two exposition formats in `format.rs`,
+//! the built-in dashboard's bounded 15-minute history of the same series in `history.rs`.
 //!
 //! [`StatsSink`]: corvid_engine::StatsSink
 //! [`EngineSnapshot`]: corvid_engine::EngineSnapshot
@@ -10,6 +11,7 @@
 pub mod buckets;
 mod builder;
 pub mod format;
+pub mod history;
 pub mod http;
 pub mod names;
 mod sink;
@@ -19,6 +21,7 @@ use std::collections::HashMap;
 
 use corvid_engine::{EngineConfig, EngineSnapshot};
 
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Registry, TextEncoder,
@@ -27,6 +30,7 @@ use prometheus::{
 use buckets::HistogramBuckets;
 use builder::Builder;
 pub use format::Format;
+use history::{History, HISTORY_SAMPLES};
 use vllm::VllmMetrics;
 
 /// What `--disable-vllm-compat-metrics` and `--histogram-buckets` change.
@@ -81,6 +85,8 @@ pub struct Metrics {
     engine_info: IntGaugeVec,
     /// vLLM's `vllm:` series, unless disabled.
     vllm: Option<VllmMetrics>,
+    /// The last 15 minutes of the dashboard's series, sampled once a second.
+    pub history: History,
 }
 
 /// The finish reasons pre-created on the `finished_reason` counters, so every series
@@ -141,6 +147,7 @@ impl Metrics {
                 ],
             ),
             vllm: opts.vllm_compat.then(|| VllmMetrics::new(&b)),
+            history: History::new(HISTORY_SAMPLES),
             registry: b.registry,
         };
         for r in FINISH_REASONS {
@@ -202,12 +209,17 @@ impl Metrics {
         self.request_timeout.inc_by(n as u64);
     }
 
-    /// Refreshes the process gauges and renders the registry in `format`.
-    pub fn encode(&self, format: Format) -> String {
+    /// Refreshes the process gauges and gathers every family (what `/metrics` renders).
+    pub fn gather(&self) -> Vec<MetricFamily> {
         if let Some(rss) = resident_memory_bytes() {
             self.resident_memory.set(rss as i64);
         }
-        let families = self.registry.gather();
+        self.registry.gather()
+    }
+
+    /// Refreshes the process gauges and renders the registry in `format`.
+    pub fn encode(&self, format: Format) -> String {
+        let families = self.gather();
         match format {
             Format::OpenMetrics => format::encode_openmetrics(&families),
             Format::Text => {
