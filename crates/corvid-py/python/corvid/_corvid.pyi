@@ -1,5 +1,6 @@
 """Type stubs of corvid's native module (the Rust engine); `corvid` wraps it."""
 
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 DEFAULT_MODEL_NAME: str
@@ -18,7 +19,7 @@ def engine_defaults() -> Dict[str, Any]:
     """The engine's defaults for LLM's max_num_seqs, max_num_batched_tokens, block_size,
     kv_cache_memory and enable_prefix_caching."""
 
-def default_model_path() -> str:
+def default_model_path() -> Path:
     """Where the default model is installed."""
 
 def run_cli(argv: List[str]) -> int:
