@@ -109,3 +109,12 @@ def test_dtype_half_is_reported(default_model: str) -> None:
     assert (llm.config["dtype"], llm.config["kv_cache_dtype"]) == ("float32", "f16")
     q8 = LLM(model=default_model, dtype="float32", kv_cache_dtype="q8_0", kv_cache_memory="64MiB")
     assert q8.config["kv_cache_dtype"] == "q8_0"
+
+
+def test_tokenizer_argument(default_model: str, probe_text: str) -> None:
+    from conftest import greedy
+
+    llm = LLM(model=default_model, tokenizer=default_model, kv_cache_memory="64MiB")
+    assert greedy(llm, [PROBE], 12) == [probe_text]
+    with pytest.raises(ValueError, match="hub id"):
+        LLM(model=default_model, tokenizer="HuggingFaceTB/SmolLM2-135M-Instruct")
