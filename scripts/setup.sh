@@ -4,7 +4,8 @@
 # llama.cpp's tokenizer test vectors, and the Debian/npm/PyPI pieces of the deploy tests
 # (deploy/tests/install.sh: Prometheus, nginx, Debian's chromium and CJK fonts for the
 # browser tests, npm playwright-core and uplot pinned).
-# Usage: scripts/setup.sh [model|all]   (default: all)
+# Usage: scripts/setup.sh [model|python|all]   (default: all; python: maturin, which builds
+# the Python package's wheel)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 export CORVID_HOME="${CORVID_HOME:-$HOME/.cache/corvid}"
@@ -40,6 +41,15 @@ install_tools_venv() {
   fi
 }
 
+install_maturin() {
+  local venv="$CORVID_HOME/venv-build" version="1.16.0"
+  if [ ! -x "$venv/bin/maturin" ] || [ "$("$venv/bin/maturin" --version)" != "maturin $version" ]; then
+    log "creating the build venv (maturin $version, for the Python package's wheel)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "maturin==$version"
+  fi
+}
+
 convert_hf() {
   local out="$CORVID_HOME/models/smollm2-135m-hf-f32"
   if [ ! -f "$out/model.safetensors" ]; then
@@ -50,6 +60,7 @@ convert_hf() {
 }
 
 install_model
+if [ "$what" = all ] || [ "$what" = python ]; then install_maturin; fi
 if [ "$what" = all ]; then
   install_tools_venv
   convert_hf

@@ -35,6 +35,8 @@ for ((i = ${#tiers[@]} - 1; i >= 0; i--)); do
 done
 step "cargo test (the other crates, tier $best)" env CORVID_ISA="$best" \
   cargo test --release --workspace --exclude corvid-kernels --exclude corvid-model
+# The Python package: wheel (maturin, reusing the release build) → fresh venv → pytest.
+step "python package" bash crates/corvid-py/tests/run.sh
 if [ -f deploy/tests/run.sh ]; then step "deploy kit" bash deploy/tests/run.sh; fi
 if [ -f crates/corvid-server/tests/openai_client/run.sh ]; then
   step "openai client" bash crates/corvid-server/tests/openai_client/run.sh

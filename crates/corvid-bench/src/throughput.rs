@@ -54,6 +54,24 @@ pub struct ThroughputArgs {
     /// Write the result as JSON here.
     #[arg(long)]
     pub result_json: Option<PathBuf>,
+    /// Also write the measured requests here (`throughput` mode), one JSON object a line:
+    /// `prompt_token_ids` and `max_tokens`, so another client (bench/python_api.sh's
+    /// Python run) can replay the same mix.
+    #[arg(long)]
+    pub write_workload: Option<PathBuf>,
+}
+
+/// Writes `specs` as JSON lines of `prompt_token_ids` and `max_tokens`.
+fn write_workload(path: &std::path::Path, specs: &[RequestSpec]) -> Result<()> {
+    let lines: Vec<String> = specs
+        .iter()
+        .map(|s| {
+            serde_json::json!({"prompt_token_ids": s.token_ids(), "max_tokens": s.output_len})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n")
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Result of `throughput` mode.
@@ -231,6 +249,9 @@ fn throughput(args: &ThroughputArgs, ea: &EngineArgs) -> Result<ThroughputResult
     let (h, sink) = start(ea)?;
     let tok = h.tokenizer().clone();
     let specs = workload::generate(&args.workload, tok.as_ref());
+    if let Some(path) = &args.write_workload {
+        write_workload(path, &specs)?;
+    }
     warm(&h, &sink, args, tok.as_ref())?;
     sink.take();
     let (out, elapsed) = run_all(&h, "run", &specs)?;

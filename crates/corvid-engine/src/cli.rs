@@ -1,7 +1,7 @@
 //! The engine's command-line flags (vLLM's names), defined once and flattened into every
 //! corvid subcommand that runs an engine (`generate`, `serve`, `bench throughput`).
 
-use crate::params::{EngineArgs, KvCacheDtype, KvCacheMemory, LoadQuantization};
+use crate::params::{Dtype, EngineArgs, KvCacheDtype, KvCacheMemory, LoadQuantization};
 use std::path::PathBuf;
 
 /// Engine flags; each can also be set through the environment variable shown.
@@ -47,35 +47,21 @@ pub struct EngineCliArgs {
     /// Q8_0 with a warning (llama.cpp's quantizer also falls back for them).
     #[arg(long, env = "CORVID_QUANTIZATION")]
     pub quantization: Option<LoadQuantization>,
-    /// Compute dtype: `auto` or `float32`, the only one corvid has on CPU (weights keep
-    /// their format). vLLM's `half`, `float16` and `bfloat16` are refused, not ignored.
-    #[arg(long, env = "CORVID_DTYPE", default_value = "auto", value_parser = parse_dtype)]
-    pub dtype: ComputeDtype,
+    /// auto or float32 (corvid computes in float32 on CPU; weights keep their format), or
+    /// half/float16: float32 compute with an f16 KV cache. bfloat16 is refused.
+    #[arg(long, env = "CORVID_DTYPE", default_value = "auto")]
+    pub dtype: Dtype,
     /// Most requests allowed to wait; more get HTTP 503.
     #[arg(long, env = "CORVID_MAX_WAITING_REQUESTS", default_value_t = 1024)]
     pub max_waiting_requests: usize,
 }
 
-/// The activation dtype `--dtype` asks for. corvid computes in f32 only, so this exists
-/// to accept vLLM's spelling of that and to refuse the others with a clear message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ComputeDtype {
-    /// f32 activations (what `auto` means on CPU).
-    Float32,
-}
-
-fn parse_dtype(s: &str) -> Result<ComputeDtype, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "auto" | "float32" | "float" | "f32" => Ok(ComputeDtype::Float32),
-        other => Err(format!(
-            "corvid computes in float32 on CPU; `{other}` is not supported (use auto or float32)"
-        )),
-    }
-}
-
 impl EngineCliArgs {
     /// The validated engine arguments.
     pub fn to_engine_args(&self) -> EngineArgs {
+        if let Some(note) = self.dtype.note() {
+            tracing::warn!("{note}");
+        }
         let is_default = [
             "default",
             "",
@@ -95,7 +81,7 @@ impl EngineCliArgs {
             max_num_batched_tokens: self.max_num_batched_tokens,
             block_size: self.block_size,
             kv_cache_memory: self.kv_cache_memory,
-            kv_cache_dtype: self.kv_cache_dtype,
+            kv_cache_dtype: self.dtype.kv_cache_dtype(self.kv_cache_dtype),
             enable_prefix_caching: self.enable_prefix_caching && !self.no_enable_prefix_caching,
             no_batching: self.no_batching,
             quantization: self.quantization,
@@ -116,13 +102,17 @@ mod tests {
     }
 
     #[test]
-    fn dtype_is_float32_or_refused() {
-        let cli = Cli::try_parse_from(["corvid", "--dtype", "float32"]).unwrap();
-        assert_eq!(cli.engine.dtype, ComputeDtype::Float32);
-        let e = Cli::try_parse_from(["corvid", "--dtype", "half"])
+    fn dtype_half_means_an_f16_kv_cache_and_bfloat16_is_refused() {
+        let cli = Cli::try_parse_from(["corvid", "--dtype", "half"]).unwrap();
+        assert_eq!(cli.engine.dtype, Dtype::Float16);
+        assert_eq!(
+            cli.engine.to_engine_args().kv_cache_dtype,
+            KvCacheDtype::F16
+        );
+        let e = Cli::try_parse_from(["corvid", "--dtype", "bfloat16"])
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("--dtype") && e.contains("float32 on CPU"), "{e}");
+        assert!(e.contains("--dtype") && e.contains("no bfloat16"), "{e}");
     }
 }

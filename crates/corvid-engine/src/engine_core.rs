@@ -242,6 +242,11 @@ impl EngineCore {
         });
     }
 
+    /// The engine's state right now (answers [`crate::EngineHandle::snapshot_now`]).
+    pub fn snapshot_now(&mut self) -> EngineSnapshot {
+        self.snapshot(Instant::now())
+    }
+
     /// The engine's state at `now`.
     fn snapshot(&mut self, now: Instant) -> EngineSnapshot {
         EngineSnapshot {

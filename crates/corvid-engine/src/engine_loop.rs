@@ -3,7 +3,8 @@
 
 use crate::engine_core::EngineCore;
 use crate::sequence::Sequence;
-use std::sync::mpsc::Receiver;
+use crate::stats::EngineSnapshot;
+use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
 /// What a handle asks of the engine thread.
@@ -12,6 +13,8 @@ pub enum Command {
     Add(Vec<Sequence>),
     /// Abort every sequence of the request with this id.
     Abort(String),
+    /// Reply with the state after every command sent before this one.
+    Snapshot(Sender<EngineSnapshot>),
     /// Finish in-flight work, then stop the thread.
     Shutdown,
 }
@@ -21,6 +24,9 @@ fn apply(c: Command, core: &mut EngineCore) -> bool {
     match c {
         Command::Add(seqs) => core.add(seqs),
         Command::Abort(id) => core.abort(&id),
+        Command::Snapshot(reply) => {
+            let _ = reply.send(core.snapshot_now());
+        }
         Command::Shutdown => return true,
     }
     false

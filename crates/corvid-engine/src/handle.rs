@@ -183,6 +183,15 @@ impl EngineHandle {
             .clone()
     }
 
+    /// The engine's state once it has applied every command sent before this call (an
+    /// abort's freed KV blocks show, unlike in [`EngineHandle::snapshot`], which is only
+    /// as fresh as the last step). Waits for the step in progress, if any.
+    pub fn snapshot_now(&self) -> Result<EngineSnapshot, EngineError> {
+        let (tx, rx) = channel();
+        self.send(Command::Snapshot(tx))?;
+        rx.recv().map_err(|_| EngineError::Shutdown)
+    }
+
     /// Requests added and not yet finished (a graceful drain waits for 0).
     pub fn num_unfinished(&self) -> usize {
         self.inner.shared.unfinished.load(Ordering::Relaxed)

@@ -30,6 +30,8 @@ pub use error::{EngineError, InvalidParam};
 pub use handle::{EngineHandle, PromptInput};
 pub use llm::{CompletionOutput, GenerationOutput, LLM};
 pub use output::{FinishReason, RequestOutput, TokenLogprob};
-pub use params::{EngineArgs, KvCacheDtype, KvCacheMemory, LoadQuantization, SamplingParams};
+pub use params::{
+    Dtype, EngineArgs, KvCacheDtype, KvCacheMemory, LoadQuantization, SamplingParams,
+};
 pub use stats::{EngineSnapshot, IterationStats, RequestStats, StatsSink};
 pub use stream::RequestStream;

@@ -3,7 +3,7 @@
 
 use crate::error::EngineError;
 use crate::handle::{EngineHandle, PromptInput};
-use crate::output::{FinishReason, TokenLogprob};
+use crate::output::{FinishReason, RequestOutput, TokenLogprob};
 use crate::params::{EngineArgs, SamplingParams};
 
 /// One generated sample.
@@ -19,6 +19,30 @@ pub struct CompletionOutput {
     pub finish_reason: Option<FinishReason>,
     /// Per-token logprobs, when requested.
     pub logprobs: Vec<TokenLogprob>,
+}
+
+impl CompletionOutput {
+    /// The `n` empty samples of one request, by index, for [`CompletionOutput::absorb`]
+    /// to fill.
+    pub fn for_request(n: usize) -> Vec<Self> {
+        (0..n)
+            .map(|index| Self {
+                index,
+                ..Self::default()
+            })
+            .collect()
+    }
+
+    /// Adds one streamed update of this sample (text, tokens, logprobs, and the finish
+    /// reason on the last one).
+    pub fn absorb(&mut self, o: RequestOutput) {
+        self.text.push_str(&o.text);
+        self.token_ids.extend(o.token_ids);
+        self.logprobs.extend(o.logprobs);
+        if o.finish_reason.is_some() {
+            self.finish_reason = o.finish_reason;
+        }
+    }
 }
 
 /// The result for one prompt.
@@ -122,20 +146,9 @@ impl LLM {
         }
         let mut results = Vec::with_capacity(streams.len());
         for mut stream in streams {
-            let mut outs: Vec<CompletionOutput> = (0..params.n)
-                .map(|index| CompletionOutput {
-                    index,
-                    ..Default::default()
-                })
-                .collect();
+            let mut outs = CompletionOutput::for_request(params.n);
             while let Some(o) = stream.next_blocking() {
-                let c = &mut outs[o.index];
-                c.text.push_str(&o.text);
-                c.token_ids.extend(o.token_ids);
-                c.logprobs.extend(o.logprobs);
-                if o.finish_reason.is_some() {
-                    c.finish_reason = o.finish_reason;
-                }
+                outs[o.index].absorb(o);
             }
             on_prompt_done();
             results.push((stream.prompt_token_ids.clone(), outs));

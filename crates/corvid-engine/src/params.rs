@@ -110,6 +110,61 @@ impl KvCacheDtype {
     }
 }
 
+/// The `dtype` a caller asks for (vLLM's `--dtype` / `LLM(dtype=...)`). corvid computes
+/// in float32 on CPU whatever is asked, and weights keep their file's format, so this
+/// accepts vLLM's spellings and says what each one means here: `half`/`float16` ask for
+/// 16-bit storage, which applies to the KV cache (f16); `bfloat16` has no counterpart
+/// (no bf16 compute or storage) and is refused rather than silently changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dtype {
+    /// `auto`: float32 compute, the KV cache as `kv_cache_dtype` says.
+    #[default]
+    Auto,
+    /// `float32` (`float`, `f32`): what corvid computes in.
+    Float32,
+    /// `half` (`float16`, `f16`): float32 compute, an f16 KV cache.
+    Float16,
+}
+
+impl FromStr for Dtype {
+    type Err = String;
+    /// Accepts vLLM's names (a `torch.` prefix too, as `str(torch.float16)` gives).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let name = s.trim().to_ascii_lowercase();
+        match name.strip_prefix("torch.").unwrap_or(&name) {
+            "auto" => Ok(Self::Auto),
+            "float32" | "float" | "f32" => Ok(Self::Float32),
+            "half" | "float16" | "f16" => Ok(Self::Float16),
+            "bfloat16" | "bf16" => Err(format!(
+                "`{s}` is not supported: corvid has no bfloat16 compute or storage on CPU \
+                 (use auto or float32; half keeps the KV cache in f16)"
+            )),
+            _ => Err(format!(
+                "invalid dtype `{s}` (use auto, float32, or half/float16 for an f16 KV cache)"
+            )),
+        }
+    }
+}
+
+impl Dtype {
+    /// The KV cache format in force: an explicit `kv_cache_dtype` wins; otherwise
+    /// `half` asks for f16 (the format `auto` already picks).
+    pub fn kv_cache_dtype(self, kv: KvCacheDtype) -> KvCacheDtype {
+        match (self, kv) {
+            (Self::Float16, KvCacheDtype::Auto) => KvCacheDtype::F16,
+            _ => kv,
+        }
+    }
+
+    /// What the caller should be told about a 16-bit request: compute stays float32.
+    pub fn note(self) -> Option<&'static str> {
+        (self == Self::Float16).then_some(
+            "corvid computes in float32 on CPU: dtype half/float16 applies to the KV cache, \
+             stored as f16 (weights keep their file's format)",
+        )
+    }
+}
+
 fn total_memory_bytes() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -359,6 +414,21 @@ mod tests {
         );
         assert!("-1".parse::<KvCacheMemory>().is_err());
         assert!("lots".parse::<KvCacheMemory>().is_err());
+    }
+
+    #[test]
+    fn dtype_maps_half_to_the_kv_cache_and_refuses_bfloat16() {
+        assert_eq!("auto".parse::<Dtype>().unwrap(), Dtype::Auto);
+        assert_eq!("torch.float16".parse::<Dtype>().unwrap(), Dtype::Float16);
+        let half = "half".parse::<Dtype>().unwrap();
+        assert_eq!(half.kv_cache_dtype(KvCacheDtype::Auto), KvCacheDtype::F16);
+        assert_eq!(half.kv_cache_dtype(KvCacheDtype::Q8_0), KvCacheDtype::Q8_0);
+        assert!(half.note().is_some() && Dtype::Float32.note().is_none());
+        assert!("bfloat16"
+            .parse::<Dtype>()
+            .unwrap_err()
+            .contains("bfloat16"));
+        assert!("int7".parse::<Dtype>().is_err());
     }
 
     #[test]
