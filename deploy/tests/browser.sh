@@ -18,15 +18,10 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-CORVID_BIN="${CORVID_BIN:-$REPO/target/release/corvid}"
-if [ ! -x "$CORVID_BIN" ]; then
-  echo "SKIP browser: no corvid binary (looked for $CORVID_BIN)"
-  exit 0
-fi
+corvid_bin_or_skip browser
 BASE="${BROWSER_PORT_BASE:-27600}"
 API=$((BASE + 1)); MET=$((BASE + 2)); PROM=$((BASE + 3))
 MODEL="${CORVID_MODEL:-SmolLM2-135M-Instruct}"

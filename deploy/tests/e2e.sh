@@ -31,11 +31,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
 
-CORVID_BIN="${CORVID_BIN:-$REPO/target/release/corvid}"
-if [ ! -x "$CORVID_BIN" ]; then
-  echo "SKIP e2e: no corvid binary (looked for $CORVID_BIN)"
-  exit 0
-fi
+corvid_bin_or_skip e2e
 
 BASE="${E2E_PORT_BASE:-27400}"
 C1=$((BASE + 1)); C2=$((BASE + 2)); M1=$((BASE + 3)); M2=$((BASE + 4)); C3=$((BASE + 5))

@@ -6,6 +6,16 @@ CORVID_CACHE="${CORVID_CACHE:-$HOME/.cache/corvid}"
 if [ -x "$CORVID_CACHE/venv/bin/python" ]; then PY="$CORVID_CACHE/venv/bin/python"; else PY="python3"; fi
 BG_PIDS=()
 
+# corvid_bin_or_skip STAGE   -> sets CORVID_BIN (default: the repository's release build); when
+# that binary does not exist, prints that STAGE is skipped and exits 0.
+corvid_bin_or_skip() {
+  CORVID_BIN="${CORVID_BIN:-$(dirname "$DEPLOY_DIR")/target/release/corvid}"
+  if [ ! -x "$CORVID_BIN" ]; then
+    echo "SKIP $1: no corvid binary (looked for $CORVID_BIN)"
+    exit 0
+  fi
+}
+
 # bg_start NAME LOGDIR cmd...   -> starts cmd in the background, its output in LOGDIR/NAME.log;
 # its pid is left in BG_LAST (do not call it in $(...): the pid would not be recorded)
 bg_start() {

@@ -270,12 +270,17 @@ impl<E> SeqKv<'_, E> {
 }
 
 /// Attention of the query heads that share one KV head (GQA), over the first
-/// `ctx_len` tokens of a sequence.
+/// `ctx_len` tokens of a sequence, or over one piece of them (`piece`).
 ///
 /// `qs` holds the group's query heads back to back (`head_dim` each) and `out` receives
 /// their outputs in the same layout. `block_table[i]` is the pool block holding the
 /// sequence's tokens `i*block_size .. (i+1)*block_size`. Like llama.cpp's f16 KV path,
 /// queries and softmax weights are rounded to f16 before the products; sums stay f32.
+///
+/// With a [`Piece`] of a context split by [`partitions`], only context tokens
+/// `piece.index * PARTITION ..` are attended, the outputs are left unnormalized
+/// (`Σ exp(s − max) · v`, the weights rounded to f16 as in the whole-context case) and each
+/// head's maximum and sum go to `piece.stats`, for [`merge_partitions`].
 #[allow(clippy::too_many_arguments)]
 pub fn paged_attention_group(
     layout: &KvLayout,
@@ -287,125 +292,16 @@ pub fn paged_attention_group(
     scale: f32,
     scratch: &mut AttnScratch,
     out: &mut [f32],
+    piece: Option<Piece<'_>>,
 ) {
-    attend_pool(
-        layout,
-        store,
-        block_table,
-        ctx_len,
-        kv_head,
-        qs,
-        scale,
-        scratch,
-        out,
-        None,
-    );
-}
-
-/// Context tokens per piece of [`paged_attention_partition`]: contexts up to this long are
-/// attended in one task ([`paged_attention_group`]); longer ones are split into pieces of
-/// this many tokens that run on different threads (flash-decoding) and are merged by
-/// [`merge_partitions`]. The pieces depend only on the context length, never on the batch,
-/// so a sequence's result does not depend on what it is batched with.
-pub const PARTITION: usize = 512;
-
-/// How many [`PARTITION`]-token pieces attention over `ctx_len` tokens uses: 1 (no split)
-/// up to `PARTITION` tokens, or when blocks of `block_size` do not tile a piece.
-pub fn partitions(ctx_len: usize, block_size: usize) -> usize {
-    if PARTITION.is_multiple_of(block_size) {
-        ctx_len.div_ceil(PARTITION).max(1)
-    } else {
-        1
-    }
-}
-
-/// The running maximum and sum of one query head's unnormalized softmax over one piece
-/// of the context, which [`merge_partitions`] needs to combine the pieces exactly.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PartialSoftmax {
-    /// Largest score of the piece.
-    pub max: f32,
-    /// `Σ exp(score − max)` over the piece.
-    pub sum: f64,
-}
-
-/// Piece `part` of [`paged_attention_group`] for a context split by [`partitions`]: the
-/// same scores over context tokens `part * PARTITION ..`, but the outputs are left
-/// unnormalized (`Σ exp(s − max) · v`, the weights rounded to f16 as in the whole-context
-/// kernel) and each head's maximum and sum go to `stats`.
-#[allow(clippy::too_many_arguments)]
-pub fn paged_attention_partition(
-    layout: &KvLayout,
-    store: &KvStore,
-    block_table: &[u32],
-    ctx_len: usize,
-    part: usize,
-    kv_head: usize,
-    qs: &[f32],
-    scale: f32,
-    scratch: &mut AttnScratch,
-    out: &mut [f32],
-    stats: &mut [PartialSoftmax],
-) {
-    let first_block = part * PARTITION / layout.block_size;
-    let len = PARTITION.min(ctx_len - part * PARTITION);
-    attend_pool(
-        layout,
-        store,
-        &block_table[first_block..],
-        len,
-        kv_head,
-        qs,
-        scale,
-        scratch,
-        out,
-        Some(stats),
-    );
-}
-
-/// Combines the pieces of a split context into the normalized output of each query head:
-/// `parts[p]` is piece `p`'s unnormalized output (`out.len()` values, heads back to back)
-/// and `stats[p]` its heads' maxima and sums. The pieces are added in order.
-pub fn merge_partitions(parts: &[&[f32]], stats: &[&[PartialSoftmax]], out: &mut [f32]) {
-    let heads = stats.first().map_or(0, |s| s.len());
-    if heads == 0 {
-        return;
-    }
-    let hd = out.len() / heads;
-    for (h, o) in out.chunks_exact_mut(hd).enumerate() {
-        let max = stats
-            .iter()
-            .map(|s| s[h].max)
-            .fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f64> = stats
-            .iter()
-            .map(|s| ((s[h].max - max) as f64).exp())
-            .collect();
-        let total: f64 = stats.iter().zip(&weights).map(|(s, w)| s[h].sum * w).sum();
-        o.fill(0.0);
-        for (part, w) in parts.iter().zip(&weights) {
-            let w = (w / total) as f32;
-            for (x, &y) in o.iter_mut().zip(&part[h * hd..(h + 1) * hd]) {
-                *x += w * y;
-            }
-        }
-    }
-}
-
-/// Attends over the sequence's view of an f16 or q8_0 pool (see [`attend`]).
-#[allow(clippy::too_many_arguments)]
-fn attend_pool(
-    layout: &KvLayout,
-    store: &KvStore,
-    block_table: &[u32],
-    ctx_len: usize,
-    kv_head: usize,
-    qs: &[f32],
-    scale: f32,
-    scratch: &mut AttnScratch,
-    out: &mut [f32],
-    stats: Option<&mut [PartialSoftmax]>,
-) {
+    let (block_table, ctx_len, stats) = match piece {
+        None => (block_table, ctx_len, None),
+        Some(Piece { index, stats }) => (
+            &block_table[index * PARTITION / layout.block_size..],
+            PARTITION.min(ctx_len - index * PARTITION),
+            Some(stats),
+        ),
+    };
     match store {
         KvStore::F16 { k, v } => attend(
             SeqKv {
@@ -450,8 +346,66 @@ fn attend_pool(
     }
 }
 
-/// [`paged_attention_group`] over one element type; with `stats`, the unnormalized piece
-/// of [`paged_attention_partition`].
+/// Context tokens per [`Piece`]: contexts up to this long are attended in one task;
+/// longer ones are split into pieces of this many tokens that run on different threads
+/// (flash-decoding) and are merged by [`merge_partitions`]. The pieces depend only on the
+/// context length, never on the batch, so a sequence's result does not depend on what it
+/// is batched with.
+pub const PARTITION: usize = 512;
+
+/// How many [`PARTITION`]-token pieces attention over `ctx_len` tokens uses: 1 (no split)
+/// up to `PARTITION` tokens, or when blocks of `block_size` do not tile a piece.
+pub fn partitions(ctx_len: usize, block_size: usize) -> usize {
+    if PARTITION.is_multiple_of(block_size) {
+        ctx_len.div_ceil(PARTITION).max(1)
+    } else {
+        1
+    }
+}
+
+/// The running maximum and sum of one query head's unnormalized softmax over one piece
+/// of the context, which [`merge_partitions`] needs to combine the pieces exactly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PartialSoftmax {
+    /// Largest score of the piece.
+    pub max: f32,
+    /// `Σ exp(score − max)` over the piece.
+    pub sum: f64,
+}
+
+/// One piece of a context split by [`partitions`], as [`paged_attention_group`] computes it.
+pub struct Piece<'a> {
+    /// Which piece: context tokens `index * PARTITION ..`.
+    pub index: usize,
+    /// Receives each query head's softmax maximum and sum over the piece.
+    pub stats: &'a mut [PartialSoftmax],
+}
+
+/// Combines the pieces of a split context into the normalized output of each query head.
+/// `parts` holds the pieces' unnormalized outputs back to back (`out.len()` values each,
+/// heads back to back), `stats` their heads' maxima and sums in the same order. The pieces
+/// are added in order.
+pub fn merge_partitions(parts: &[f32], stats: &[PartialSoftmax], out: &mut [f32]) {
+    let width = out.len();
+    let pieces = parts.len() / width;
+    let heads = stats.len() / pieces;
+    let hd = width / heads;
+    for (h, o) in out.chunks_exact_mut(hd).enumerate() {
+        let head = || stats.iter().skip(h).step_by(heads);
+        let max = head().map(|s| s.max).fold(f32::NEG_INFINITY, f32::max);
+        let weights: Vec<f64> = head().map(|s| ((s.max - max) as f64).exp()).collect();
+        let total: f64 = head().zip(&weights).map(|(s, w)| s.sum * w).sum();
+        o.fill(0.0);
+        for (part, w) in parts.chunks_exact(width).zip(&weights) {
+            let w = (w / total) as f32;
+            for (x, &y) in o.iter_mut().zip(&part[h * hd..(h + 1) * hd]) {
+                *x += w * y;
+            }
+        }
+    }
+}
+
+/// [`paged_attention_group`] over one element type; with `stats`, the unnormalized piece.
 fn attend<E: KvElem>(
     kv: SeqKv<'_, E>,
     qs: &[f32],

@@ -40,6 +40,7 @@ fn paged_equals_contiguous_attention() {
         0.35,
         &mut AttnScratch::default(),
         &mut out,
+        None,
     );
     // Contiguous reference for head 1.
     let mut s: Vec<f32> = ks.iter().map(|kr| dot_f32(&q, &kr[8..16]) * 0.35).collect();
@@ -81,6 +82,7 @@ fn a_group_equals_its_heads_one_by_one() {
         0.5,
         &mut scratch,
         &mut group,
+        None,
     );
     for h in 0..3 {
         let mut one = vec![0.0; 4];
@@ -94,6 +96,7 @@ fn a_group_equals_its_heads_one_by_one() {
             0.5,
             &mut scratch,
             &mut one,
+            None,
         );
         assert_eq!(one, group[h * 4..(h + 1) * 4]);
     }
@@ -317,8 +320,30 @@ fn q8_attention_is_close_to_f16_attention() {
         let mut scratch = AttnScratch::default();
         let (mut a, mut b) = (vec![0.0; q.len()], vec![0.0; q.len()]);
         let sc = 1.0 / (head_dim as f32).sqrt();
-        paged_attention_group(&layout, &f16s, &table, ctx, 1, &q, sc, &mut scratch, &mut a);
-        paged_attention_group(&layout, &q8s, &table, ctx, 1, &q, sc, &mut scratch, &mut b);
+        paged_attention_group(
+            &layout,
+            &f16s,
+            &table,
+            ctx,
+            1,
+            &q,
+            sc,
+            &mut scratch,
+            &mut a,
+            None,
+        );
+        paged_attention_group(
+            &layout,
+            &q8s,
+            &table,
+            ctx,
+            1,
+            &q,
+            sc,
+            &mut scratch,
+            &mut b,
+            None,
+        );
         for (x, y) in a.iter().zip(&b) {
             worst = worst.max((x - y).abs());
         }
@@ -355,28 +380,31 @@ fn split_contexts_merge_to_the_whole_context_result() {
                 0.2,
                 &mut scratch,
                 &mut whole,
+                None,
             );
             let k = partitions(ctx, layout.block_size);
             assert_eq!(k, ctx.div_ceil(PARTITION));
-            let mut parts = vec![vec![0.0; heads * 64]; k];
-            let mut stats = vec![vec![PartialSoftmax::default(); heads]; k];
-            for (p, (o, st)) in parts.iter_mut().zip(stats.iter_mut()).enumerate() {
-                paged_attention_partition(
+            let mut parts = vec![0.0; k * heads * 64];
+            let mut stats = vec![PartialSoftmax::default(); k * heads];
+            for (index, (o, stats)) in parts
+                .chunks_exact_mut(heads * 64)
+                .zip(stats.chunks_exact_mut(heads))
+                .enumerate()
+            {
+                let piece = Some(Piece { index, stats });
+                paged_attention_group(
                     &layout,
                     &store,
                     &table,
                     ctx,
-                    p,
                     1,
                     &q,
                     0.2,
                     &mut scratch,
                     o,
-                    st,
+                    piece,
                 );
             }
-            let parts: Vec<&[f32]> = parts.iter().map(Vec::as_slice).collect();
-            let stats: Vec<&[PartialSoftmax]> = stats.iter().map(Vec::as_slice).collect();
             let mut merged = vec![0.0; heads * 64];
             merge_partitions(&parts, &stats, &mut merged);
             for (i, (a, b)) in whole.iter().zip(&merged).enumerate() {

@@ -10,8 +10,8 @@ use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
 use corvid_kernels::attention::{
-    merge_partitions, paged_attention_group, paged_attention_partition, partitions, AttnScratch,
-    KvLayout, KvStore, PartialSoftmax,
+    merge_partitions, paged_attention_group, partitions, AttnScratch, KvLayout, KvStore,
+    PartialSoftmax, Piece,
 };
 use corvid_kernels::matmul::matmul_group;
 use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
@@ -187,20 +187,23 @@ fn compute_pool() -> Result<rayon::ThreadPool> {
         .map_err(|e| ModelError::Unsupported(format!("cannot start compute threads: {e}")))
 }
 
-/// A step's attention work: one task per (token, KV head, context piece). The query heads
-/// sharing a KV head are adjacent in `q` and in the output, so each task reads its K/V rows
-/// once for all of them; contexts longer than
-/// [`PARTITION`](corvid_kernels::attention::PARTITION) tokens are split into pieces
-/// that run on different threads and are merged afterwards (so a single long sequence
-/// keeps every core busy). Built once per step, reused by every layer.
+/// A step's attention work: one task per (token, KV head), or per (token, KV head,
+/// context piece) for contexts longer than
+/// [`PARTITION`](corvid_kernels::attention::PARTITION) tokens. The query heads sharing a KV
+/// head are adjacent in `q` and in the output, so each task reads its K/V rows once for all
+/// of them; the pieces of a split context run on different threads (so a single long
+/// sequence keeps every core busy) and are merged afterwards. Built once per step, reused
+/// by every layer.
 struct AttentionTasks {
-    /// `(token, kv_head, piece)` of each task, grouped by (token, KV head) in order.
-    tasks: Vec<(usize, usize, usize)>,
+    /// `(token, kv_head, piece)` of each task, in (token, KV head) order; `piece` is `None`
+    /// for a context attended whole, which writes its output directly.
+    tasks: Vec<(usize, usize, Option<usize>)>,
     /// Pieces of each token's context.
     pieces: Vec<usize>,
-    /// Each task's output (`group * head_dim` values; unnormalized for split contexts).
+    /// The split contexts' pieces' unnormalized outputs (`group * head_dim` values each),
+    /// in task order.
     partial: Vec<f32>,
-    /// Each task's per-head softmax maximum and sum (split contexts only).
+    /// Their per-head softmax maxima and sums, in the same order.
     stats: Vec<PartialSoftmax>,
     /// Query heads per KV head.
     group: usize,
@@ -215,16 +218,18 @@ impl AttentionTasks {
             .iter()
             .map(|m| partitions(m.pos + 1, block_size))
             .collect();
-        let tasks: Vec<(usize, usize, usize)> = pieces
+        let tasks: Vec<(usize, usize, Option<usize>)> = pieces
             .iter()
             .enumerate()
             .flat_map(|(t, &k)| {
-                (0..c.num_kv_heads).flat_map(move |h| (0..k).map(move |p| (t, h, p)))
+                (0..c.num_kv_heads)
+                    .flat_map(move |h| (0..k).map(move |p| (t, h, (k > 1).then_some(p))))
             })
             .collect();
+        let split = tasks.iter().filter(|task| task.2.is_some()).count();
         Self {
-            partial: vec![0.0; tasks.len() * group * c.head_dim],
-            stats: vec![PartialSoftmax::default(); tasks.len() * group],
+            partial: vec![0.0; split * group * c.head_dim],
+            stats: vec![PartialSoftmax::default(); split * group],
             tasks,
             pieces,
             group,
@@ -248,61 +253,58 @@ impl AttentionTasks {
     ) {
         let (group, gw) = (self.group, self.group * self.head_dim);
         let qd = gw * self.num_kv_heads;
-        let (tasks, pieces) = (&self.tasks, &self.pieces);
-        self.partial
-            .par_chunks_mut(gw)
-            .zip(self.stats.par_chunks_mut(group))
-            .zip(tasks.par_iter())
-            .for_each_init(AttnScratch::default, |scratch, ((o, st), &(t, h, p))| {
+        // Each task's destination: its slice of `out`, or its piece's buffers.
+        let mut whole = out.chunks_exact_mut(gw);
+        let mut split = self
+            .partial
+            .chunks_exact_mut(gw)
+            .zip(self.stats.chunks_exact_mut(group));
+        let jobs: Vec<_> = self
+            .tasks
+            .iter()
+            .map(|&(t, h, piece)| match piece {
+                None => (t, h, whole.next().expect("one slice per task"), None),
+                Some(index) => {
+                    if index == 0 {
+                        whole.next(); // written by the merge below
+                    }
+                    let (o, stats) = split.next().expect("buffers per piece");
+                    (t, h, o, Some(Piece { index, stats }))
+                }
+            })
+            .collect();
+        jobs.into_par_iter()
+            .for_each_init(AttnScratch::default, |scratch, (t, h, o, piece)| {
                 let m = &meta[t];
                 let qg = &q[t * qd + h * gw..t * qd + (h + 1) * gw];
                 let table = batch[m.seq].block_table;
-                if pieces[t] == 1 {
-                    paged_attention_group(
-                        layout,
-                        store,
-                        table,
-                        m.pos + 1,
-                        h,
-                        qg,
-                        scale,
-                        scratch,
-                        o,
-                    );
-                } else {
-                    paged_attention_partition(
-                        layout,
-                        store,
-                        table,
-                        m.pos + 1,
-                        p,
-                        h,
-                        qg,
-                        scale,
-                        scratch,
-                        o,
-                        st,
-                    );
-                }
+                paged_attention_group(
+                    layout,
+                    store,
+                    table,
+                    m.pos + 1,
+                    h,
+                    qg,
+                    scale,
+                    scratch,
+                    o,
+                    piece,
+                );
             });
-        let mut i = 0;
-        for (dst, &k) in out.chunks_exact_mut(gw).zip(
-            pieces
-                .iter()
-                .flat_map(|k| std::iter::repeat_n(k, self.num_kv_heads)),
-        ) {
-            if k == 1 {
-                dst.copy_from_slice(&self.partial[i * gw..(i + 1) * gw]);
-            } else {
-                let parts: Vec<&[f32]> = (i..i + k)
-                    .map(|j| &self.partial[j * gw..(j + 1) * gw])
-                    .collect();
-                let stats: Vec<&[PartialSoftmax]> = (i..i + k)
-                    .map(|j| &self.stats[j * group..(j + 1) * group])
-                    .collect();
-                merge_partitions(&parts, &stats, dst);
+        let mut first = 0;
+        let per_slice = self
+            .pieces
+            .iter()
+            .flat_map(|&k| std::iter::repeat_n(k, self.num_kv_heads));
+        for (dst, k) in out.chunks_exact_mut(gw).zip(per_slice) {
+            if k > 1 {
+                let (parts, stats) = (
+                    &self.partial[first * gw..(first + k) * gw],
+                    &self.stats[first * group..(first + k) * group],
+                );
+                merge_partitions(parts, stats, dst);
+                first += k;
             }
-            i += k;
         }
     }
 }
