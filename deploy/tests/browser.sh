@@ -71,7 +71,7 @@ WARM_UNTIL=$(( T0 + WARM * 1000 ))
 mkdir -p "$TMP/state"
 bg_start check "$TMP" node "$HERE/browser/check.mjs" --npm "$CORVID_CACHE/npm" \
   --metrics "http://127.0.0.1:$MET" --prom "http://127.0.0.1:$PROM" --state "$TMP/state" \
-  --warm-until "$WARM_UNTIL" --range-from $(( T0 + SKIP * 1000 )) --refresh "${REFRESH:-2}" ${SCREENSHOTS:+--screenshots "$SCREENSHOTS"} \
+  --warm-until "$WARM_UNTIL" --stop-load "$STOP" --range-from $(( T0 + SKIP * 1000 )) --refresh "${REFRESH:-2}" ${SCREENSHOTS:+--screenshots "$SCREENSHOTS"} \
   "$DEPLOY_DIR"/grafana/dashboards/*.json
 PN=$BG_LAST
 

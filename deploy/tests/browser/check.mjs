@@ -2,7 +2,7 @@
 // deploy/tests/browser.sh, which starts corvid, Prometheus and the load.
 //
 //   node check.mjs --npm DIR --metrics URL --prom URL --state DIR --warm-until MS
-//                  [--screenshots DIR] [--refresh S] DASHBOARD.json...
+//                  --stop-load FILE [--screenshots DIR] [--refresh S] DASHBOARD.json...
 //
 // In order, printing one PASS/FAIL line per check:
 //  1. the built-in page (/dashboard on the metrics listener, 1280x800): no console errors,
@@ -13,15 +13,19 @@
 //  2. after --warm-until (one full rate window of load seen by Prometheus): every panel of
 //     every DASHBOARD.json drawn by grafana.html from Prometheus' query_range (range:
 //     --warm-until .. now): none empty, erroring or NaN;
-//  3. the page's values against /metrics (scraped every 100 ms meanwhile): the counters it
-//     shows lie between the scrapes just before and just after their sample time, gauges
-//     within the scrapes of that second, and the sample is at most one refresh (+1 s of
-//     sampling) old; each rate/quantile series against Prometheus evaluating the same
-//     PromQL at the same instant;
+//  3. the page's values against the server's ring (/dashboard/api/series), /metrics (scraped
+//     every 100 ms meanwhile) and Prometheus: every counter and gauge shown is exactly the
+//     ring's sample at its time; counters lie between the scrapes just before and just
+//     after that time; gauges within what the scrapes showed one refresh either side of it
+//     (give or take the largest move between two scrapes then); the sample is at most one
+//     refresh (+1 s of sampling) old; each rate/quantile series agrees with Prometheus
+//     evaluating the same PromQL at the same instant;
 //  4. restart: writes STATE/restart-requested, sees the page report the server down (then
 //     writes STATE/seen-down), waits for STATE/restarted (browser.sh restarts corvid once
 //     the page has seen it down, or after 30 s), then sees it live again with a new
-//     history, charts filled, counters matching the new /metrics, no page errors.
+//     history, charts filled, counters matching the new /metrics, no page errors;
+//  5. at rest: touches --stop-load, waits for the engine to drain, and then the engine
+//     gauges and counters shown must equal /metrics exactly.
 // Screenshots (--screenshots) of each Grafana dashboard and then of the built-in page
 // (desktop, full page, and the first screen at phone width) are written while the load runs.
 import fs from "node:fs";
@@ -45,6 +49,7 @@ const REFRESH = Number(args.refresh || 2);
 const SHOTS = args.screenshots || "";
 const STATE = args.state;
 const WARM_UNTIL = Number(args["warm-until"] || 0);
+const STOP_LOAD = args["stop-load"]; // the load generator stops once this file exists
 
 let failed = 0, passed = 0;
 function report(ok, name, detail = "") {
@@ -87,6 +92,18 @@ async function scrapeLoop() {
     } catch { /* server down: the restart phase */ }
     await sleep(100);
   }
+}
+
+// A gauge's PromQL on the page is a bare name scaled by constants ("x * 100", "x / 1024 /
+// 1024"): that evaluated against one sample (a Map keyed like parseMetrics), else null.
+function instant(promql) {
+  const m = /^([a-z_:][a-z0-9_:]*)((?:\s*[*/]\s*[0-9.]+)*)$/i.exec(promql.trim());
+  if (!m) return null;
+  const ops = [...m[2].matchAll(/([*/])\s*([0-9.]+)/g)].map((o) => [o[1], Number(o[2])]);
+  return (sample) => {
+    const v = sample.get(m[1]);
+    return v === undefined ? NaN : ops.reduce((a, [op, k]) => (op === "*" ? a * k : a / k), v);
+  };
 }
 
 async function promQuery(expr, atMs) {
@@ -246,17 +263,26 @@ try {
       }));
     }),
   }));
-  const GAUGES = { running: "vllm_running_requests", waiting: "vllm_waiting_requests", used: "vllm_kv_cache_blocks_used",
-    capacity: "vllm_kv_cache_blocks_capacity", "KV blocks in use": "vllm_kv_cache_usage_ratio" };
-  const counterFails = [], gaugeFails = [], staleFails = [], promFails = [];
-  let counterChecks = 0, gaugeChecks = 0, promChecks = 0, worst = 0;
+  // The ring as the server holds it: the page must show exactly these samples.
+  const readRing = async () => {
+    const j = await (await fetch(`${METRICS}/dashboard/api/series`, { cache: "no-store" })).json();
+    const s = j.series;
+    return { at: (t) => { const i = s.t.indexOf(t); return i < 0 ? null : new Map(s.columns.map((c, k) => [c, s.v[k][i]])); } };
+  };
+  const counterFails = [], ringFails = [], gaugeFails = [], staleFails = [], promFails = [];
+  let counterChecks = 0, ringChecks = 0, gaugeChecks = 0, promChecks = 0, worst = 0;
+  const same = (a, b) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
   for (let round = 0; round < 3; round++) {
     await sleep(REFRESH * 1000 + 700);
     const snap = await readPage();
-    await sleep(1500); // let the scraper pass the sample time
+    const ring = await readRing();
+    await sleep(REFRESH * 1000 + 500); // let the scraper pass one refresh beyond the sample
     for (const x of snap.totals) {
       counterChecks++;
       if (snap.now - x.t > REFRESH * 1000 + 1000 + 500) staleFails.push(`${x.key} sampled ${snap.now - x.t} ms before it was read`);
+      const held = ring.at(x.t);
+      ringChecks++;
+      if (!held || !same(x.v, held.get(x.key))) ringFails.push(`${x.key}=${x.v} at ${x.t}, ring ${held && held.get(x.key)}`);
       const before = scrapes.filter((s) => s.t1 <= x.t).pop();
       const after = scrapes.find((s) => s.t0 >= x.t);
       if (!before || !after) { counterFails.push(`${x.key}: no scrape around ${x.t}`); continue; }
@@ -264,14 +290,21 @@ try {
       if (!(lo <= x.v && x.v <= hi)) counterFails.push(`${x.key}=${x.v} not within /metrics ${lo}..${hi}`);
     }
     for (const s of snap.series) {
-      const key = s.chart === "kv_blocks" || s.chart === "requests" ? GAUGES[s.label] : s.chart === "kv_usage" ? GAUGES[s.label] : null;
-      if (key) {
+      const gauge = instant(s.promql);
+      if (gauge && s.v !== null) {
+        const held = ring.at(s.t);
+        ringChecks++;
+        if (!held || !same(s.v, gauge(held))) ringFails.push(`${s.chart}/${s.label}=${s.v} at ${s.t}, ring ${held && gauge(held)}`);
+        // A gauge moves between two scrapes 100 ms apart: the value must lie within what
+        // /metrics showed from one refresh before the sample to one refresh after, give or
+        // take the largest move /metrics itself made between two scrapes in that span.
+        const near = scrapes.filter((m) => m.t1 >= s.t - REFRESH * 1000 && m.t0 <= s.t + REFRESH * 1000).map((m) => gauge(m.v));
         gaugeChecks++;
-        // a gauge moves between scrapes: the value must be one /metrics showed within one
-        // refresh of the sample (the range of the scrapes of that span)
-        const near = scrapes.filter((m) => m.t1 >= s.t - REFRESH * 1000 && m.t0 <= s.t + 1000).map((m) => m.v.get(key) * (s.chart === "kv_usage" ? 100 : 1));
-        if (!near.length || s.v < Math.min(...near) - 1e-9 || s.v > Math.max(...near) + 1e-9) {
-          gaugeFails.push(`${key}=${s.v} at ${s.t} outside /metrics ${Math.min(...near)}..${Math.max(...near)} (${near.length} scrapes: ${near.join(",")})`);
+        if (near.length < 2 || near.some((v) => !Number.isFinite(v))) { gaugeFails.push(`${s.promql}: ${near.length} scrapes around ${s.t}`); continue; }
+        const step = Math.max(...near.slice(1).map((v, i) => Math.abs(v - near[i])));
+        const lo = Math.min(...near) - step, hi = Math.max(...near) + step;
+        if (s.v < lo - 1e-9 || s.v > hi + 1e-9) {
+          gaugeFails.push(`${s.promql}=${s.v} at ${s.t} outside /metrics ${lo}..${hi} (${near.length} scrapes, largest step ${step})`);
         }
       }
       if (s.promql.includes("rate(")) {
@@ -291,8 +324,9 @@ try {
       }
     }
   }
+  report(ringFails.length === 0, `every counter and gauge shown is exactly the server's ring sample at its time (${ringChecks} checks)`, ringFails.slice(0, 4).join("; "));
   report(counterFails.length === 0, `counters shown equal /metrics at their sample time (${counterChecks} checks)`, counterFails.slice(0, 4).join("; "));
-  report(gaugeFails.length === 0, `gauges shown lie within what /metrics showed during one refresh around their sample (${gaugeChecks} checks)`, gaugeFails.slice(0, 4).join("; "));
+  report(gaugeFails.length === 0, `gauges shown lie within what /metrics showed one refresh either side of their sample (${gaugeChecks} checks)`, gaugeFails.slice(0, 4).join("; "));
   report(staleFails.length === 0, `values shown are at most one refresh (${REFRESH} s) + one sample old`, staleFails.slice(0, 3).join("; "));
   report(promFails.length === 0, `rates and quantiles shown agree with Prometheus on the same PromQL (${promChecks} checks, worst ${(100 * worst).toFixed(1)} %)`, promFails.slice(0, 4).join("; "));
 
@@ -317,6 +351,30 @@ try {
     return !(before && aft && before.v.get(x.key) <= x.v && x.v <= aft.v.get(x.key));
   });
   report(after.totals.length > 0 && bad.length === 0, "after the restart the counters shown equal the new /metrics", JSON.stringify(bad));
+
+  // ---- 5. at rest ---------------------------------------------------------------------------
+  // With the load stopped and the engine drained the gauges hold still: the page must then
+  // show exactly what /metrics shows.
+  fs.writeFileSync(STOP_LOAD, "");
+  const settled = await until(async () => {
+    const last = scrapes.slice(-20);
+    return last.length === 20 && last[0].t0 > Date.now() - 4000 &&
+      last.every((m) => m.v.get("vllm_running_requests") === 0 && m.v.get("vllm_waiting_requests") === 0 &&
+        m.v.get("vllm_kv_cache_blocks_used") === last[0].v.get("vllm_kv_cache_blocks_used"));
+  }, 60000);
+  report(Boolean(settled), "with the load stopped the engine drains (no running or waiting request on /metrics for 2 s)");
+  await sleep(REFRESH * 1000 + 1500);
+  const rest = await readPage();
+  const lastScrape = scrapes[scrapes.length - 1].v;
+  const ENGINE = ["vllm_running_requests", "vllm_waiting_requests", "vllm_kv_cache_blocks_used", "vllm_kv_cache_blocks_capacity", "vllm_kv_cache_usage_ratio"];
+  const restSeries = rest.series.filter((s) => instant(s.promql) && ENGINE.some((n) => s.promql.startsWith(n)));
+  const restBad = restSeries.filter((s) => !(s.v !== null && same(s.v, instant(s.promql)(lastScrape))))
+    .map((s) => `${s.promql}: page ${s.v}, /metrics ${instant(s.promql)(lastScrape)}`);
+  const restTotals = rest.totals.filter((x) => !same(x.v, lastScrape.get(x.key))).map((x) => `${x.key}: page ${x.v}, /metrics ${lastScrape.get(x.key)}`);
+  report(restSeries.length === ENGINE.length && restBad.length === 0 && restTotals.length === 0,
+    `at rest the engine gauges and the counters shown equal /metrics exactly (${restSeries.length} gauges, ${rest.totals.length} counters)`,
+    [...restBad, ...restTotals].slice(0, 4).join("; "));
+
   const unexpected = consoleErrors.filter((e) => !(e.phase === "restart" && /Failed to load resource|ERR_CONNECTION_REFUSED|Failed to fetch/.test(e.text)));
   report(pageErrors.length === 0 && unexpected.length === 0, "no script error and no console error but the refused fetches while the server was down",
     JSON.stringify([...pageErrors, ...unexpected]).slice(0, 500));
