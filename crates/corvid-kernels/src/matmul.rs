@@ -431,24 +431,56 @@ impl QMatrix {
                 (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => {
                     groups.run::<GROUP>(|g, t0, tc, out| unsafe {
                         let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
-                        by_token_count!(tc, gemv_q4_1x8, out, &w[g * nb..(g + 1) * nb], &ys, &ss)
+                        by_token_count!(
+                            tc,
+                            gemv_q4_1x8,
+                            out,
+                            &w[g * nb..(g + 1) * nb],
+                            &ys,
+                            &ss,
+                            t0 == 0
+                        )
                     })
                 }
                 (WeightData::Q4_1x16(w), Activations::Q8_1Scaled(q, scales)) => groups
                     .run::<WIDE_GROUP>(|g, t0, tc, out| unsafe {
                         let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
-                        by_token_count!(tc, gemv_q4_1x16, out, &w[g * nb..(g + 1) * nb], &ys, &ss)
+                        by_token_count!(
+                            tc,
+                            gemv_q4_1x16,
+                            out,
+                            &w[g * nb..(g + 1) * nb],
+                            &ys,
+                            &ss,
+                            t0 == 0
+                        )
                     }),
                 (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => {
                     groups.run::<GROUP>(|g, t0, tc, out| unsafe {
                         let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
-                        by_token_count!(tc, gemv_q8_0x8, out, &w[g * nb..(g + 1) * nb], &ys, &ss)
+                        by_token_count!(
+                            tc,
+                            gemv_q8_0x8,
+                            out,
+                            &w[g * nb..(g + 1) * nb],
+                            &ys,
+                            &ss,
+                            t0 == 0
+                        )
                     })
                 }
                 (WeightData::Q4Kx8(w), Activations::Q8KPaired(q, pairs)) => {
                     groups.run::<GROUP>(|g, t0, tc, out| unsafe {
                         let (ys, ps) = (token_rows(q, nb, t0, tc), token_rows(pairs, nb, t0, tc));
-                        by_token_count!(tc, gemv_q4_kx8, out, &w[g * nb..(g + 1) * nb], &ys, &ps)
+                        by_token_count!(
+                            tc,
+                            gemv_q4_kx8,
+                            out,
+                            &w[g * nb..(g + 1) * nb],
+                            &ys,
+                            &ps,
+                            t0 == 0
+                        )
                     })
                 }
                 _ => return false,
