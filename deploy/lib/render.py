@@ -8,7 +8,7 @@ expressions, routes, rules and proxy settings are kept as they are.
 
   render.py nginx --out FILE --prefix DIR --listen 127.0.0.1:P --upstream 127.0.0.1:A ...
   render.py prometheus --out-dir DIR --listen 127.0.0.1:P --target 127.0.0.1:A ...
-            [--alertmanager 127.0.0.1:M] [--interval 15s]
+            [--alertmanager 127.0.0.1:M] [--interval 15s] [--remote-write URL]
   render.py alertmanager --out FILE --webhook URL [--fast]
   render.py prometheusrule [--check]   # (re)writes deploy/kubernetes/prometheusrule.yaml
 
@@ -69,6 +69,20 @@ def render_nginx(a):
     pathlib.Path(a.out).write_text(out)
 
 
+def remote_write_example(text):
+    """The commented `remote_write:` example at the end of prometheus.yml, uncommented and
+    parsed, so a rendered config ships samples with exactly the settings users are shown
+    (its keep-list of series, queue and headers); only the URL is replaced."""
+    lines = text.split("\n")
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("# remote_write:"))
+    block = []
+    for ln in lines[start:]:
+        if not ln.startswith("#"):
+            break
+        block.append(ln[2:])
+    return yaml.safe_load("\n".join(block))["remote_write"]
+
+
 def render_prometheus(a):
     src_dir = DEPLOY / "prometheus"
     out_dir = pathlib.Path(a.out_dir).resolve()
@@ -108,6 +122,12 @@ def render_prometheus(a):
             continue
         jobs.append(job)
     cfg["scrape_configs"] = jobs
+    if a.remote_write:
+        rw = remote_write_example((src_dir / "prometheus.yml").read_text())
+        assert len(rw) == 1, "one remote_write example expected"
+        rw[0]["url"] = a.remote_write
+        rw[0].setdefault("queue_config", {})["batch_send_deadline"] = a.interval
+        cfg["remote_write"] = rw
     (out_dir / "prometheus.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
@@ -193,6 +213,11 @@ def main():
     pr.add_argument("--target", action="append", required=True)
     pr.add_argument("--alertmanager")
     pr.add_argument("--interval", default="15s")
+    pr.add_argument(
+        "--remote-write",
+        help="enable the remote_write example, sending to this URL (e.g. a receiver "
+        "Prometheus' /api/v1/write standing in for Thanos Receive or Mimir)",
+    )
     am = sub.add_parser("alertmanager")
     am.add_argument("--out", required=True)
     am.add_argument("--webhook", required=True)

@@ -17,6 +17,10 @@
 #      `rate(vllm_request_throughput[1m])` and P95 expression, and the HighWaitingRequests
 #      and CorvidHighP95Latency expressions, agree with the client's own RPS and latencies
 #      (prom_agreement.py). `promtool check metrics` runs on the live /metrics under load.
+#      That Prometheus remote-writes (the repo's remote_write example) to a fourth one run
+#      as a remote-write receiver, standing in for Thanos Receive / Mimir: the document's
+#      PromQL, the recording rules and the alert expressions answer the same on both
+#      (remote_write_agreement.py).
 #
 # Skips (exit 0) only when the corvid binary does not exist. Everything is bounded in time
 # and every process started here is killed on exit.
@@ -36,6 +40,7 @@ corvid_bin_or_skip e2e
 BASE="${E2E_PORT_BASE:-27400}"
 C1=$((BASE + 1)); C2=$((BASE + 2)); M1=$((BASE + 3)); M2=$((BASE + 4)); C3=$((BASE + 5))
 GW=$((BASE + 10)); PROM=$((BASE + 11)); AM=$((BASE + 12)); HOOK=$((BASE + 13)); PROM3=$((BASE + 14))
+RECV=$((BASE + 15))
 MODEL="${CORVID_MODEL:-SmolLM2-135M-Instruct}"
 NAME="corvid-e2e"
 MAX_SEQS=2
@@ -54,7 +59,7 @@ FAILS=0
 run() { "$@" || FAILS=$((FAILS + 1)); }
 fatal() { echo "FAIL e2e: $*"; for f in "$TMP"/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
 
-for p in $C1 $C2 $C3 $GW $PROM $PROM3 $AM $HOOK; do
+for p in $C1 $C2 $C3 $GW $PROM $PROM3 $RECV $AM $HOOK; do
   port_free "$p" || fatal "port 127.0.0.1:$p is in use (set E2E_PORT_BASE)"
 done
 
@@ -173,9 +178,13 @@ run "$PY" "$HERE/panel_queries.py" --prometheus "$PROMURL" --require-data \
   --expect-instances "$S1,$S2" "$DEPLOY_DIR/grafana/dashboards/corvid.json"
 
 # ---- (d) real Prometheus agrees with the client -------------------------------------------
-mkdir -p "$TMP/prom3"
+mkdir -p "$TMP/prom3" "$TMP/receiver"
+cp "$DEPLOY_DIR/prometheus/receiver.yml" "$TMP/receiver/prometheus.yml"
+start_prometheus receiver "$TMP/receiver" "127.0.0.1:$RECV" --web.enable-remote-write-receiver; PRECV=$BG_LAST
+wait_http "http://127.0.0.1:$RECV/-/ready" 30 "$PRECV" || fatal "remote-write receiver did not start"
 "$PY" "$DEPLOY_DIR/lib/render.py" prometheus --out-dir "$TMP/prom3" --listen "127.0.0.1:$PROM3" \
-  --target "127.0.0.1:$C3" --interval 1s
+  --target "127.0.0.1:$C3" --interval 1s --remote-write "http://127.0.0.1:$RECV/api/v1/write"
+promtool check config "$TMP/prom3/prometheus.yml" >/dev/null || fatal "rendered remote-write config invalid"
 start_prometheus prometheus3 "$TMP/prom3" "127.0.0.1:$PROM3"; PPROM3=$BG_LAST
 wait_http "http://127.0.0.1:$C3/health" 180 "$P3" || fatal "corvid on :$C3 did not become healthy"
 wait_http "http://127.0.0.1:$PROM3/-/ready" 30 "$PPROM3" || fatal "second prometheus did not start"
@@ -186,6 +195,8 @@ CONC_D=6
 run "$PY" "$HERE/prom_agreement.py" --prometheus "http://127.0.0.1:$PROM3" \
   --latencies "$TMP/latencies-d.jsonl" --rules "$DEPLOY_DIR/prometheus/rules/corvid-alerts.rules.yml" \
   --concurrency "$CONC_D" --max-num-seqs "$MAX_SEQS"
+run "$PY" "$HERE/remote_write_agreement.py" --scraper "http://127.0.0.1:$PROM3" \
+  --receiver "http://127.0.0.1:$RECV" --rules "$DEPLOY_DIR"/prometheus/rules/*.rules.yml
 
 if [ "$FAILS" -eq 0 ]; then echo "e2e: all checks passed"; else echo "e2e: $FAILS check group(s) failed"; fi
 [ "$FAILS" -eq 0 ]

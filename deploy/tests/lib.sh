@@ -58,15 +58,16 @@ port_free() {
   ! "$PY" -c 'import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1])))==0 else 1)' "$1"
 }
 
-# start_prometheus NAME DIR LISTEN -> pid in BG_LAST (config in DIR/prometheus.yml)
+# start_prometheus NAME DIR LISTEN [FLAG...] -> pid in BG_LAST (config in DIR/prometheus.yml)
 start_prometheus() {
   local name="$1" dir="$2" listen="$3"
+  shift 3
   bg_start "$name" "$dir" prometheus \
     --config.file="$dir/prometheus.yml" \
     --storage.tsdb.path="$dir/data" \
     --web.listen-address="$listen" \
     --web.enable-lifecycle \
-    --rules.alert.resend-delay=1s
+    --rules.alert.resend-delay=1s "$@"
 }
 
 # start_alertmanager NAME DIR CONFIG LISTEN -> pid in BG_LAST (clustering off: no gossip port)
