@@ -6,7 +6,8 @@
 #         playwright-core (drives the system chromium; downloads no browser), uplot (the
 #         copy vendored in crates/corvid-server/assets/ is checked against it)
 #         (pinned, in $CORVID_CACHE/npm, outside the repo)
-#   PyPI: kubernetes-validate (pinned, venv in $CORVID_CACHE/venv; brings PyYAML)
+#   PyPI: kubernetes-validate (pinned, venv in $CORVID_CACHE/venv; brings PyYAML),
+#         vllm-router (pinned, venv in $CORVID_CACHE/venv-router: the router test)
 # Only the package registries are used.
 set -euo pipefail
 
@@ -68,6 +69,16 @@ if [ "$(cat "$CACHE/venv/.installed" 2>/dev/null)" != "$want_py" ]; then
   python3 -m venv "$CACHE/venv"
   "$CACHE/venv/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}"
   printf '%s' "$want_py" > "$CACHE/venv/.installed"
+fi
+
+# vLLM's router (a Rust binary in a wheel) in a venv of its own: its web stack's pins stay
+# away from the test tools'.
+ROUTER_PKG="vllm-router==0.1.17"
+if [ "$(cat "$CACHE/venv-router/.installed" 2>/dev/null)" != "$ROUTER_PKG" ]; then
+  log "pip install $ROUTER_PKG into $CACHE/venv-router"
+  python3 -m venv "$CACHE/venv-router"
+  "$CACHE/venv-router/bin/pip" install -q --disable-pip-version-check "$ROUTER_PKG"
+  printf '%s' "$ROUTER_PKG" > "$CACHE/venv-router/.installed"
 fi
 
 log "ready (cache: $CACHE)"

@@ -266,6 +266,14 @@ else
   echo "SKIP e2e: no corvid binary at $CORVID_BIN (build it with: cargo build --release -p corvid)"
 fi
 
+# ---- three replicas behind vLLM's router: cache-aware vs round-robin, a replica killed ----
+if [ -x "$CORVID_BIN" ]; then
+  suite "vllm-router in front of three corvid replicas" \
+    timeout -k 15 600 env ROUTER_PORT_BASE=$((BASE + 80)) bash "$HERE/routers.sh"
+else
+  echo "SKIP routers: no corvid binary at $CORVID_BIN"
+fi
+
 # ---- the dashboards in a real browser (Chromium + Playwright) with the real corvid ---------
 if [ -x "$CORVID_BIN" ]; then
   suite "browser: built-in /dashboard and every Grafana panel in Chromium" \
