@@ -20,7 +20,8 @@
 #      That Prometheus remote-writes (the repo's remote_write example) to a fourth one run
 #      as a remote-write receiver, standing in for Thanos Receive / Mimir: the document's
 #      PromQL, the recording rules and the alert expressions answer the same on both
-#      (remote_write_agreement.py).
+#      (remote_write_agreement.py). Then /metrics is read at 20 Hz under a closed loop as
+#      the Gateway API Inference Extension's endpoint picker reads it (gateway_protocol.py).
 #
 # Skips (exit 0) only when the corvid binary does not exist. Everything is bounded in time
 # and every process started here is killed on exit.
@@ -197,6 +198,8 @@ run "$PY" "$HERE/prom_agreement.py" --prometheus "http://127.0.0.1:$PROM3" \
   --concurrency "$CONC_D" --max-num-seqs "$MAX_SEQS"
 run "$PY" "$HERE/remote_write_agreement.py" --scraper "http://127.0.0.1:$PROM3" \
   --receiver "http://127.0.0.1:$RECV" --rules "$DEPLOY_DIR"/prometheus/rules/*.rules.yml
+run "$PY" "$HERE/gateway_protocol.py" --url "http://127.0.0.1:$C3" --model "$NAME" \
+  --concurrency "$CONC_D" --max-num-seqs "$MAX_SEQS" --seconds 10
 
 if [ "$FAILS" -eq 0 ]; then echo "e2e: all checks passed"; else echo "e2e: $FAILS check group(s) failed"; fi
 [ "$FAILS" -eq 0 ]

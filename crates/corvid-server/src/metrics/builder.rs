@@ -3,7 +3,7 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
 
@@ -55,6 +55,9 @@ impl Builder<'_> {
     }
     pub(super) fn int_gauge(&self, d: MetricDef) -> IntGauge {
         self.reg(IntGauge::with_opts(Self::opts(d)).expect("valid metric"))
+    }
+    pub(super) fn gauge_vec(&self, d: MetricDef, labels: &[&str]) -> GaugeVec {
+        self.reg(GaugeVec::new(Self::opts(d), labels).expect("valid metric"))
     }
     pub(super) fn info(&self, d: MetricDef, labels: &[&str]) -> IntGaugeVec {
         self.reg(IntGaugeVec::new(Self::opts(d), labels).expect("valid metric"))

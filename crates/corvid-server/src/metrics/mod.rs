@@ -199,7 +199,8 @@ impl Metrics {
         self.kv_blocks_total.set(g.kv_blocks_total as i64);
         self.kv_cache_usage_ratio.set(ratio);
         if let Some(v) = &self.vllm {
-            v.set_gauges(g.running as i64, g.waiting as i64, ratio);
+            let now = history::unix_ms() as f64 / 1000.0;
+            v.set_gauges(g.running as i64, g.waiting as i64, ratio, now);
         }
         self.gpu_utilization.set(g.busy_fraction.clamp(0.0, 1.0));
     }

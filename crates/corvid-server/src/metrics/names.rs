@@ -150,6 +150,11 @@ V_REQUEST_PARAMS_N = Histogram "vllm:request_params_n", "Histogram of the n requ
 V_REQUEST_PARAMS_MAX_TOKENS = Histogram "vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.";
     /// vLLM: cache config.
 V_CACHE_CONFIG_INFO = Gauge "vllm:cache_config_info", "Information of the KV cache configuration (value 1).";
+    /// vLLM: the LoRA adapters loaded and waiting, which the Gateway API Inference
+    /// Extension's endpoint picker reads for adapter affinity; the value is the Unix time of
+    /// the update (the picker keeps the newest series). corvid serves no adapters yet, so
+    /// both lists are empty and `max_lora` is 0.
+V_LORA_REQUESTS_INFO = Gauge "vllm:lora_requests_info", "Running stats on lora requests.";
 }
 
 /// Buckets of request-level latencies, in seconds.

@@ -3,7 +3,7 @@
 //! are fed by the same engine callbacks and gauges.
 
 use corvid_engine::{IterationStats, RequestStats};
-use prometheus::{Gauge, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
+use prometheus::{Gauge, GaugeVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec};
 
 use super::builder::Builder;
 use super::names::*;
@@ -36,6 +36,7 @@ pub(super) struct VllmMetrics {
     params_n: Histogram,
     params_max_tokens: Histogram,
     cache_config_info: IntGaugeVec,
+    lora_requests_info: GaugeVec,
 }
 
 impl VllmMetrics {
@@ -75,10 +76,15 @@ impl VllmMetrics {
                     "enable_prefix_caching",
                 ],
             ),
+            lora_requests_info: b.gauge_vec(
+                V_LORA_REQUESTS_INFO,
+                &["max_lora", "running_lora_adapters", "waiting_lora_adapters"],
+            ),
         };
         for r in FINISH_REASONS {
             m.request_success.with_label_values(&[r]);
         }
+        m.stamp_lora(super::history::unix_ms() as f64 / 1000.0);
         m
     }
 
@@ -96,12 +102,21 @@ impl VllmMetrics {
             .set(1);
     }
 
-    /// Sets the scheduler gauges.
-    pub(super) fn set_gauges(&self, running: i64, waiting: i64, kv_ratio: f64) {
+    /// Sets the scheduler gauges, and stamps the (empty) LoRA adapter lists with `now`
+    /// (Unix seconds).
+    pub(super) fn set_gauges(&self, running: i64, waiting: i64, kv_ratio: f64, now: f64) {
+        self.stamp_lora(now);
         self.running.set(running);
         self.waiting.set(waiting);
         self.gpu_cache_usage.set(kv_ratio);
         self.kv_cache_usage.set(kv_ratio);
+    }
+
+    /// `vllm:lora_requests_info` at `now` (Unix seconds): no adapter loaded or waiting.
+    fn stamp_lora(&self, now: f64) {
+        self.lora_requests_info
+            .with_label_values(&["0", "", ""])
+            .set(now);
     }
 
     /// Counts one engine step whose requests had `prompt_tokens` prompt tokens
