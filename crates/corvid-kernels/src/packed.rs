@@ -441,6 +441,32 @@ mod x86 {
     /// measured best at one token, 12–16 KiB a little worse (`corvid bench kernels`).
     const PREFETCH_BYTES: usize = 8192;
 
+    /// A K-quant kernel's two loop counts, hidden from the optimizer above two tokens on
+    /// the tiers with sixteen registers (`opaque`; see `kernels!`).
+    #[inline(always)]
+    pub(super) fn loop_counts<const N: usize>(
+        opaque: bool,
+        counts: (usize, usize),
+    ) -> (usize, usize) {
+        if opaque && N > 2 {
+            std::hint::black_box(counts)
+        } else {
+            counts
+        }
+    }
+
+    /// Each token's Q8_K values of super-block `b`, read four bytes at a time.
+    ///
+    /// # Safety
+    /// Every `acts[k]` (k < N) holds more than `b` blocks.
+    #[inline(always)]
+    pub(super) unsafe fn q8_k_words<const N: usize>(
+        acts: &[&[crate::quant::BlockQ8K]],
+        b: usize,
+    ) -> [*const i32; N] {
+        std::array::from_fn(|k| acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32)
+    }
+
     /// The `vpdpbusd` steps of a VNNI tier, named `$q4` and `$q8`, for one encoding of
     /// the instruction (EVEX under AVX-512 VL, VEX under AVX-VNNI: same results).
     macro_rules! vnni_steps {
@@ -822,18 +848,12 @@ mod x86 {
                     let mask = _mm256_set1_epi8(0xF);
                     // Both loop counts hidden, as in the other kernels: unrolled, the
                     // 64 columns of a super-block are reordered into spills.
-                    let (sub_blocks, columns) = if $opaque && N > 2 {
-                        (std::hint::black_box(8), std::hint::black_box(8))
-                    } else {
-                        (8, 8)
-                    };
+                    let (sub_blocks, columns) = super::loop_counts::<N>($opaque, (8, 8));
                     for (b, wb) in w.iter().enumerate() {
                         if prefetch {
                             super::prefetch_ahead(wb);
                         }
-                        let q: [*const i32; N] = std::array::from_fn(|k| {
-                            acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
-                        });
+                        let q = super::q8_k_words::<N>(acts, b);
                         let mut sums = [_mm256_setzero_si256(); N];
                         // Sub-block i is chunk i / 2's low nibbles (even i) or high ones.
                         for i in 0..sub_blocks {
@@ -896,18 +916,12 @@ mod x86 {
                     let mut acc = [_mm256_setzero_ps(); N];
                     let (low4, high2) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(0x30));
                     // Hidden loop counts, as in `gemv_q4_kx8`.
-                    let (sub_blocks, columns) = if $opaque && N > 2 {
-                        (std::hint::black_box(16), std::hint::black_box(4))
-                    } else {
-                        (16, 4)
-                    };
+                    let (sub_blocks, columns) = super::loop_counts::<N>($opaque, (16, 4));
                     for (b, wb) in w.iter().enumerate() {
                         if prefetch {
                             super::prefetch_ahead(wb);
                         }
-                        let q: [*const i32; N] = std::array::from_fn(|k| {
-                            acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
-                        });
+                        let q = super::q8_k_words::<N>(acts, b);
                         let mut sums = [_mm256_setzero_si256(); N];
                         // Sub-block i = 8n + 2m + h holds values 128n + 32m + 16h .. +16:
                         // the low (m < 2) or high nibbles of ql bytes 64n + 32(m % 2) + l,
