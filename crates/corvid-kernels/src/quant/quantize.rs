@@ -1,6 +1,7 @@
 //! Quantization of f32 rows into block formats: activations (Q8_0/Q8_1/Q8_K, done every
 //! step, rounded exactly as ggml's x86 path does so logits agree with llama.cpp) and
-//! weights (Q8_0/Q4_0/Q4_1/Q4_K/Q6_K, done once at load time for `--quantization`).
+//! weights (Q8_0/Q4_0/Q4_1/Q4_K, done once at load time for `--quantization`; Q6_K for
+//! tests and benchmarks).
 
 use super::blocks::{
     scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK,
