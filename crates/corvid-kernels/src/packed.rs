@@ -164,14 +164,18 @@ pub fn pack_q4_k(blocks: &[BlockQ4K], rows: usize, nb: usize) -> Vec<Q4Kx8> {
     out
 }
 
+/// Row `r`'s lane in its `g`-row group and that group's `nb` packed block columns (what a
+/// row unpacker reads).
+fn row_group<T>(packed: &[T], nb: usize, r: usize, g: usize) -> (usize, &[T]) {
+    let group = r / g;
+    (r % g, &packed[group * nb..(group + 1) * nb])
+}
+
 /// Row `r` of a packed Q4_K matrix as f32, with the same float operations as
 /// [`crate::quant::dequantize_q4k`] (so equal to it bit for bit).
 pub fn unpack_row_q4_k(packed: &[Q4Kx8], nb: usize, r: usize, out: &mut [f32]) {
-    let (g, lane) = (r / GROUP, r % GROUP);
-    for (b, o) in packed[g * nb..(g + 1) * nb]
-        .iter()
-        .zip(out.chunks_exact_mut(256))
-    {
+    let (lane, blocks) = row_group(packed, nb, r, GROUP);
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(256)) {
         let (d, dmin) = (b.d[lane].to_f32(), b.dmin[lane].to_f32());
         for c in 0..4 {
             let (sc1, m1) = (b.sc[2 * c][lane] as f32, b.mins[c][lane][0] as f32);
@@ -220,11 +224,8 @@ pub fn pack_q6_k(blocks: &[BlockQ6K], rows: usize, nb: usize) -> Vec<Q6Kx8> {
 /// Row `r` of a packed Q6_K matrix as f32: its blocks reassembled and dequantized by
 /// [`dequantize_q6k`], so equal to the row-major row bit for bit.
 pub fn unpack_row_q6_k(packed: &[Q6Kx8], nb: usize, r: usize, out: &mut [f32]) {
-    let (g, lane) = (r / GROUP, r % GROUP);
-    for (p, o) in packed[g * nb..(g + 1) * nb]
-        .iter()
-        .zip(out.chunks_exact_mut(256))
-    {
+    let (lane, blocks) = row_group(packed, nb, r, GROUP);
+    for (p, o) in blocks.iter().zip(out.chunks_exact_mut(256)) {
         let mut b = BlockQ6K {
             d: p.d[lane],
             scales: std::array::from_fn(|i| p.sc[i][lane]),
@@ -284,11 +285,8 @@ pub fn unpack_row_q4_1<const G: usize>(
     r: usize,
     out: &mut [f32],
 ) {
-    let (g, lane) = (r / G, r % G);
-    for (b, o) in packed[g * nb..(g + 1) * nb]
-        .iter()
-        .zip(out.chunks_exact_mut(32))
-    {
+    let (lane, blocks) = row_group(packed, nb, r, G);
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(32)) {
         let (d, m) = (b.d[lane].to_f32(), b.m[lane].to_f32());
         for j in 0..4 {
             for (k, &byte) in b.qs[j][lane].iter().enumerate() {
@@ -301,11 +299,8 @@ pub fn unpack_row_q4_1<const G: usize>(
 
 /// Row `r` of a packed Q8_0 matrix as f32 (for embedding lookups).
 pub fn unpack_row_q8_0(packed: &[Q8_0x8], nb: usize, r: usize, out: &mut [f32]) {
-    let (g, lane) = (r / GROUP, r % GROUP);
-    for (b, o) in packed[g * nb..(g + 1) * nb]
-        .iter()
-        .zip(out.chunks_exact_mut(32))
-    {
+    let (lane, blocks) = row_group(packed, nb, r, GROUP);
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(32)) {
         let d = b.d[lane].to_f32();
         for j in 0..8 {
             for k in 0..4 {
