@@ -2,12 +2,13 @@
 
 use crate::dot::{
     dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q4_k_q8_k_multi, dot_q8_0_q8_0_multi,
-    MAX_MULTI,
+    scalar_q6_k_q8_k, MAX_MULTI,
 };
-use crate::packed::{self, Q4Kx8, Q4_1x16, Q4_1x8, Q8_0x8, GROUP, WIDE_GROUP};
+use crate::packed::{self, Q4Kx8, Q4_1x16, Q4_1x8, Q6Kx8, Q8_0x8, GROUP, WIDE_GROUP};
 use crate::quant::quantize::{quantize_q8_0, quantize_q8_1, quantize_q8_k};
 use crate::quant::{
-    dequantize_q4k, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K,
+    dequantize_q4k, dequantize_q6k, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0,
+    BlockQ8_1, QK, QK_K,
 };
 use rayon::prelude::*;
 
@@ -25,6 +26,9 @@ pub enum WeightData {
     /// Q4_K super-blocks of 256 (GGUF Q4_K, `--quantization q4_k`), multiplied against
     /// Q8_K activations like ggml does.
     Q4K(Vec<BlockQ4K>),
+    /// Q6_K super-blocks of 256 (GGUF Q6_K, e.g. the output matrix of Q4_K_M files),
+    /// multiplied against Q8_K activations like ggml does.
+    Q6K(Vec<BlockQ6K>),
     /// Q4_1 repacked eight rows at a time for the packed SIMD kernels.
     Q4_1x8(Vec<Q4_1x8>),
     /// Q4_1 repacked sixteen rows at a time for the 512-bit VNNI kernel.
@@ -33,6 +37,8 @@ pub enum WeightData {
     Q8_0x8(Vec<Q8_0x8>),
     /// Q4_K repacked eight rows at a time for the packed SIMD kernels.
     Q4Kx8(Vec<Q4Kx8>),
+    /// Q6_K repacked eight rows at a time for the packed SIMD kernels.
+    Q6Kx8(Vec<Q6Kx8>),
 }
 
 /// A `rows × cols` weight matrix ready for [`QMatrix::matmul`].
@@ -143,7 +149,7 @@ enum Activations<'a> {
     F32(&'a [f32]),
     Q8_0(Vec<BlockQ8_0>),
     Q8_1(Vec<BlockQ8_1>),
-    /// Q8_K (256-value blocks with sums) for Q4_K weights.
+    /// Q8_K (256-value blocks with sums) for Q4_K and Q6_K weights.
     Q8K(Vec<BlockQ8K>),
     /// Q8_1 with each block's scales as f32 (for packed Q4_1 weights).
     Q8_1Scaled(Vec<BlockQ8_1>, Vec<[f32; 2]>),
@@ -253,10 +259,12 @@ impl QMatrix {
             WeightData::Q4_1(_) => "Q4_1",
             WeightData::Q8_0(_) => "Q8_0",
             WeightData::Q4K(_) => "Q4_K",
+            WeightData::Q6K(_) => "Q6_K",
             WeightData::Q4_1x8(_) => "Q4_1 (packed x8)",
             WeightData::Q4_1x16(_) => "Q4_1 (packed x16)",
             WeightData::Q8_0x8(_) => "Q8_0 (packed x8)",
             WeightData::Q4Kx8(_) => "Q4_K (packed x8)",
+            WeightData::Q6Kx8(_) => "Q6_K (packed x8)",
         }
     }
 
@@ -268,14 +276,16 @@ impl QMatrix {
             WeightData::Q4_1(v) => v.len() * 20,
             WeightData::Q8_0(v) => v.len() * 34,
             WeightData::Q4K(v) => v.len() * std::mem::size_of::<BlockQ4K>(),
+            WeightData::Q6K(v) => v.len() * std::mem::size_of::<BlockQ6K>(),
             WeightData::Q4_1x8(v) => v.len() * std::mem::size_of::<Q4_1x8>(),
             WeightData::Q4_1x16(v) => v.len() * std::mem::size_of::<Q4_1x16>(),
             WeightData::Q8_0x8(v) => v.len() * std::mem::size_of::<Q8_0x8>(),
             WeightData::Q4Kx8(v) => v.len() * std::mem::size_of::<Q4Kx8>(),
+            WeightData::Q6Kx8(v) => v.len() * std::mem::size_of::<Q6Kx8>(),
         }
     }
 
-    /// Repacks Q4_1, Q8_0 and Q4_K weights (and Q4_0, rewritten as Q4_1) for the packed kernels
+    /// Repacks Q4_1, Q8_0, Q4_K and Q6_K weights (and Q4_0, rewritten as Q4_1) for the packed kernels
     /// when the kernel tier has them and the row count allows (a multiple of 8);
     /// otherwise returns the matrix unchanged.
     pub fn packed_for_cpu(self) -> Self {
@@ -300,15 +310,21 @@ impl QMatrix {
             WeightData::Q4K(b) => {
                 WeightData::Q4Kx8(packed::pack_q4_k(&b, self.rows, self.cols / QK_K))
             }
+            WeightData::Q6K(b) => {
+                WeightData::Q6Kx8(packed::pack_q6_k(&b, self.rows, self.cols / QK_K))
+            }
             other => other,
         };
         Self { data, ..self }
     }
 
-    /// Blocks per row in the storage format (super-blocks of 256 for Q4_K).
+    /// Blocks per row in the storage format (super-blocks of 256 for Q4_K and Q6_K).
     fn blocks_per_row(&self) -> usize {
         match self.data {
-            WeightData::Q4K(_) | WeightData::Q4Kx8(_) => self.cols / QK_K,
+            WeightData::Q4K(_)
+            | WeightData::Q4Kx8(_)
+            | WeightData::Q6K(_)
+            | WeightData::Q6Kx8(_) => self.cols / QK_K,
             _ => self.cols / QK,
         }
     }
@@ -353,17 +369,26 @@ impl QMatrix {
                     dequantize_q4k(b, o);
                 }
             }
+            WeightData::Q6K(v) => {
+                for (b, o) in v[r * nb..(r + 1) * nb]
+                    .iter()
+                    .zip(out.chunks_exact_mut(QK_K))
+                {
+                    dequantize_q6k(b, o);
+                }
+            }
             WeightData::Q4_1x8(v) => packed::unpack_row_q4_1(v, nb, r, out),
             WeightData::Q4_1x16(v) => packed::unpack_row_q4_1(v, nb, r, out),
             WeightData::Q8_0x8(v) => packed::unpack_row_q8_0(v, nb, r, out),
             WeightData::Q4Kx8(v) => packed::unpack_row_q4_k(v, nb, r, out),
+            WeightData::Q6Kx8(v) => packed::unpack_row_q6_k(v, nb, r, out),
         }
     }
 
     /// `out[t][r] = Σ_c x[t][c] · W[r][c]` for `n = x.len() / cols` tokens.
     ///
     /// Quantized weights are multiplied against activations quantized once per call
-    /// (Q8_1 for Q4_1, Q8_K for Q4_K, Q8_0 otherwise), the way ggml does; rows are split
+    /// (Q8_1 for Q4_1, Q8_K for Q4_K and Q6_K, Q8_0 otherwise), the way ggml does; rows are split
     /// across the rayon pool. [`matmul_group`] does the same for several matrices that
     /// share `x`.
     pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
@@ -378,7 +403,7 @@ impl QMatrix {
             WeightData::Q4_1x8(_) | WeightData::Q4_1x16(_) => ActFormat::Q8_1Scaled,
             WeightData::Q4_0(_) | WeightData::Q8_0(_) => ActFormat::Q8_0,
             WeightData::Q8_0x8(_) => ActFormat::Q8_0Scaled,
-            WeightData::Q4K(_) => ActFormat::Q8K,
+            WeightData::Q4K(_) | WeightData::Q6K(_) | WeightData::Q6Kx8(_) => ActFormat::Q8K,
             WeightData::Q4Kx8(_) => ActFormat::Q8KPaired,
         }
     }
@@ -483,6 +508,19 @@ impl QMatrix {
                         )
                     })
                 }
+                (WeightData::Q6Kx8(w), Activations::Q8K(q)) => {
+                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
+                        let ys = token_rows(q, nb, t0, tc);
+                        by_token_count!(
+                            tc,
+                            gemv_q6_kx8,
+                            out,
+                            &w[g * nb..(g + 1) * nb],
+                            &ys,
+                            t0 == 0
+                        )
+                    })
+                }
                 _ => return false,
             }
             true
@@ -526,6 +564,11 @@ impl QMatrix {
             }
             (WeightData::Q4K(v), Activations::Q8K(q)) => {
                 dot_q4_k_q8_k_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
+            (WeightData::Q6K(v), Activations::Q8K(q)) => {
+                for (o, y) in out.iter_mut().zip(&rows_of(q, nb, t0, n)) {
+                    *o = scalar_q6_k_q8_k(&v[w.clone()], y);
+                }
             }
             _ => unreachable!("activations are quantized to match the weights"),
         }
@@ -625,6 +668,55 @@ mod tests {
                     (u - v).abs() <= 1e-5 * u.abs().max(1.0),
                     "n={n} [{i}]: {u} vs {v}"
                 );
+            }
+        }
+    }
+
+    /// Packed Q6_K stores the same values as row-major Q6_K and both compute the portable
+    /// definition's integer sums and float operations: equal bit for bit, for every token
+    /// count (several runs of [`PACKED_TOKENS`] included). Both also match an f32 product
+    /// of the dequantized weights up to the Q8_K rounding of the activations.
+    #[test]
+    fn q6_k_matmul_packed_row_major_and_dequantized_agree() {
+        use crate::quant::quantize::quantize_weight_q6_k;
+        let (rows, cols) = (24, 512);
+        let m = QMatrix {
+            rows,
+            cols,
+            data: WeightData::Q6K(quantize_weight_q6_k(&random(8, rows * cols))),
+        };
+        assert_eq!(m.nbytes(), rows * cols / 256 * 210);
+        let p = m.clone().packed_for_cpu();
+        if packed::available() {
+            assert_eq!(p.format(), "Q6_K (packed x8)");
+            assert_eq!(p.nbytes(), m.nbytes());
+        }
+        let mut deq = vec![0.0; rows * cols];
+        let mut b = vec![0.0; cols];
+        for (r, o) in deq.chunks_exact_mut(cols).enumerate() {
+            m.row_f32(r, o);
+            p.row_f32(r, &mut b);
+            assert_eq!(o, &b[..], "row {r}");
+        }
+        let f = QMatrix {
+            rows,
+            cols,
+            data: WeightData::F32(deq),
+        };
+        for n in [1, 2, 3, 4, 5, 9] {
+            let x = random(60 + n as u64, n * cols);
+            let (mut a, mut b, mut c) = (
+                vec![0.0; n * rows],
+                vec![0.0; n * rows],
+                vec![0.0; n * rows],
+            );
+            m.matmul(&x, &mut a);
+            p.matmul(&x, &mut b);
+            f.matmul(&x, &mut c);
+            assert_eq!(a, b, "n={n}");
+            // Half a Q8_K step (max|x| / 254) per value times Σ|w| ≈ 0.5 · 512.
+            for (i, (u, v)) in a.iter().zip(&c).enumerate() {
+                assert!((u - v).abs() < 0.1, "n={n} [{i}]: {u} vs {v}");
             }
         }
     }

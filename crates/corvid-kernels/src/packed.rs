@@ -10,7 +10,10 @@
 
 #[cfg(target_arch = "x86_64")]
 use crate::isa::Isa;
-use crate::quant::{scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1};
+use crate::quant::{
+    dequantize_q6k, scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0,
+    BlockQ8_1,
+};
 use half::f16;
 
 /// Rows per packed group of the 256-bit kernels.
@@ -60,6 +63,22 @@ pub struct Q4Kx8 {
     /// operand against the activation's pair of sub-block sums).
     mins: [[[u8; 2]; GROUP]; 4],
     qs: [[[[u8; 4]; GROUP]; 8]; 4],
+}
+
+/// One super-block column (256 values) of eight Q6_K rows, still split into low four
+/// and high two bits (unpacking to bytes at load would read 22 % more per token), each
+/// interleaved like [`Q4_1x8`]: `ql[j][r]` = row `r`'s `ql` bytes `4j..4j+4`, `qh[j][r]`
+/// its `qh` bytes `4j..4j+4`. Column `j` of a half's `ql` (or `qh`) holds four values of
+/// each of four sub-blocks (two), so the kernel unpacks a sub-block's 16 values per row
+/// from four `ql` and four `qh` columns.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct Q6Kx8 {
+    ql: [[[u8; 4]; GROUP]; 32],
+    qh: [[[u8; 4]; GROUP]; 16],
+    /// `sc[i][r]`: sub-block `i`'s scale in row `r`.
+    sc: [[i8; GROUP]; 16],
+    d: [f16; GROUP],
 }
 
 /// Q4_0 blocks rewritten exactly as Q4_1 (`d·(q − 8) = d·q + m` with `m = −8·d`, a
@@ -145,14 +164,18 @@ pub fn pack_q4_k(blocks: &[BlockQ4K], rows: usize, nb: usize) -> Vec<Q4Kx8> {
     out
 }
 
+/// Row `r`'s lane in its `g`-row group and that group's `nb` packed block columns (what a
+/// row unpacker reads).
+fn row_group<T>(packed: &[T], nb: usize, r: usize, g: usize) -> (usize, &[T]) {
+    let group = r / g;
+    (r % g, &packed[group * nb..(group + 1) * nb])
+}
+
 /// Row `r` of a packed Q4_K matrix as f32, with the same float operations as
 /// [`crate::quant::dequantize_q4k`] (so equal to it bit for bit).
 pub fn unpack_row_q4_k(packed: &[Q4Kx8], nb: usize, r: usize, out: &mut [f32]) {
-    let (g, lane) = (r / GROUP, r % GROUP);
-    for (b, o) in packed[g * nb..(g + 1) * nb]
-        .iter()
-        .zip(out.chunks_exact_mut(256))
-    {
+    let (lane, blocks) = row_group(packed, nb, r, GROUP);
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(256)) {
         let (d, dmin) = (b.d[lane].to_f32(), b.dmin[lane].to_f32());
         for c in 0..4 {
             let (sc1, m1) = (b.sc[2 * c][lane] as f32, b.mins[c][lane][0] as f32);
@@ -165,6 +188,56 @@ pub fn unpack_row_q4_k(packed: &[Q4Kx8], nb: usize, r: usize, out: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// Packs a `rows × nb`-super-block Q6_K matrix (`rows` a multiple of 8), group-major.
+pub fn pack_q6_k(blocks: &[BlockQ6K], rows: usize, nb: usize) -> Vec<Q6Kx8> {
+    let mut out = Vec::with_capacity(rows / GROUP * nb);
+    for g in 0..rows / GROUP {
+        for b in 0..nb {
+            let mut p = Q6Kx8 {
+                ql: [[[0; 4]; GROUP]; 32],
+                qh: [[[0; 4]; GROUP]; 16],
+                sc: [[0; GROUP]; 16],
+                d: [f16::ZERO; GROUP],
+            };
+            for r in 0..GROUP {
+                let src = &blocks[(g * GROUP + r) * nb + b];
+                p.d[r] = src.d;
+                for (i, &sc) in src.scales.iter().enumerate() {
+                    p.sc[i][r] = sc;
+                }
+                for (j, c) in src.ql.chunks_exact(4).enumerate() {
+                    p.ql[j][r].copy_from_slice(c);
+                }
+                for (j, c) in src.qh.chunks_exact(4).enumerate() {
+                    p.qh[j][r].copy_from_slice(c);
+                }
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Row `r` of a packed Q6_K matrix as f32: its blocks reassembled and dequantized by
+/// [`dequantize_q6k`], so equal to the row-major row bit for bit.
+pub fn unpack_row_q6_k(packed: &[Q6Kx8], nb: usize, r: usize, out: &mut [f32]) {
+    let (lane, blocks) = row_group(packed, nb, r, GROUP);
+    for (p, o) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+        let mut b = BlockQ6K {
+            d: p.d[lane],
+            scales: std::array::from_fn(|i| p.sc[i][lane]),
+            ..Default::default()
+        };
+        for (j, c) in b.ql.chunks_exact_mut(4).enumerate() {
+            c.copy_from_slice(&p.ql[j][lane]);
+        }
+        for (j, c) in b.qh.chunks_exact_mut(4).enumerate() {
+            c.copy_from_slice(&p.qh[j][lane]);
+        }
+        dequantize_q6k(&b, o);
     }
 }
 
@@ -212,11 +285,8 @@ pub fn unpack_row_q4_1<const G: usize>(
     r: usize,
     out: &mut [f32],
 ) {
-    let (g, lane) = (r / G, r % G);
-    for (b, o) in packed[g * nb..(g + 1) * nb]
-        .iter()
-        .zip(out.chunks_exact_mut(32))
-    {
+    let (lane, blocks) = row_group(packed, nb, r, G);
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(32)) {
         let (d, m) = (b.d[lane].to_f32(), b.m[lane].to_f32());
         for j in 0..4 {
             for (k, &byte) in b.qs[j][lane].iter().enumerate() {
@@ -229,11 +299,8 @@ pub fn unpack_row_q4_1<const G: usize>(
 
 /// Row `r` of a packed Q8_0 matrix as f32 (for embedding lookups).
 pub fn unpack_row_q8_0(packed: &[Q8_0x8], nb: usize, r: usize, out: &mut [f32]) {
-    let (g, lane) = (r / GROUP, r % GROUP);
-    for (b, o) in packed[g * nb..(g + 1) * nb]
-        .iter()
-        .zip(out.chunks_exact_mut(32))
-    {
+    let (lane, blocks) = row_group(packed, nb, r, GROUP);
+    for (b, o) in blocks.iter().zip(out.chunks_exact_mut(32)) {
         let d = b.d[lane].to_f32();
         for j in 0..8 {
             for k in 0..4 {
@@ -305,6 +372,28 @@ by_tier!(
     gemv_q4_kx8(Q4Kx8, BlockQ8K, [i32; 4])
 );
 
+/// Packed Q6_K against Q8_K activations: `out[k][r] = row (8g + r) · acts[k]` for one
+/// eight-row group, by the active tier's copy of the kernel. Every tier computes
+/// [`crate::dot::scalar_q6_k_q8_k`]'s integer sums and float operations, so all equal it
+/// bit for bit. The activations need nothing precomputed: the −32 offset's correction
+/// reads Q8_K's sums of 16 directly. `prefetch` as in [`gemv_q4_1x8`].
+///
+/// # Safety
+/// Requires [`available`]; every `acts[k]` holds at least `w.len()` blocks.
+#[cfg(target_arch = "x86_64")]
+pub unsafe fn gemv_q6_kx8<const N: usize>(
+    w: &[Q6Kx8],
+    acts: &[&[BlockQ8K]],
+    prefetch: bool,
+    out: &mut [[f32; GROUP]; N],
+) {
+    match crate::isa::isa() {
+        Isa::Avx512Vnni => x86::vnni::gemv_q6_kx8(w, acts, prefetch, out),
+        Isa::AvxVnni => x86::avxvnni::gemv_q6_kx8(w, acts, prefetch, out),
+        _ => x86::avx2::gemv_q6_kx8(w, acts, prefetch, out),
+    }
+}
+
 /// [`gemv_q4_1x8`] for sixteen-row groups on 512-bit registers: the same integer sums
 /// and float operations per row, so bit-identical to it; `prefetch` as there.
 ///
@@ -347,10 +436,36 @@ mod x86 {
     /// measured best at one token, 12–16 KiB a little worse (`corvid bench kernels`).
     const PREFETCH_BYTES: usize = 8192;
 
+    /// A K-quant kernel's two loop counts, hidden from the optimizer above two tokens on
+    /// the tiers with sixteen registers (`opaque`; see `kernels!`).
+    #[inline(always)]
+    pub(super) fn loop_counts<const N: usize>(
+        opaque: bool,
+        counts: (usize, usize),
+    ) -> (usize, usize) {
+        if opaque && N > 2 {
+            std::hint::black_box(counts)
+        } else {
+            counts
+        }
+    }
+
+    /// Each token's Q8_K values of super-block `b`, read four bytes at a time.
+    ///
+    /// # Safety
+    /// Every `acts[k]` (k < N) holds more than `b` blocks.
+    #[inline(always)]
+    pub(super) unsafe fn q8_k_words<const N: usize>(
+        acts: &[&[crate::quant::BlockQ8K]],
+        b: usize,
+    ) -> [*const i32; N] {
+        std::array::from_fn(|k| acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32)
+    }
+
     /// The `vpdpbusd` steps of a VNNI tier, named `$q4` and `$q8`, for one encoding of
     /// the instruction (EVEX under AVX-512 VL, VEX under AVX-VNNI: same results).
     macro_rules! vnni_steps {
-        ($q4:ident, $q8:ident, $k4:ident, $features:literal, $dpbusd:ident) => {
+        ($q4:ident, $q8:ident, $k4:ident, $k6:ident, $features:literal, $dpbusd:ident) => {
             /// VNNI step for nibbles: adds one token's products of 4-byte column `j` per
             /// row lane, the low nibbles (against activation bytes `4j..4j+4`) to `s` and
             /// the high ones (against `16+4j..`) to `t`: two dependency chains of four
@@ -383,6 +498,14 @@ mod x86 {
             unsafe fn $k4(s: __m256i, q: __m256i, a: i32) -> __m256i {
                 $dpbusd(s, q, _mm256_set1_epi32(a))
             }
+
+            /// VNNI Q6_K step: one token's products of one column of 6-bit values, in
+            /// i32 (scaled once per sub-block by [`k4_scale_vnni`]; `_sc` is for AVX2).
+            #[inline]
+            #[target_feature(enable = $features)]
+            unsafe fn $k6(s: __m256i, q: __m256i, a: i32, _sc: __m256i) -> __m256i {
+                $dpbusd(s, q, _mm256_set1_epi32(a))
+            }
         };
     }
 
@@ -390,6 +513,7 @@ mod x86 {
         q4_step_vnni,
         q8_step_vnni,
         k4_step_vnni,
+        k6_step_vnni,
         "avx2,fma,f16c,avx512vnni,avx512vl",
         _mm256_dpbusd_epi32
     );
@@ -397,6 +521,7 @@ mod x86 {
         q4_step_avxvnni,
         q8_step_avxvnni,
         k4_step_avxvnni,
+        k6_step_avxvnni,
         "avx2,fma,f16c,avxvnni",
         _mm256_dpbusd_avx_epi32
     );
@@ -438,6 +563,41 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn k4_scale_avx2(s: __m256i, sc: __m256i) -> __m256i {
         _mm256_madd_epi16(s, sc)
+    }
+
+    /// AVX2 Q6_K step: `vpmaddubsw` pairs (≤ 2·63·128, exact in i16; four columns of
+    /// a sub-block would not be), widened and scaled at once by `vpmaddwd` with the
+    /// row's scale in both i16 halves ([`k6_scales_avx2`]).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k6_step_avx2(s: __m256i, q: __m256i, a: i32, sc: __m256i) -> __m256i {
+        let p = _mm256_maddubs_epi16(q, _mm256_set1_epi32(a));
+        _mm256_add_epi32(s, _mm256_madd_epi16(p, sc))
+    }
+
+    /// The eight rows' signed Q6_K scales of one sub-block, one i32 per row lane (the
+    /// VNNI scaling, [`k4_scale_vnni`], multiplies by them).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k6_scales_vnni(sc: &[i8; 8]) -> __m256i {
+        _mm256_cvtepi8_epi32(_mm_loadl_epi64(sc.as_ptr() as *const __m128i))
+    }
+
+    /// The same scales as [`k6_step_avx2`]'s `vpmaddwd` operand: each in both i16 halves.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn k6_scales_avx2(sc: &[i8; 8]) -> __m256i {
+        let x = k6_scales_vnni(sc);
+        _mm256_or_si256(
+            _mm256_and_si256(x, _mm256_set1_epi32(0xFFFF)),
+            _mm256_slli_epi32::<16>(x),
+        )
+    }
+
+    /// An AVX2 Q6_K sub-block sum is already scaled (by its steps).
+    #[inline(always)]
+    unsafe fn k6_scale_avx2(s: __m256i, _sc: __m256i) -> __m256i {
+        s
     }
 
     /// AVX2 step for nibbles: `vpmaddubsw` pairs summed in i16 (the eight products of a
@@ -569,10 +729,13 @@ mod x86 {
     /// reorders the steps token by token and spills every column. With thirty-two it
     /// schedules the unrolled loops best (measured 13–15 % faster for Q8_0 at m ≥ 16).
     macro_rules! kernels {
-        ($tier:ident, $features:literal, $opaque:literal, $q4:ident, $widen:ident, $q8_start:ident, $q8_prep:ident, $q8:ident, $k4:ident, $k4_scales:ident, $k4_scale:ident) => {
+        ($tier:ident, $features:literal, $opaque:literal, $q4:ident, $widen:ident, $q8_start:ident, $q8_prep:ident, $q8:ident, $k4:ident, $k4_scales:ident, $k4_scale:ident, $k6:ident, $k6_scales:ident, $k6_scale:ident) => {
             pub mod $tier {
-                use super::super::{Q4Kx8, Q4_1x8, Q8_0x8, GROUP};
-                use super::{$k4, $k4_scale, $k4_scales, $q4, $q8, $q8_prep, $q8_start, $widen};
+                use super::super::{Q4Kx8, Q4_1x8, Q6Kx8, Q8_0x8, GROUP};
+                use super::{
+                    $k4, $k4_scale, $k4_scales, $k6, $k6_scales, $q4, $q8, $q8_prep, $q8_start,
+                    $widen,
+                };
                 use crate::quant::{BlockQ8K, BlockQ8_0, BlockQ8_1};
                 use std::arch::x86_64::*;
 
@@ -680,18 +843,12 @@ mod x86 {
                     let mask = _mm256_set1_epi8(0xF);
                     // Both loop counts hidden, as in the other kernels: unrolled, the
                     // 64 columns of a super-block are reordered into spills.
-                    let (sub_blocks, columns) = if $opaque && N > 2 {
-                        (std::hint::black_box(8), std::hint::black_box(8))
-                    } else {
-                        (8, 8)
-                    };
+                    let (sub_blocks, columns) = super::loop_counts::<N>($opaque, (8, 8));
                     for (b, wb) in w.iter().enumerate() {
                         if prefetch {
                             super::prefetch_ahead(wb);
                         }
-                        let q: [*const i32; N] = std::array::from_fn(|k| {
-                            acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
-                        });
+                        let q = super::q8_k_words::<N>(acts, b);
                         let mut sums = [_mm256_setzero_si256(); N];
                         // Sub-block i is chunk i / 2's low nibbles (even i) or high ones.
                         for i in 0..sub_blocks {
@@ -743,6 +900,93 @@ mod x86 {
                         _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
                     }
                 }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn gemv_q6_kx8<const N: usize>(
+                    w: &[Q6Kx8],
+                    acts: &[&[BlockQ8K]],
+                    prefetch: bool,
+                    out: &mut [[f32; GROUP]; N],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    let (low4, high2) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(0x30));
+                    // Hidden loop counts, as in `gemv_q4_kx8`.
+                    let (sub_blocks, columns) = super::loop_counts::<N>($opaque, (16, 4));
+                    for (b, wb) in w.iter().enumerate() {
+                        if prefetch {
+                            super::prefetch_ahead(wb);
+                        }
+                        let q = super::q8_k_words::<N>(acts, b);
+                        let mut sums = [_mm256_setzero_si256(); N];
+                        // Sub-block i = 8n + 2m + h holds values 128n + 32m + 16h .. +16:
+                        // the low (m < 2) or high nibbles of ql bytes 64n + 32(m % 2) + l,
+                        // and bits 2m, 2m + 1 of qh bytes 32n + l (l = 16h .. 16h + 16).
+                        for i in 0..sub_blocks {
+                            let (n, m, h) = (i / 8, i % 8 / 2, i % 2);
+                            let low_shift = _mm_cvtsi32_si128(4 * (m / 2) as i32);
+                            // Bits 2m, 2m + 1 of each byte to bits 4, 5.
+                            let (up, down) = if m == 3 {
+                                (0, 2)
+                            } else {
+                                (4 - 2 * m as i32, 0)
+                            };
+                            let (up, down) = (_mm_cvtsi32_si128(up), _mm_cvtsi32_si128(down));
+                            let sc = $k6_scales(wb.sc.get_unchecked(i));
+                            let mut s = [_mm256_setzero_si256(); N];
+                            for c in 0..columns {
+                                let j = 4 * h + c;
+                                let ql = _mm256_loadu_si256(
+                                    wb.ql.get_unchecked(16 * n + 8 * (m % 2) + j).as_ptr()
+                                        as *const __m256i,
+                                );
+                                let qh = _mm256_loadu_si256(
+                                    wb.qh.get_unchecked(8 * n + j).as_ptr() as *const __m256i,
+                                );
+                                let low = _mm256_and_si256(_mm256_srl_epi16(ql, low_shift), low4);
+                                let high = _mm256_srl_epi16(_mm256_sll_epi16(qh, up), down);
+                                let v = _mm256_or_si256(low, _mm256_and_si256(high, high2));
+                                let at = 32 * n + 8 * m + j;
+                                for k in 0..N {
+                                    s[k] = $k6(s[k], v, q[k].add(at).read_unaligned(), sc);
+                                }
+                            }
+                            for k in 0..N {
+                                sums[k] = _mm256_add_epi32(sums[k], super::$k6_scale(s[k], sc));
+                            }
+                        }
+                        // The −32 offset: Σ sc·bsum per row, a pair of sub-blocks per
+                        // `vpmaddwd` (row's scales against the token's two i16 sums).
+                        let mut offset = [_mm256_setzero_si256(); N];
+                        for p in 0..8 {
+                            let pair = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(
+                                _mm_loadl_epi64(
+                                    wb.sc.get_unchecked(2 * p).as_ptr() as *const __m128i
+                                ),
+                                _mm_loadl_epi64(
+                                    wb.sc.get_unchecked(2 * p + 1).as_ptr() as *const __m128i
+                                ),
+                            ));
+                            for k in 0..N {
+                                let bsums = acts.get_unchecked(k).get_unchecked(b).bsums.as_ptr();
+                                let word = (bsums as *const i32).add(p).read_unaligned();
+                                offset[k] = _mm256_add_epi32(
+                                    offset[k],
+                                    _mm256_madd_epi16(pair, _mm256_set1_epi32(word)),
+                                );
+                            }
+                        }
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+                        for (k, acc_k) in acc.iter_mut().enumerate() {
+                            let isum = _mm256_sub_epi32(sums[k], _mm256_slli_epi32::<5>(offset[k]));
+                            let ad = acts.get_unchecked(k).get_unchecked(b).d;
+                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, *acc_k);
+                        }
+                    }
+                    for k in 0..N {
+                        _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+                    }
+                }
             }
         };
     }
@@ -758,7 +1002,10 @@ mod x86 {
         q8_step_avx2,
         k4_step_avx2,
         k4_scales_avx2,
-        k4_scale_avx2
+        k4_scale_avx2,
+        k6_step_avx2,
+        k6_scales_avx2,
+        k6_scale_avx2
     );
     kernels!(
         vnni,
@@ -771,6 +1018,9 @@ mod x86 {
         q8_step_vnni,
         k4_step_vnni,
         k4_scales_vnni,
+        k4_scale_vnni,
+        k6_step_vnni,
+        k6_scales_vnni,
         k4_scale_vnni
     );
     kernels!(
@@ -784,6 +1034,9 @@ mod x86 {
         q8_step_avxvnni,
         k4_step_avxvnni,
         k4_scales_vnni,
+        k4_scale_vnni,
+        k6_step_avxvnni,
+        k6_scales_vnni,
         k4_scale_vnni
     );
 }
@@ -923,6 +1176,87 @@ mod tests {
         same_on_every_tier!(gemv_q4_1x8, &p41, q81, s81);
         same_on_every_tier!(gemv_q8_0x8, &p80, q80, s80);
         same_on_every_tier!(gemv_q4_kx8, &pk, qk, sk);
+    }
+
+    /// Packed Q6_K equals the portable dot ([`crate::dot::scalar_q6_k_q8_k`]) bit for bit
+    /// on every tier this run covers, for every token count and with prefetching on and
+    /// off; and its rows unpack to exactly the row-major blocks' values.
+    #[test]
+    fn packed_q6_k_is_bit_identical_to_the_portable_dot() {
+        use crate::dot::scalar_q6_k_q8_k;
+        use crate::dot::tests::{q8k, random_q6k};
+        let (rows, nb) = (16, 3);
+        let blocks = random_q6k(7, rows * nb);
+        let packed = pack_q6_k(&blocks, rows, nb);
+        let acts: Vec<Vec<BlockQ8K>> = (0..4).map(|k| q8k(20 + k, nb * 256)).collect();
+        let ys = slices(&acts);
+        let tiers = [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
+        let mut checked = 0;
+        for tier in tiers.into_iter().filter(|&t| t <= isa() && t.runs_here()) {
+            for g in 0..rows / GROUP {
+                let w = &packed[g * nb..(g + 1) * nb];
+                for n in 1..=4 {
+                    let mut out = [[0.0; GROUP]; 4];
+                    let prefetch = n % 2 == 1;
+                    unsafe {
+                        macro_rules! call {
+                            ($t:ident) => {
+                                match n {
+                                    1 => x86::$t::gemv_q6_kx8::<1>(
+                                        w,
+                                        &ys,
+                                        prefetch,
+                                        (&mut out[..1]).try_into().unwrap(),
+                                    ),
+                                    2 => x86::$t::gemv_q6_kx8::<2>(
+                                        w,
+                                        &ys,
+                                        prefetch,
+                                        (&mut out[..2]).try_into().unwrap(),
+                                    ),
+                                    3 => x86::$t::gemv_q6_kx8::<3>(
+                                        w,
+                                        &ys,
+                                        prefetch,
+                                        (&mut out[..3]).try_into().unwrap(),
+                                    ),
+                                    _ => x86::$t::gemv_q6_kx8::<4>(w, &ys, prefetch, &mut out),
+                                }
+                            };
+                        }
+                        match tier {
+                            Isa::Avx512Vnni => call!(vnni),
+                            Isa::AvxVnni => call!(avxvnni),
+                            _ => call!(avx2),
+                        }
+                    }
+                    for k in 0..n {
+                        for r in 0..GROUP {
+                            let row = &blocks[(g * GROUP + r) * nb..(g * GROUP + r + 1) * nb];
+                            let want = scalar_q6_k_q8_k(row, ys[k]);
+                            assert_eq!(
+                                out[k][r].to_bits(),
+                                want.to_bits(),
+                                "{tier} group {g} n={n} token {k} row {r}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 0 || !available());
+        let (mut a, mut b) = (vec![0.0; nb * 256], vec![0.0; nb * 256]);
+        for r in 0..rows {
+            for (blk, o) in blocks[r * nb..(r + 1) * nb]
+                .iter()
+                .zip(a.chunks_exact_mut(256))
+            {
+                crate::quant::dequantize_q6k(blk, o);
+            }
+            unpack_row_q6_k(&packed, nb, r, &mut b);
+            assert_eq!(a, b, "row {r}");
+        }
     }
 
     /// Four tokens' random activations quantized into `nb` blocks of `len` values each.

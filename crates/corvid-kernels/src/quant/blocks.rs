@@ -6,7 +6,7 @@ use half::f16;
 /// Elements per block for the 32-wide formats.
 pub const QK: usize = 32;
 
-/// Elements per k-quant super-block (Q4_K, Q8_K).
+/// Elements per k-quant super-block (Q4_K, Q6_K, Q8_K).
 pub const QK_K: usize = 256;
 
 /// Q4_0: `x = d * (q - 8)`, q a 4-bit nibble; element j in the low nibble of `qs[j]`,
@@ -78,6 +78,36 @@ impl Default for BlockQ4K {
             dmin: f16::ZERO,
             scales: [0; 12],
             qs: [0; 128],
+        }
+    }
+}
+
+/// Q6_K (ggml's `block_q6_K`): 256 values in sixteen sub-blocks of 16, each with a
+/// signed 8-bit scale `sc`: `x = d * sc * (q - 32)`, q a 6-bit value split into its low
+/// four bits (`ql`) and high two (`qh`). Kept as stored so Q6_K GGUF weights (the
+/// output and some FFN matrices of Q4_K_M files) are multiplied without requantization.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BlockQ6K {
+    /// Low four bits: in half `n`, byte `64n + l` holds values `128n + l` (low nibble)
+    /// and `128n + 64 + l` (high nibble), `l < 64`.
+    pub ql: [u8; 128],
+    /// High two bits: in half `n`, byte `32n + l` holds those of values `128n + l + 32m`
+    /// in bits `2m, 2m + 1` (`m < 4`).
+    pub qh: [u8; 64],
+    /// Sub-block scales (signed).
+    pub scales: [i8; 16],
+    /// Super-block scale.
+    pub d: f16,
+}
+
+impl Default for BlockQ6K {
+    fn default() -> Self {
+        Self {
+            ql: [0; 128],
+            qh: [0; 64],
+            scales: [0; 16],
+            d: f16::ZERO,
         }
     }
 }
@@ -175,6 +205,18 @@ impl RawBlock for BlockQ4K {
             dmin: f16_at(b, 2),
             scales: b[4..16].try_into().expect("block length"),
             qs: b[16..144].try_into().expect("block length"),
+        }
+    }
+}
+
+impl RawBlock for BlockQ6K {
+    const BYTES: usize = 210;
+    fn read(b: &[u8]) -> Self {
+        Self {
+            ql: b[0..128].try_into().expect("block length"),
+            qh: b[128..192].try_into().expect("block length"),
+            scales: std::array::from_fn(|i| b[192 + i] as i8),
+            d: f16_at(b, 208),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! These are the reference semantics (ggml's); the hot path never dequantizes whole
 //! matrices, but loading converts less common formats through here.
 
-use super::blocks::{scale_min_k4, BlockQ4K, QK};
+use super::blocks::{scale_min_k4, BlockQ4K, BlockQ6K, QK};
 use crate::GgmlType;
 use half::{bf16, f16};
 
@@ -150,10 +150,16 @@ fn dequant_q5k(b: &[u8], y: &mut [f32]) {
 }
 
 fn dequant_q6k(b: &[u8], y: &mut [f32]) {
-    let ql_all = &b[0..128];
-    let qh_all = &b[128..192];
-    let sc_all = &b[192..208];
-    let d = f16_at(b, 208);
+    let scales: [i8; 16] = std::array::from_fn(|i| b[192 + i] as i8);
+    dequant_q6k_parts(f16_at(b, 208), &b[0..128], &b[128..192], &scales, y);
+}
+
+/// Dequantizes one Q6_K block to its 256 values.
+pub fn dequantize_q6k(b: &BlockQ6K, y: &mut [f32]) {
+    dequant_q6k_parts(b.d.to_f32(), &b.ql, &b.qh, &b.scales, y);
+}
+
+fn dequant_q6k_parts(d: f32, ql_all: &[u8], qh_all: &[u8], sc_all: &[i8; 16], y: &mut [f32]) {
     for n in 0..2 {
         let ql = &ql_all[n * 64..];
         let qh = &qh_all[n * 32..];
@@ -165,7 +171,7 @@ fn dequant_q6k(b: &[u8], y: &mut [f32]) {
             let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
             let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
             let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
-            let s = |k: usize| sc[is + k] as i8 as f32;
+            let s = |k: usize| sc[is + k] as f32;
             out[l] = d * s(0) * q1 as f32;
             out[l + 32] = d * s(2) * q2 as f32;
             out[l + 64] = d * s(4) * q3 as f32;

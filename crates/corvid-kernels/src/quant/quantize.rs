@@ -1,9 +1,11 @@
 //! Quantization of f32 rows into block formats: activations (Q8_0/Q8_1/Q8_K, done every
 //! step, rounded exactly as ggml's x86 path does so logits agree with llama.cpp) and
-//! weights (Q8_0/Q4_0/Q4_1/Q4_K, done once at load time for `--quantization`).
+//! weights (Q8_0/Q4_0/Q4_1/Q4_K, done once at load time for `--quantization`; Q6_K for
+//! tests and benchmarks).
 
 use super::blocks::{
-    scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K,
+    scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK,
+    QK_K,
 };
 use half::f16;
 
@@ -288,6 +290,54 @@ pub fn quantize_weight_q4_k(x: &[f32]) -> Vec<BlockQ4K> {
             for (g, q) in b.qs.chunks_exact_mut(32).enumerate() {
                 for (i, byte) in q.iter_mut().enumerate() {
                     *byte = levels[64 * g + i] | (levels[64 * g + 32 + i] << 4);
+                }
+            }
+            b
+        })
+        .collect()
+}
+
+/// Quantizes a weight row to Q6_K (`x.len()` a multiple of 256) by plain rounding: per
+/// 16-value sub-block the scale that maps the value of largest magnitude to level −32,
+/// the sixteen scales to 8 bits against the super-block's largest (as ggml's
+/// `quantize_row_q6_K_ref`, without its weighted search for a better scale). Valid
+/// blocks of ggml's layout for `--quantization`-free tests and benchmarks; GGUF Q6_K
+/// weights load as stored.
+pub fn quantize_weight_q6_k(x: &[f32]) -> Vec<BlockQ6K> {
+    /// The signed value of largest magnitude.
+    fn signed_max(xs: &[f32]) -> f32 {
+        xs.iter()
+            .fold(0.0f32, |m, &v| if v.abs() > m.abs() { v } else { m })
+    }
+    x.chunks_exact(QK_K)
+        .map(|xs| {
+            let scales: [f32; 16] =
+                std::array::from_fn(|j| signed_max(&xs[16 * j..16 * j + 16]) / -32.0);
+            let max_scale = signed_max(&scales);
+            let mut b = BlockQ6K::default();
+            if max_scale == 0.0 {
+                return b; // all zero: d = 0
+            }
+            let iscale = -128.0 / max_scale;
+            b.d = f16::from_f32(1.0 / iscale);
+            let mut levels = [32u8; QK_K];
+            for (j, s) in scales.iter().enumerate() {
+                b.scales[j] = nearest_int(iscale * s).min(127) as i8;
+                let d = b.d.to_f32() * b.scales[j] as f32;
+                if d == 0.0 {
+                    continue;
+                }
+                for i in 16 * j..16 * j + 16 {
+                    levels[i] = (nearest_int(xs[i] / d).clamp(-32, 31) + 32) as u8;
+                }
+            }
+            for n in 0..2 {
+                for l in 0..32 {
+                    let q = |m: usize| levels[128 * n + 32 * m + l];
+                    b.ql[64 * n + l + 32] = (q(1) & 0xF) | ((q(3) & 0xF) << 4);
+                    b.ql[64 * n + l] = (q(0) & 0xF) | ((q(2) & 0xF) << 4);
+                    b.qh[32 * n + l] =
+                        (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
                 }
             }
             b

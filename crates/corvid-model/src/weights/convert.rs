@@ -1,11 +1,11 @@
 //! Turning raw tensors into compute-ready weights: vectors (norms, biases) as f32 and
 //! matrices in a format the matmul kernels multiply directly.
 //!
-//! Q4_0, Q4_1, Q8_0 and Q4_K are kept as stored. Plain F32/F16/BF16 matrices become F32,
-//! or are quantized when `--quantization` asks. Other quantized types (Q5_x, Q2_K, Q3_K,
-//! Q5_K, Q6_K) are dequantized and re-quantized to Q8_0 at load, which keeps them on the
+//! Q4_0, Q4_1, Q8_0, Q4_K and Q6_K are kept as stored. Plain F32/F16/BF16 matrices become
+//! F32, or are quantized when `--quantization` asks. Other quantized types (Q5_x, Q2_K,
+//! Q3_K, Q5_K) are dequantized and re-quantized to Q8_0 at load, which keeps them on the
 //! fast integer path at the cost of memory; this is documented behaviour, not silent.
-//! (A Q4_K_M file thus runs its Q4_K matrices natively and its Q6_K ones as Q8_0.)
+//! (A Q4_K_M file thus runs all its matrices, Q4_K and Q6_K, natively.)
 
 use super::source::RawTensor;
 use crate::error::Result;
@@ -94,6 +94,7 @@ pub fn to_matrix(
         (GgmlType::Q4_1, _) => WeightData::Q4_1(read_blocks(t.data)),
         (GgmlType::Q8_0, _) => WeightData::Q8_0(read_blocks(t.data)),
         (GgmlType::Q4K, _) => WeightData::Q4K(read_blocks(t.data)),
+        (GgmlType::Q6K, _) if cols.is_multiple_of(QK_K) => WeightData::Q6K(read_blocks(t.data)),
         (GgmlType::F32 | GgmlType::F16 | GgmlType::BF16, None) => WeightData::F32(to_f32(t)?),
         (ty, q) => {
             if !cols.is_multiple_of(QK) {
