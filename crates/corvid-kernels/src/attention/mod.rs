@@ -23,8 +23,8 @@ mod portable;
 
 use crate::ops::{exp_shifted, softmax};
 use half::f16;
-use std::ops::Range;
 use half::vec::HalfBitsVecExt;
+use std::ops::Range;
 
 /// Element type of a KV pool: how one stored element reads as f32 (before its row's
 /// scale, if the pool has scales).

@@ -487,7 +487,10 @@ fn a_window_equals_a_pool_holding_only_its_tokens() {
     let mut merged = vec![0.0; q.len()];
     merge_partitions(&parts, &stats, &mut merged);
     for (i, ((w, g), m)) in want.iter().zip(&got).zip(&merged).enumerate() {
-        assert!((w - g).abs() < 1e-6, "[{i}] window {g} vs pool of the window {w}");
+        assert!(
+            (w - g).abs() < 1e-6,
+            "[{i}] window {g} vs pool of the window {w}"
+        );
         assert!((w - m).abs() < 1e-3, "[{i}] split window {m} vs {w}");
     }
 }
