@@ -19,7 +19,7 @@ mod numerics;
 
 use corvid_kernels::ops::argmax;
 use corvid_model::default_model::{gemma_model_path, installed_or_skip};
-use corvid_model::{load_model, load_tokenizer, CausalLm, KvCache, KvDtype, LoadOptions, SeqInput};
+use corvid_model::{load_model, load_tokenizer, LoadOptions};
 use numerics::*;
 
 /// How many times llama.cpp's build-to-build mean distance corvid may be from the
@@ -103,26 +103,6 @@ fn log_softmax(logits: &[f32]) -> Vec<f32> {
     logits.iter().map(|&l| (l as f64 - lse) as f32).collect()
 }
 
-/// Feeds the prompt, then llama.cpp's tokens one by one; the logits before each step.
-fn teacher_forced(model: &dyn CausalLm, prompt: &[u32], steps: &[Step]) -> Vec<Vec<f32>> {
-    let mut kv = KvCache::new(model.config(), 16, 256, KvDtype::F16);
-    let table: Vec<u32> = (0..256).collect();
-    let (mut tokens, mut start) = (prompt.to_vec(), 0);
-    let mut out = Vec::new();
-    for step in steps {
-        let seq = SeqInput {
-            tokens: &tokens,
-            start_pos: start,
-            block_table: &table,
-            want_logits: true,
-        };
-        out.push(model.forward(&[seq], &mut kv).unwrap().remove(0));
-        start += tokens.len();
-        tokens = vec![step.token];
-    }
-    out
-}
-
 #[test]
 fn gemma3_matches_llama_cpp() {
     let golden = json(&repo().join("fixtures/gemma3/golden.json"));
@@ -177,7 +157,8 @@ fn gemma3_matches_llama_cpp() {
             "{name}: prompt ids differ from llama.cpp's"
         );
         let want = steps(case);
-        let logits = teacher_forced(&model, &prompt, &want);
+        let tokens: Vec<u32> = want.iter().map(|s| s.token).collect();
+        let logits = teacher_forced(&model, &prompt, &tokens);
         // corvid's teacher-forced steps as the same top lists (the reference's tokens).
         let got: Vec<Step> = logits
             .iter()
@@ -199,9 +180,8 @@ fn gemma3_matches_llama_cpp() {
                 flips.push(format!("{name} step {i}"));
             }
         }
-        let tokens: Vec<u32> = want.iter().map(|s| s.token).collect();
         let margins: Vec<f32> = want.iter().map(Step::margin).collect();
-        let (_, greedy) = run(&model, &prompt, tokens.len(), &eog);
+        let (_, greedy) = run(&model, &prompt, tokens.len(), eog);
         let (same, checked) = assert_greedy(name, &greedy, &tokens, &margins, near_tie);
         eprintln!(
             "{name:<16} {:>5} prompt tokens: mean |Δlogp| {:.4}, worst top-4 |Δlogp| {case_worst:.4}, free-running greedy equal for {same}/{} (checked {checked})",
