@@ -3,7 +3,16 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CORVID="${CORVID_BIN:-$root/target/release/corvid}"
 # shellcheck source=../scripts/default_model.env
 . "$root/scripts/default_model.env"
-GGUF="${MODEL:-${CORVID_HOME:-$HOME/.cache/corvid}/$DEFAULT_MODEL_GGUF}"
+# shellcheck source=../scripts/gemma_model.env
+. "$root/scripts/gemma_model.env"
+# MODEL: a GGUF path, or `gemma3` for the installed Gemma 3 270M; default: the default model.
+# MODEL_NAME: the name servers are asked to serve it under (smollm2 unless MODEL=gemma3).
+case "${MODEL:-}" in
+  gemma3) GGUF="${CORVID_HOME:-$HOME/.cache/corvid}/$GEMMA_MODEL_GGUF"; MODEL_NAME="${MODEL_NAME:-gemma3}" ;;
+  "") GGUF="${CORVID_HOME:-$HOME/.cache/corvid}/$DEFAULT_MODEL_GGUF" ;;
+  *) GGUF="$MODEL" ;;
+esac
+MODEL_NAME="${MODEL_NAME:-smollm2}"
 LLAMA_BIN="${LLAMA_CPP_BIN:-$HOME/.cache/corvid-peers/llama.cpp-0.3.36/bin}"
 THREADS="${THREADS:-2}"
 # Extra flags for llama-server in bench/race.sh, e.g. LLAMA_ARGS=-nr where a native build's

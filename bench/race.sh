@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The serving race: one machine, one GGUF (the default model), the same thread count.
+# The serving race: one machine, one GGUF (the default model, or MODEL=gemma3 / a path: see
+# common.sh), the same thread count.
 # Starts, one after another, each system under test on 127.0.0.1, runs the same
 # workloads at each concurrency with `corvid bench serve`, stops it, and finally writes
 # $OUT/results.md (ratio tables, summary statistics) and PNG throughput-vs-latency curves
@@ -37,22 +38,22 @@ start_system() {
   case "$sys" in
     corvid)
       "$CORVID" serve --host 127.0.0.1 --port "$PORT" --model "$GGUF" \
-        --served-model-name smollm2 --max-num-seqs "$NP" --kv-cache-memory 1GiB >>"$log" 2>&1 &
+        --served-model-name "$MODEL_NAME" --max-num-seqs "$NP" --kv-cache-memory 1GiB >>"$log" 2>&1 &
       ;;
     corvid-nobatch)
       "$CORVID" serve --host 127.0.0.1 --port "$PORT" --model "$GGUF" \
-        --served-model-name smollm2 --no-batching --kv-cache-memory 1GiB >>"$log" 2>&1 &
+        --served-model-name "$MODEL_NAME" --no-batching --kv-cache-memory 1GiB >>"$log" 2>&1 &
       ;;
     llama-server)
       [ -x "$LLAMA_BIN/llama-server" ] || { echo "no llama-server in $LLAMA_BIN" >&2; return 1; }
       "$LLAMA_BIN/llama-server" -m "$GGUF" -t "$THREADS" -np "$NP" -c "$CTX" --cont-batching $LLAMA_ARGS \
-        --host 127.0.0.1 --port "$PORT" --alias smollm2 >>"$log" 2>&1 &
+        --host 127.0.0.1 --port "$PORT" --alias "$MODEL_NAME" >>"$log" 2>&1 &
       ;;
     llama-cpp-python)
       [ -n "${LLAMA_CPP_PYTHON:-}" ] && "$LLAMA_CPP_PYTHON" -c 'import llama_cpp.server' 2>/dev/null \
         || { echo "llama-cpp-python not present (set LLAMA_CPP_PYTHON); skipped" >&2; return 1; }
       "$LLAMA_CPP_PYTHON" -m llama_cpp.server --model "$GGUF" --n_threads "$THREADS" \
-        --n_ctx 4096 --host 127.0.0.1 --port "$PORT" --model_alias smollm2 >>"$log" 2>&1 &
+        --n_ctx 4096 --host 127.0.0.1 --port "$PORT" --model_alias "$MODEL_NAME" >>"$log" 2>&1 &
       ;;
   esac
   pid=$!
@@ -74,7 +75,7 @@ for sys in $SYSTEMS; do
       n=$((c * PROMPTS_PER_CONC)); [ "$n" -lt 8 ] && n=8
       echo "--- $sys $wl concurrency $c ($n prompts)" | tee -a "$log"
       timeout "$RUN_TIMEOUT" "$CORVID" bench serve --base-url "http://127.0.0.1:$PORT" \
-        --endpoint "$endpoint" --model smollm2 --workload "$wl" --input-len "$input" \
+        --endpoint "$endpoint" --model "$MODEL_NAME" --workload "$wl" --input-len "$input" \
         --output-len "$OUTPUT_LEN" --num-prompts "$n" --max-concurrency "$c" \
         --request-rate inf --warmup 2 --seed 0 --request-timeout 600 --idle-timeout 120 \
         --label "$sys" --no-progress \

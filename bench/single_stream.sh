@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Single-stream speed, corvid vs llama.cpp, same GGUF, same threads:
+# Single-stream speed, corvid vs llama.cpp, same GGUF (MODEL: see common.sh), same threads:
 #   llama-bench -m GGUF -t 2 -p 128 -n 128      (pp128 / tg128)
 #   corvid bench throughput --mode single-stream --input-len 128 --output-len 128
 # Writes $RAW/llama-bench.json and $RAW/corvid-single-stream.json (scratch; they name the
@@ -19,6 +19,6 @@ for t in json.load(open(sys.argv[1])):
 else
   echo "llama-bench not found in $LLAMA_BIN (build it with shared/peers/llama-server.sh)" >&2
 fi
-timeout 900 "$CORVID" bench throughput --mode single-stream --input-len 128 --output-len 128 \
+timeout 900 "$CORVID" bench throughput --model "$GGUF" --mode single-stream --input-len 128 --output-len 128 \
   --repetitions "$REPS" --result-json "$RAW/corvid-single-stream.json"
 report

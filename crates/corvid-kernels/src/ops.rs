@@ -2,6 +2,9 @@
 //! ggml's CPU backend computes it (f64 accumulation where ggml uses it) so that corvid
 //! and llama.cpp agree closely on logits.
 
+use half::f16;
+use std::sync::OnceLock;
+
 /// RMSNorm of each `w.len()`-wide row of `x` in place: `x / sqrt(mean(x²) + eps) * w`.
 pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
     for row in x.chunks_exact_mut(w.len()) {
@@ -85,6 +88,33 @@ pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// `gate = gelu(gate) * up`, the GeGLU activation of Gemma, with GELU's tanh
+/// approximation computed as ggml's CPU backend does: read from a table of f16 results
+/// indexed by the f16-rounded input, identity from 10 up and zero from −10 down.
+pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
+    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())).to_f32())
+            .collect()
+    });
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = if *g <= -10.0 {
+            0.0
+        } else if *g >= 10.0 {
+            *g * u
+        } else {
+            table[f16::from_f32(*g).to_bits() as usize] * u
+        };
+    }
+}
+
+/// GELU with the tanh approximation, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
+}
+
 /// `x += y`.
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
@@ -159,6 +189,34 @@ fn max_of(x: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gelu_tanh_mul_is_the_formula_within_f16_rounding() {
+        let x: Vec<f32> = (0..400).map(|i| (i as f32 - 200.0) * 0.06).collect();
+        let up: Vec<f32> = (0..400).map(|i| 1.0 + (i % 7) as f32 * 0.5).collect();
+        let mut got = x.clone();
+        gelu_tanh_mul(&mut got, &up);
+        for ((&x, &u), &g) in x.iter().zip(&up).zip(&got) {
+            let erf = 0.5 * x * (1.0 + libm_erf(x / std::f32::consts::SQRT_2));
+            let want = if x <= -10.0 { 0.0 } else { erf * u };
+            // f16 rounding of input and result, and tanh's approximation of erf (< 1e-3).
+            let tol = 2e-3 * (1.0 + x.abs()) * u;
+            assert!((g - want).abs() <= tol, "gelu({x}) * {u}: {g} vs {want}");
+        }
+        assert_eq!(got[0], 0.0, "−12 and below gives zero");
+    }
+
+    /// erf by Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7): exact GELU to check the
+    /// tanh approximation against, independent of it.
+    fn libm_erf(x: f32) -> f32 {
+        let t = 1.0 / (1.0 + 0.327_591_1 * x.abs() as f64);
+        let poly = t
+            * (0.254_829_592
+                + t * (-0.284_496_736
+                    + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+        let y = 1.0 - poly * (-(x as f64) * x as f64).exp();
+        (y * x.signum() as f64) as f32
+    }
 
     #[test]
     fn rope_styles_agree_after_permutation() {

@@ -15,6 +15,11 @@ pub enum Arch {
     Qwen2,
     /// Qwen3: per-head RMSNorm on Q and K, no bias.
     Qwen3,
+    /// Gemma 3: Qwen3's Q/K norms plus post-attention and post-FFN norms, GELU-tanh
+    /// gated FFN, embeddings scaled by √hidden, and sliding-window attention on most
+    /// layers ([`SlidingWindow`]). GGUF only: llama.cpp's converter folds Gemma's `1 + w`
+    /// RMSNorm weights into the stored ones, which an HF folder does not.
+    Gemma3,
 }
 
 impl Arch {
@@ -23,6 +28,7 @@ impl Arch {
             "llama" | "mistral" | "LlamaForCausalLM" | "MistralForCausalLM" => Self::Llama,
             "qwen2" | "Qwen2ForCausalLM" => Self::Qwen2,
             "qwen3" | "Qwen3ForCausalLM" => Self::Qwen3,
+            "gemma3" => Self::Gemma3,
             other => return Err(ModelError::Unsupported(format!("architecture `{other}`"))),
         })
     }
@@ -65,6 +71,20 @@ impl Llama3Scaling {
     }
 }
 
+/// Local attention on most layers (Gemma 3): a token attends only to the `size` most
+/// recent positions (itself included), except on every `global_every`-th layer, which
+/// attends to the whole context. The local layers use their own RoPE base.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlidingWindow {
+    /// Positions a local layer attends to.
+    pub size: usize,
+    /// Layer `i` is global when `(i + 1) % global_every == 0` (Gemma 3: 6, five local
+    /// layers to one global).
+    pub global_every: usize,
+    /// RoPE base of the local layers (the global ones use [`ModelConfig::rope_theta`]).
+    pub rope_theta: f32,
+}
+
 /// Everything the forward pass needs to know about a model's shape.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
@@ -94,6 +114,11 @@ pub struct ModelConfig {
     pub rope_style: RopeStyle,
     /// LLaMA 3 RoPE scaling, when the model uses it.
     pub rope_scaling: Option<Llama3Scaling>,
+    /// Local attention layers, when the model has them.
+    pub sliding_window: Option<SlidingWindow>,
+    /// `cap · tanh(logit / cap)` on the output logits, when the model asks for it
+    /// (`<arch>.final_logit_softcapping`; Gemma 2 has it, the Gemma 3 GGUFs do not).
+    pub final_logit_softcap: Option<f32>,
 }
 
 impl ModelConfig {
@@ -111,6 +136,18 @@ impl ModelConfig {
         let vocab_size = match f.get(&key("vocab_size")).and_then(|v| v.as_u64()) {
             Some(v) => v as usize,
             None => f.tensor("token_embd.weight")?.dims[1],
+        };
+        let f64_key = |k: &str| f.get(&key(k)).and_then(|v| v.as_f64());
+        let u64_key = |k: &str| f.get(&key(k)).and_then(|v| v.as_u64());
+        let sliding_window = match arch {
+            // llama.cpp's defaults for Gemma 3, which its GGUFs do not store: five local
+            // layers to one global, local RoPE base 10,000.
+            Arch::Gemma3 => Some(SlidingWindow {
+                size: f.get_u64(&key("attention.sliding_window"))? as usize,
+                global_every: u64_key("attention.sliding_window_pattern").unwrap_or(6) as usize,
+                rope_theta: f64_key("rope.freq_base_swa").unwrap_or(10000.0) as f32,
+            }),
+            _ => None,
         };
         let cfg = Self {
             arch,
@@ -130,12 +167,15 @@ impl ModelConfig {
                 .and_then(|v| v.as_f64())
                 .unwrap_or(10000.0) as f32,
             rms_norm_eps: f.get_f64(&key("attention.layer_norm_rms_epsilon"))? as f32,
-            // llama.cpp permutes LLaMA Q/K for adjacent-pair RoPE; Qwen keeps NEOX order.
+            // llama.cpp permutes LLaMA Q/K for adjacent-pair RoPE; Qwen and Gemma keep
+            // NEOX order.
             rope_style: match arch {
                 Arch::Llama => RopeStyle::Adjacent,
-                Arch::Qwen2 | Arch::Qwen3 => RopeStyle::Half,
+                Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => RopeStyle::Half,
             },
             rope_scaling: None,
+            sliding_window,
+            final_logit_softcap: f64_key("final_logit_softcapping").map(|v| v as f32),
         };
         cfg.validate(f.path())
     }
@@ -182,6 +222,8 @@ impl ModelConfig {
             rms_norm_eps: hf.rms_norm_eps,
             rope_style: RopeStyle::Half,
             rope_scaling,
+            sliding_window: None,
+            final_logit_softcap: None,
         };
         cfg.validate(path)
     }
@@ -206,7 +248,22 @@ impl ModelConfig {
         if self.hidden_size == 0 || self.num_layers == 0 || self.vocab_size == 0 {
             return Err(bad("zero-sized model".into()));
         }
+        if let Some(w) = self.sliding_window {
+            if w.size == 0 || w.global_every == 0 {
+                return Err(bad(format!(
+                    "sliding window of {} positions with every {}-th layer global",
+                    w.size, w.global_every
+                )));
+            }
+        }
         Ok(self)
+    }
+
+    /// The positions layer `layer` attends to (`None`: the whole context).
+    pub fn layer_window(&self, layer: usize) -> Option<usize> {
+        self.sliding_window
+            .filter(|w| !(layer + 1).is_multiple_of(w.global_every))
+            .map(|w| w.size)
     }
 
     /// Query width (`num_heads * head_dim`).

@@ -60,3 +60,31 @@ fn syntax_errors_are_reported_at_compile_time() {
         Err(ModelError::Tokenizer(_))
     ));
 }
+
+/// Gemma 3's built-in template: the system message opens the first user turn, the
+/// assistant is `model`, contents are trimmed, roles must alternate. The expected text
+/// is the one `fixtures/gen/golden_gemma3.py` feeds llama.cpp for its chat cases.
+#[test]
+fn builtin_gemma3_template() {
+    let src = corvid_model::chat_template::builtin("gemma3").unwrap();
+    let t = ChatTemplate::new(src, "<bos>", "<eos>").unwrap();
+    let out = t
+        .render(
+            &msgs(&[
+                ("system", "Be brief."),
+                ("user", " What is 12 times 12? "),
+                ("assistant", "144."),
+                ("user", "And 13?"),
+            ]),
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        "<bos><start_of_turn>user\nBe brief.\n\nWhat is 12 times 12?<end_of_turn>\n\
+         <start_of_turn>model\n144.<end_of_turn>\n<start_of_turn>user\nAnd 13?<end_of_turn>\n\
+         <start_of_turn>model\n"
+    );
+    assert!(t.render(&msgs(&[("assistant", "hi")]), false).is_err());
+    assert!(corvid_model::chat_template::builtin("llama").is_none());
+}

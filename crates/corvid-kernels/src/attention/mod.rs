@@ -24,6 +24,7 @@ mod portable;
 use crate::ops::{exp_shifted, softmax};
 use half::f16;
 use half::vec::HalfBitsVecExt;
+use std::ops::Range;
 
 /// Element type of a KV pool: how one stored element reads as f32 (before its row's
 /// scale, if the pool has scales).
@@ -269,16 +270,19 @@ impl<E> SeqKv<'_, E> {
     }
 }
 
-/// Attention of the query heads that share one KV head (GQA), over the first
-/// `ctx_len` tokens of a sequence, or over one piece of them (`piece`).
+/// Attention of the query heads that share one KV head (GQA), over the positions `ctx`
+/// of a sequence (`0..n` for the whole context of a token at position `n - 1`, a later
+/// start for a sliding window), or over one piece of them (`piece`).
 ///
 /// `qs` holds the group's query heads back to back (`head_dim` each) and `out` receives
 /// their outputs in the same layout. `block_table[i]` is the pool block holding the
 /// sequence's tokens `i*block_size .. (i+1)*block_size`. Like llama.cpp's f16 KV path,
 /// queries and softmax weights are rounded to f16 before the products; sums stay f32.
 ///
-/// With a [`Piece`] of a context split by [`partitions`], only context tokens
-/// `piece.index * PARTITION ..` are attended, the outputs are left unnormalized
+/// A window's context starts at the block holding `ctx.start`; the positions before
+/// `ctx.start` in that block get no weight (their scores are −∞). With a [`Piece`] of a
+/// context split by [`partitions`], only the `PARTITION` context tokens from
+/// `piece.index * PARTITION` (counted from that first block) are attended, the outputs are left unnormalized
 /// (`Σ exp(s − max) · v`, the weights rounded to f16 as in the whole-context case) and each
 /// head's maximum and sum go to `piece.stats`, for [`merge_partitions`].
 #[allow(clippy::too_many_arguments)]
@@ -286,7 +290,7 @@ pub fn paged_attention_group(
     layout: &KvLayout,
     store: &KvStore,
     block_table: &[u32],
-    ctx_len: usize,
+    ctx: Range<usize>,
     kv_head: usize,
     qs: &[f32],
     scale: f32,
@@ -294,11 +298,19 @@ pub fn paged_attention_group(
     out: &mut [f32],
     piece: Option<Piece<'_>>,
 ) {
-    let (block_table, ctx_len, stats) = match piece {
-        None => (block_table, ctx_len, None),
+    let bs = layout.block_size;
+    let first = ctx.start / bs;
+    let (block_table, ctx_len, masked) = (
+        &block_table[first..],
+        ctx.end - first * bs,
+        ctx.start - first * bs,
+    );
+    let (block_table, ctx_len, masked, stats) = match piece {
+        None => (block_table, ctx_len, masked, None),
         Some(Piece { index, stats }) => (
-            &block_table[index * PARTITION / layout.block_size..],
+            &block_table[index * PARTITION / bs..],
             PARTITION.min(ctx_len - index * PARTITION),
+            if index == 0 { masked } else { 0 },
             Some(stats),
         ),
     };
@@ -315,6 +327,7 @@ pub fn paged_attention_group(
             },
             qs,
             scale,
+            masked,
             scratch,
             out,
             stats,
@@ -339,6 +352,7 @@ pub fn paged_attention_group(
             },
             qs,
             scale,
+            masked,
             scratch,
             out,
             stats,
@@ -353,11 +367,14 @@ pub fn paged_attention_group(
 /// is batched with.
 pub const PARTITION: usize = 512;
 
-/// How many [`PARTITION`]-token pieces attention over `ctx_len` tokens uses: 1 (no split)
-/// up to `PARTITION` tokens, or when blocks of `block_size` do not tile a piece.
-pub fn partitions(ctx_len: usize, block_size: usize) -> usize {
+/// How many [`PARTITION`]-token pieces attention over the positions `ctx` uses (counted
+/// from the block holding `ctx.start`): 1 (no split) up to `PARTITION` tokens, or when
+/// blocks of `block_size` do not tile a piece.
+pub fn partitions(ctx: Range<usize>, block_size: usize) -> usize {
     if PARTITION.is_multiple_of(block_size) {
-        ctx_len.div_ceil(PARTITION).max(1)
+        (ctx.end - ctx.start / block_size * block_size)
+            .div_ceil(PARTITION)
+            .max(1)
     } else {
         1
     }
@@ -406,10 +423,12 @@ pub fn merge_partitions(parts: &[f32], stats: &[PartialSoftmax], out: &mut [f32]
 }
 
 /// [`paged_attention_group`] over one element type; with `stats`, the unnormalized piece.
+/// The first `masked` context slots (outside a sliding window) get no weight.
 fn attend<E: KvElem>(
     kv: SeqKv<'_, E>,
     qs: &[f32],
     scale: f32,
+    masked: usize,
     scratch: &mut AttnScratch,
     out: &mut [f32],
     mut stats: Option<&mut [PartialSoftmax]>,
@@ -446,6 +465,7 @@ fn attend<E: KvElem>(
         );
     }
     for (h, s) in scratch.scores.chunks_exact_mut(ctx_len).enumerate() {
+        s[..masked].fill(f32::NEG_INFINITY);
         match stats.as_deref_mut() {
             Some(stats) => {
                 let (max, sum) = exp_shifted(s);

@@ -34,7 +34,7 @@ fn paged_equals_contiguous_attention() {
         &layout,
         &store,
         &table,
-        ctx,
+        0..ctx,
         1,
         &q,
         0.35,
@@ -76,7 +76,7 @@ fn a_group_equals_its_heads_one_by_one() {
         &layout,
         &store,
         &table,
-        5,
+        0..5,
         0,
         &qs,
         0.5,
@@ -90,7 +90,7 @@ fn a_group_equals_its_heads_one_by_one() {
             &layout,
             &store,
             &table,
-            5,
+            0..5,
             0,
             &qs[h * 4..(h + 1) * 4],
             0.5,
@@ -324,7 +324,7 @@ fn q8_attention_is_close_to_f16_attention() {
             &layout,
             &f16s,
             &table,
-            ctx,
+            0..ctx,
             1,
             &q,
             sc,
@@ -336,7 +336,7 @@ fn q8_attention_is_close_to_f16_attention() {
             &layout,
             &q8s,
             &table,
-            ctx,
+            0..ctx,
             1,
             &q,
             sc,
@@ -374,7 +374,7 @@ fn split_contexts_merge_to_the_whole_context_result() {
                 &layout,
                 &store,
                 &table,
-                ctx,
+                0..ctx,
                 1,
                 &q,
                 0.2,
@@ -382,7 +382,7 @@ fn split_contexts_merge_to_the_whole_context_result() {
                 &mut whole,
                 None,
             );
-            let k = partitions(ctx, layout.block_size);
+            let k = partitions(0..ctx, layout.block_size);
             assert_eq!(k, ctx.div_ceil(PARTITION));
             let mut parts = vec![0.0; k * heads * 64];
             let mut stats = vec![PartialSoftmax::default(); k * heads];
@@ -396,7 +396,7 @@ fn split_contexts_merge_to_the_whole_context_result() {
                     &layout,
                     &store,
                     &table,
-                    ctx,
+                    0..ctx,
                     1,
                     &q,
                     0.2,
@@ -415,10 +415,82 @@ fn split_contexts_merge_to_the_whole_context_result() {
             }
         }
     }
-    assert_eq!(partitions(PARTITION, 16), 1);
+    assert_eq!(partitions(0..PARTITION, 16), 1);
     assert_eq!(
-        partitions(5000, 24),
+        partitions(0..5000, 24),
         1,
         "blocks that do not tile a piece: no split"
     );
+}
+
+/// A sliding window (a context that starts mid-block and spans two pieces) gives the
+/// result of attending a pool that holds only the window's tokens, whole or split.
+#[test]
+fn a_window_equals_a_pool_holding_only_its_tokens() {
+    let layout = KvLayout {
+        block_size: 16,
+        n_kv_heads: 2,
+        head_dim: 64,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let (ctx, window) = (1300, PARTITION);
+    let start = ctx - window;
+    let rows: Vec<(Vec<f32>, Vec<f32>)> = (0..ctx)
+        .map(|_| {
+            let mut row = || -> Vec<f32> { (0..128).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+            (row(), row())
+        })
+        .collect();
+    let mut full = KvStore::new(KvDtype::F16, &layout, ctx.div_ceil(16));
+    let mut only = KvStore::new(KvDtype::F16, &layout, window.div_ceil(16));
+    for (t, (k, v)) in rows.iter().enumerate() {
+        full.write(&layout, t, k, v);
+        if t >= start {
+            only.write(&layout, t - start, k, v);
+        }
+    }
+    let table: Vec<u32> = (0..ctx.div_ceil(16) as u32).collect();
+    let q: Vec<f32> = (0..3 * 64).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let mut scratch = AttnScratch::default();
+    let attend = |store: &KvStore, ctx: Range<usize>, scratch: &mut AttnScratch| {
+        let mut out = vec![0.0; q.len()];
+        paged_attention_group(
+            &layout, store, &table, ctx, 1, &q, 0.2, scratch, &mut out, None,
+        );
+        out
+    };
+    let want = attend(&only, 0..window, &mut scratch);
+    let got = attend(&full, start..ctx, &mut scratch);
+    let k = partitions(start..ctx, layout.block_size);
+    assert_eq!(k, 2, "a window starting mid-block spans two pieces");
+    let mut parts = vec![0.0; k * q.len()];
+    let mut stats = vec![PartialSoftmax::default(); k * 3];
+    for (index, (o, stats)) in parts
+        .chunks_exact_mut(q.len())
+        .zip(stats.chunks_exact_mut(3))
+        .enumerate()
+    {
+        let piece = Some(Piece { index, stats });
+        paged_attention_group(
+            &layout,
+            &full,
+            &table,
+            start..ctx,
+            1,
+            &q,
+            0.2,
+            &mut scratch,
+            o,
+            piece,
+        );
+    }
+    let mut merged = vec![0.0; q.len()];
+    merge_partitions(&parts, &stats, &mut merged);
+    for (i, ((w, g), m)) in want.iter().zip(&got).zip(&merged).enumerate() {
+        assert!(
+            (w - g).abs() < 1e-6,
+            "[{i}] window {g} vs pool of the window {w}"
+        );
+        assert!((w - m).abs() < 1e-3, "[{i}] split window {m} vs {w}");
+    }
 }

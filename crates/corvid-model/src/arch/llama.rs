@@ -1,6 +1,9 @@
 //! The LLaMA-family decoder (LLaMA 2/3, Mistral, SmolLM, TinyLlama) with the Qwen2
-//! (QKV bias) and Qwen3 (per-head Q/K RMSNorm) variations: RMSNorm, RoPE, grouped-query
-//! attention over the paged KV cache, SwiGLU MLP, optionally tied embeddings.
+//! (QKV bias), Qwen3 (per-head Q/K RMSNorm) and Gemma 3 variations: RMSNorm, RoPE,
+//! grouped-query attention over the paged KV cache, SwiGLU MLP, optionally tied
+//! embeddings. Gemma 3 adds, in the same forward: embeddings scaled by √hidden, Q/K
+//! norms, norms after attention and after the FFN, a GELU-tanh gated FFN, and local
+//! layers that attend to a sliding window with their own RoPE base.
 
 use super::load_progress::LoadProgress;
 use crate::config::{Arch, ModelConfig};
@@ -14,9 +17,10 @@ use corvid_kernels::attention::{
     PartialSoftmax, Piece,
 };
 use corvid_kernels::matmul::matmul_group;
-use corvid_kernels::ops::{add_assign, rms_norm, silu_mul, Rope};
+use corvid_kernels::ops::{add_assign, gelu_tanh_mul, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
 use rayon::prelude::*;
+use std::ops::Range;
 
 struct Layer {
     attn_norm: Vec<f32>,
@@ -25,6 +29,11 @@ struct Layer {
     wv: QMatrix,
     bias: Option<[Vec<f32>; 3]>,
     qk_norm: Option<[Vec<f32>; 2]>,
+    /// Gemma's RMSNorms of the attention output and of the FFN output, before each is
+    /// added to the residual stream.
+    post_norms: Option<[Vec<f32>; 2]>,
+    /// Whether the layer attends to a sliding window (with the local RoPE).
+    local: bool,
     wo: QMatrix,
     ffn_norm: Vec<f32>,
     w_gate: QMatrix,
@@ -41,6 +50,8 @@ pub struct Llama {
     /// `None` when the output projection is tied to the embedding.
     lm_head: Option<QMatrix>,
     rope: Rope,
+    /// The local layers' RoPE, for models with sliding-window layers.
+    rope_local: Option<Rope>,
     /// The threads every step's kernels run on. Running the whole forward inside the
     /// pool (rather than injecting each matmul from the engine thread) keeps the
     /// workers hot between the ~200 kernels of a step instead of waking them each time.
@@ -80,9 +91,16 @@ impl Llama {
                     _ => None,
                 };
                 let qk_norm = match c.arch {
-                    Arch::Qwen3 => Some([
+                    Arch::Qwen3 | Arch::Gemma3 => Some([
                         vector(&n("attn_q_norm.weight"), c.head_dim)?,
                         vector(&n("attn_k_norm.weight"), c.head_dim)?,
+                    ]),
+                    _ => None,
+                };
+                let post_norms = match c.arch {
+                    Arch::Gemma3 => Some([
+                        vector(&n("post_attention_norm.weight"), h)?,
+                        vector(&n("post_ffw_norm.weight"), h)?,
                     ]),
                     _ => None,
                 };
@@ -93,6 +111,8 @@ impl Llama {
                     wv: mat(&n("attn_v.weight"), kv, h)?,
                     bias,
                     qk_norm,
+                    post_norms,
+                    local: c.layer_window(i).is_some(),
                     wo: mat(&n("attn_output.weight"), h, q)?,
                     ffn_norm: vector(&n("ffn_norm.weight"), h)?,
                     w_gate: mat(&n("ffn_gate.weight"), ff, h)?,
@@ -115,6 +135,9 @@ impl Llama {
                 .map(|s| s.freq_factors(c.head_dim, c.rope_theta))
         });
         let rope = Rope::new(c.head_dim, c.rope_theta, c.rope_style, freq_factors);
+        let rope_local = c
+            .sliding_window
+            .map(|w| Rope::new(c.head_dim, w.rope_theta, c.rope_style, None));
         Ok(Self {
             config,
             embed,
@@ -122,6 +145,7 @@ impl Llama {
             norm,
             lm_head,
             rope,
+            rope_local,
             pool: compute_pool()?,
         })
     }
@@ -193,7 +217,7 @@ fn compute_pool() -> Result<rayon::ThreadPool> {
 /// head are adjacent in `q` and in the output, so each task reads its K/V rows once for all
 /// of them; the pieces of a split context run on different threads (so a single long
 /// sequence keeps every core busy) and are merged afterwards. Built once per step, reused
-/// by every layer.
+/// by every layer of one kind (global, or local with a sliding window).
 struct AttentionTasks {
     /// `(token, kv_head, piece)` of each task, in (token, KV head) order; `piece` is `None`
     /// for a context attended whole, which writes its output directly.
@@ -209,14 +233,16 @@ struct AttentionTasks {
     group: usize,
     head_dim: usize,
     num_kv_heads: usize,
+    /// Positions attended, `None` for the whole context.
+    window: Option<usize>,
 }
 
 impl AttentionTasks {
-    fn new(c: &ModelConfig, meta: &[TokenMeta], block_size: usize) -> Self {
+    fn new(c: &ModelConfig, meta: &[TokenMeta], block_size: usize, window: Option<usize>) -> Self {
         let group = c.num_heads / c.num_kv_heads;
         let pieces: Vec<usize> = meta
             .iter()
-            .map(|m| partitions(m.pos + 1, block_size))
+            .map(|m| partitions(context(m, window), block_size))
             .collect();
         let tasks: Vec<(usize, usize, Option<usize>)> = pieces
             .iter()
@@ -235,6 +261,7 @@ impl AttentionTasks {
             group,
             head_dim: c.head_dim,
             num_kv_heads: c.num_kv_heads,
+            window,
         }
     }
 
@@ -251,7 +278,7 @@ impl AttentionTasks {
         scale: f32,
         out: &mut [f32],
     ) {
-        let (group, gw) = (self.group, self.group * self.head_dim);
+        let (group, gw, window) = (self.group, self.group * self.head_dim, self.window);
         let qd = gw * self.num_kv_heads;
         // Each task's destination: its slice of `out`, or its piece's buffers.
         let mut whole = out.chunks_exact_mut(gw);
@@ -282,7 +309,7 @@ impl AttentionTasks {
                     layout,
                     store,
                     table,
-                    m.pos + 1,
+                    context(m, window),
                     h,
                     qg,
                     scale,
@@ -307,6 +334,12 @@ impl AttentionTasks {
             }
         }
     }
+}
+
+/// The positions a token attends to: the whole context, or the last `window` of it.
+fn context(m: &TokenMeta, window: Option<usize>) -> Range<usize> {
+    let end = m.pos + 1;
+    end - window.map_or(end, |w| w.min(end))..end
 }
 
 /// Per-token bookkeeping for one step.
@@ -354,6 +387,10 @@ impl Llama {
         {
             self.embed.row_f32(tok as usize, row);
         }
+        if c.arch == Arch::Gemma3 {
+            let scale = (h as f32).sqrt();
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
         let mut xn = vec![0.0f32; n * h];
         let (mut q, mut k, mut v) = (vec![0.0; n * qd], vec![0.0; n * kvd], vec![0.0; n * kvd]);
         let mut attn = vec![0.0f32; n * qd];
@@ -363,7 +400,10 @@ impl Llama {
             vec![0.0f32; n * c.intermediate_size],
         );
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut tasks = AttentionTasks::new(c, &meta, bs);
+        let mut global = AttentionTasks::new(c, &meta, bs, None);
+        let mut local = c
+            .sliding_window
+            .map(|w| AttentionTasks::new(c, &meta, bs, Some(w.size)));
 
         for (layer, cache) in self.layers.iter().zip(kv.layers.iter_mut()) {
             xn.copy_from_slice(&x);
@@ -387,9 +427,13 @@ impl Llama {
                 rms_norm(&mut q, qn, c.rms_norm_eps);
                 rms_norm(&mut k, kn, c.rms_norm_eps);
             }
+            let (rope, tasks) = match (&self.rope_local, &mut local) {
+                (Some(rope), Some(tasks)) if layer.local => (rope, tasks),
+                _ => (&self.rope, &mut global),
+            };
             for (i, m) in meta.iter().enumerate() {
-                self.rope.apply(&mut q[i * qd..(i + 1) * qd], hd, m.pos);
-                self.rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, m.pos);
+                rope.apply(&mut q[i * qd..(i + 1) * qd], hd, m.pos);
+                rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, m.pos);
                 cache.write(
                     &kv.layout,
                     slots[i],
@@ -399,6 +443,9 @@ impl Llama {
             }
             tasks.run(&kv.layout, cache, batch, &meta, &q, scale, &mut attn);
             layer.wo.matmul(&attn, &mut proj);
+            if let Some([post_attn, _]) = &layer.post_norms {
+                rms_norm(&mut proj, post_attn, c.rms_norm_eps);
+            }
             add_assign(&mut x, &proj);
 
             xn.copy_from_slice(&x);
@@ -407,8 +454,14 @@ impl Llama {
                 &xn,
                 &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
             );
-            silu_mul(&mut gate, &up);
+            match c.arch {
+                Arch::Gemma3 => gelu_tanh_mul(&mut gate, &up),
+                _ => silu_mul(&mut gate, &up),
+            }
             layer.w_down.matmul(&gate, &mut proj);
+            if let Some([_, post_ffn]) = &layer.post_norms {
+                rms_norm(&mut proj, post_ffn, c.rms_norm_eps);
+            }
             add_assign(&mut x, &proj);
         }
 
@@ -431,6 +484,9 @@ impl Llama {
             .as_ref()
             .unwrap_or(&self.embed)
             .matmul(&last, &mut logits);
+        if let Some(cap) = c.final_logit_softcap {
+            logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
+        }
         Ok(logits
             .chunks_exact(c.vocab_size)
             .map(<[f32]>::to_vec)

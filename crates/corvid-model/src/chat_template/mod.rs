@@ -10,6 +10,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ModelError, Result};
 
+/// The chat template of a model family whose GGUF files commonly carry none: Gemma 3's
+/// (its text-only part, as in the Gemma 3 releases' `tokenizer_config.json`), for
+/// `general.architecture` `gemma3`. llama.cpp would fall back to ChatML there, which
+/// the model was not trained on.
+pub fn builtin(architecture: &str) -> Option<&'static str> {
+    match architecture {
+        "gemma3" => Some(include_str!("gemma3.jinja")),
+        _ => None,
+    }
+}
+
 /// One chat message.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct ChatMessage {

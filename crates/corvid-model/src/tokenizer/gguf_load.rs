@@ -1,4 +1,5 @@
-//! Building a [`Tokenizer`] from GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`).
+//! Building a [`Tokenizer`] from GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`,
+//! or a built-in template for families whose files lack one).
 
 use super::vocab::{opt_bool, TokenKind, Vocab};
 use super::{
@@ -51,9 +52,14 @@ impl Tokenizer {
             .map(|i| vocab.is_special(i))
             .collect();
         let text_of = |id: Option<u32>| id.map_or("", |i| vocab.tokens[i as usize].as_str());
+        let builtin = || {
+            let arch = file.get("general.architecture").and_then(MetaValue::as_str);
+            arch.and_then(crate::chat_template::builtin)
+        };
         let chat_template = load_template(
             file.get("tokenizer.chat_template")
-                .and_then(MetaValue::as_str),
+                .and_then(MetaValue::as_str)
+                .or_else(builtin),
             text_of(vocab.bos),
             text_of(vocab.eog.first().copied()),
         );

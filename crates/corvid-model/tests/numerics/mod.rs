@@ -72,6 +72,27 @@ pub fn run_with(
     (first, got)
 }
 
+/// Feeds `prompt`, then the reference's tokens `next` one by one, and returns the logits
+/// before each of them (teacher forcing: the reference's choices, never the model's own).
+pub fn teacher_forced(model: &dyn CausalLm, prompt: &[u32], next: &[u32]) -> Vec<Vec<f32>> {
+    let mut kv = KvCache::new(model.config(), 16, 256, KvDtype::F16);
+    let table: Vec<u32> = (0..256).collect();
+    let mut out = Vec::with_capacity(next.len());
+    let (mut tokens, mut start) = (prompt.to_vec(), 0);
+    for &token in next {
+        let seq = SeqInput {
+            tokens: &tokens,
+            start_pos: start,
+            block_table: &table,
+            want_logits: true,
+        };
+        out.push(model.forward(&[seq], &mut kv).unwrap().remove(0));
+        start += tokens.len();
+        tokens = vec![token];
+    }
+    out
+}
+
 /// Largest absolute difference.
 pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
