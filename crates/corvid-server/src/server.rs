@@ -4,7 +4,9 @@
 //! thread, then /health turns 200. Shutdown (SIGTERM/SIGINT or the caller's future):
 //! /health turns 503, new generation requests get 503, in-flight requests run to
 //! their end for at most `shutdown_timeout`; then the listeners close and `run`
-//! returns `Ok` — the process exits 0.
+//! returns `Ok` — the process exits 0. If the engine thread dies instead, every request
+//! ends with an error, /health turns 503 and `run` returns an error within seconds —
+//! the process exits non-zero for its orchestrator to restart it.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -218,8 +220,11 @@ impl Server {
                 max_model_len = engine.config().max_model_len,
                 "model loaded, ready"
             );
-            state.set_engine(engine);
-            shutdown.await;
+            state.set_engine(engine.clone());
+            tokio::select! {
+                () = &mut shutdown => {}
+                () = engine.died() => return fail_fast(&state, stop_tx, &config).await,
+            }
         }
 
         // ---- drain ----
@@ -262,6 +267,28 @@ impl Server {
         Ok(())
     }
 }
+
+/// After the engine thread died: /health is already 503 and every request it held has
+/// ended with an error; give their responses a moment to reach the clients, close the
+/// listeners and return an error, so the process exits non-zero and its orchestrator
+/// restarts it. Nothing is retried in a process whose engine state may be corrupt.
+async fn fail_fast(
+    state: &AppState,
+    stop_tx: watch::Sender<bool>,
+    config: &ServerConfig,
+) -> anyhow::Result<()> {
+    tracing::error!("engine failed: closing the listeners and exiting");
+    state.start_draining();
+    let deadline = Instant::now() + config.shutdown_timeout.min(FAILED_FLUSH_TIME);
+    while state.inflight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    anyhow::bail!("the inference engine failed (see the panic above); exiting for a restart")
+}
+
+/// Longest a failed server waits for the error responses of its in-flight requests.
+const FAILED_FLUSH_TIME: Duration = Duration::from_secs(2);
 
 /// Aborts a background task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
