@@ -28,6 +28,7 @@ use crate::handlers::{chat, completions, dashboard, info, tokenize};
 use crate::metrics::{self, Metrics};
 use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
+use crate::tls;
 
 /// Builds the API router over `state` (HTTP metrics only when metrics are on). `/metrics`
 /// is always there; the dashboard only when `dashboard` is true (no `--metrics-port`:
@@ -81,11 +82,13 @@ pub struct Server {
     state: Arc<AppState>,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl Server {
     /// Binds the API port (and the metrics port, if any). Port 0 picks a free port.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+        let tls = config.tls.as_ref().map(tls::rustls_config).transpose()?;
         let served = config.engine.served_name();
         let metrics = match &config.metrics {
             Some(opts) => Some(Arc::new(Metrics::new(&served, opts)?)),
@@ -113,6 +116,7 @@ impl Server {
             state,
             listener,
             metrics_listener,
+            tls,
         })
     }
 
@@ -173,6 +177,7 @@ impl Server {
             state,
             listener,
             metrics_listener,
+            tls,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -183,12 +188,28 @@ impl Server {
             config.max_body_bytes,
             metrics_listener.is_none(),
         );
-        tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, "listening");
-        let api = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-        );
+        tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, tls = tls.is_some(), "listening");
+        let api = match tls {
+            None => tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            ),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let on_stop = handle.clone();
+                let stop = stopped(stop_rx.clone());
+                tokio::spawn(async move {
+                    stop.await;
+                    on_stop.graceful_shutdown(None);
+                });
+                tokio::spawn(
+                    axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                        .handle(handle)
+                        .serve(app.into_make_service()),
+                )
+            }
+        };
         let metrics_srv = metrics_listener.map(|l| {
             tracing::info!(addr = ?l.local_addr().ok(), "metrics listener");
             let app = metrics_router(Arc::clone(&state));
