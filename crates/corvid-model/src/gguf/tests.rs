@@ -162,38 +162,26 @@ fn absurd_tensor_dims_are_errors() {
     }
 }
 
+/// Tensor data ranges that overlap, lie beyond the file or are misaligned.
 #[test]
-fn overlapping_tensor_ranges_are_an_error() {
-    let e = error_of(
-        Builder::default()
-            .tensor("a", &[16], 0)
-            .tensor("b", &[16], 32)
-            .data(128)
-            .open("overlap"),
-    );
-    assert!(e.contains("overlaps"), "{e}");
-}
-
-#[test]
-fn a_tensor_beyond_the_file_is_an_error() {
-    let e = error_of(
-        Builder::default()
-            .tensor("a", &[16], 1 << 40)
-            .data(64)
-            .open("beyond"),
-    );
-    assert!(e.contains("beyond the end"), "{e}");
-}
-
-#[test]
-fn a_misaligned_tensor_offset_is_an_error() {
-    let e = error_of(
-        Builder::default()
-            .tensor("a", &[4], 4)
-            .data(64)
-            .open("misaligned"),
-    );
-    assert!(e.contains("aligned"), "{e}");
+fn bad_tensor_ranges_are_errors() {
+    let cases = [
+        (
+            "overlaps",
+            Builder::default()
+                .tensor("a", &[16], 0)
+                .tensor("b", &[16], 32),
+        ),
+        (
+            "beyond the end",
+            Builder::default().tensor("a", &[16], 1 << 40),
+        ),
+        ("aligned", Builder::default().tensor("a", &[4], 4)),
+    ];
+    for (i, (want, b)) in cases.into_iter().enumerate() {
+        let e = error_of(b.data(128).open(&format!("range-{i}")));
+        assert!(e.contains(want), "{want}: {e}");
+    }
 }
 
 /// Every prefix of a valid file (a truncated download) is an error, never a panic.
