@@ -410,6 +410,13 @@ def corvid_dashboard():
          (f"sum by (instance) (rate(vllm_request_aborted_total{{{SEL}}}[1m])) * 60",
           "{{instance}} aborts")]), 8)
     L.add(timeseries(
+        ds, "Rejected requests per minute (503)",
+        "Requests refused before reaching the engine: queue_full (overload: the waiting queue "
+        "is full; clients are told Retry-After) and service_unavailable (loading, draining, "
+        "engine failed).",
+        [(f"sum by (instance, reason) (rate(vllm_request_rejected_total{{{SEL}}}[1m])) * 60",
+          "{{instance}} {{reason}}")]), 8)
+    L.add(timeseries(
         ds, "Finished requests by reason",
         "stop, length, abort, error per second.",
         [(f"sum by (finished_reason) (rate(vllm_request_finished_total{{{SEL}}}[1m]))",

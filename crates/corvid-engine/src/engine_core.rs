@@ -24,14 +24,31 @@ struct RequestAgg {
 }
 
 /// State the engine thread publishes for its handles.
-#[derive(Default)]
 pub struct Shared {
     /// Latest snapshot.
     pub snapshot: Mutex<EngineSnapshot>,
     /// Requests added and not yet finished.
     pub unfinished: AtomicUsize,
-    /// Sequences waiting (read by admission control without locking).
+    /// Sequences waiting in the scheduler (read by admission control without locking).
     pub waiting: AtomicUsize,
+    /// Sequences admitted by a handle whose `Add` the engine thread has not applied yet:
+    /// admission counts them with [`Shared::waiting`], so a burst of concurrent requests
+    /// cannot overshoot the waiting limit between two engine steps.
+    pub pending: AtomicUsize,
+    /// Set once the engine thread has died (a panic in a step); never cleared.
+    pub dead: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            snapshot: Mutex::default(),
+            unfinished: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            dead: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 /// Model, KV cache and scheduler, stepped by the engine loop.
@@ -100,8 +117,11 @@ impl EngineCore {
                 },
             );
         }
+        let n = seqs.len();
         self.sched.add(seqs);
         self.publish(Instant::now());
+        // Counted as waiting now (published above), so no longer pending.
+        self.shared.pending.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Aborts every sequence of a request.

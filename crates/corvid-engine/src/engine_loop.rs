@@ -1,9 +1,10 @@
 //! The engine thread: applies the handles' commands to the [`EngineCore`] and steps it
 //! while there is work, sleeping on the command channel when idle.
 
-use crate::engine_core::EngineCore;
+use crate::engine_core::{EngineCore, Shared};
 use crate::sequence::Sequence;
 use crate::stats::EngineSnapshot;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::Duration;
 
@@ -32,8 +33,28 @@ fn apply(c: Command, core: &mut EngineCore) -> bool {
     false
 }
 
+/// The engine thread's body: [`run`], and if a step panics, the engine is declared dead
+/// ([`Shared::dead`]) and its state dropped — every request's output channel closes, so
+/// each stream ends its unfinished samples with [`crate::FinishReason::Error`], and the
+/// requests still queued on the command channel end the same way. Nothing is retried on
+/// a core whose invariants a panic may have broken.
+pub fn run_guarded(mut core: EngineCore, rx: Receiver<Command>, shared: &Shared) {
+    let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(&mut core, &rx))) else {
+        return;
+    };
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    tracing::error!(panic = %msg, "engine thread died; failing every request");
+    shared.dead.send_replace(true);
+    drop(core);
+    drop(rx);
+}
+
 /// Runs the engine until shutdown (once idle) or until every handle is gone.
-pub fn run(core: &mut EngineCore, rx: Receiver<Command>) {
+fn run(core: &mut EngineCore, rx: &Receiver<Command>) {
     let mut shutting_down = false;
     loop {
         if core.is_idle() {

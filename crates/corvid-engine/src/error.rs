@@ -48,6 +48,9 @@ pub enum EngineError {
     /// The engine is shutting down and accepts no more requests.
     #[error("the engine is shutting down")]
     Shutdown,
+    /// The engine thread died (a panic inside a model step); the process should restart.
+    #[error("the engine has failed and is not serving")]
+    Dead,
     /// The model could not be loaded.
     #[error(transparent)]
     Load(#[from] ModelError),

@@ -75,11 +75,12 @@ impl EngineHandle {
         );
         let shared = Arc::new(Shared::default());
         let eos = tokenizer.eos_token_ids().to_vec();
-        let mut core = EngineCore::new(model, &config, eos, sink, Arc::clone(&shared));
+        let core = EngineCore::new(model, &config, eos, sink, Arc::clone(&shared));
         let (tx, rx) = channel();
+        let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("corvid-engine".into())
-            .spawn(move || engine_loop::run(&mut core, rx))
+            .spawn(move || engine_loop::run_guarded(core, rx, &thread_shared))
             .map_err(|e| EngineError::InvalidConfig(format!("cannot start engine thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -113,6 +114,9 @@ impl EngineHandle {
         if !inner.accepting.load(Ordering::Relaxed) {
             return Err(EngineError::Shutdown);
         }
+        if self.is_dead() {
+            return Err(EngineError::Dead);
+        }
         params.validate()?;
         let ids = match prompt {
             PromptInput::Text(t) => inner
@@ -123,9 +127,7 @@ impl EngineHandle {
         };
         self.check_prompt(&ids)?;
         let n = params.n;
-        if inner.shared.waiting.load(Ordering::Relaxed) + n > inner.config.max_waiting_requests {
-            return Err(EngineError::QueueFull);
-        }
+        self.reserve_waiting(n)?;
         let (tx, rx) = unbounded_channel();
         let first_key = inner.next_key.fetch_add(n as u64, Ordering::Relaxed);
         let seqs = new_sequences(
@@ -138,12 +140,29 @@ impl EngineHandle {
             &tx,
         );
         inner.shared.unfinished.fetch_add(1, Ordering::Relaxed);
-        inner.shared.waiting.fetch_add(n, Ordering::Relaxed);
         if let Err(e) = self.send(Command::Add(seqs)) {
             inner.shared.unfinished.fetch_sub(1, Ordering::Relaxed);
+            inner.shared.pending.fetch_sub(n, Ordering::Relaxed);
             return Err(e);
         }
         Ok(RequestStream::new(rx, request_id, n, self.clone(), ids))
+    }
+
+    /// Reserves `n` places in the waiting queue, or refuses with [`EngineError::QueueFull`]
+    /// when the queue (what the scheduler holds plus what is on its way there) is full.
+    /// The compare-and-swap makes concurrent callers take places one at a time, so the
+    /// limit holds under any burst.
+    fn reserve_waiting(&self, n: usize) -> Result<(), EngineError> {
+        let shared = &self.inner.shared;
+        let limit = self.inner.config.max_waiting_requests;
+        shared
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
+                let queued = shared.waiting.load(Ordering::Acquire) + pending;
+                (queued + n <= limit).then_some(pending + n)
+            })
+            .map(drop)
+            .map_err(|_| EngineError::QueueFull)
     }
 
     /// Checks prompt token ids (not empty, in the vocabulary, fitting the context and
@@ -195,6 +214,19 @@ impl EngineHandle {
     /// Requests added and not yet finished (a graceful drain waits for 0).
     pub fn num_unfinished(&self) -> usize {
         self.inner.shared.unfinished.load(Ordering::Relaxed)
+    }
+
+    /// True once the engine thread has died (a panic inside a step): every request it
+    /// held has ended with [`crate::FinishReason::Error`] and no new one is accepted.
+    pub fn is_dead(&self) -> bool {
+        *self.inner.shared.dead.borrow()
+    }
+
+    /// Completes when the engine thread dies (never, for a healthy engine), so a server
+    /// can report unhealthy and exit for its orchestrator to restart it.
+    pub async fn died(&self) {
+        let mut rx = self.inner.shared.dead.subscribe();
+        let _ = rx.wait_for(|dead| *dead).await;
     }
 
     /// Stops accepting requests; the engine thread exits once in-flight work is done.

@@ -10,6 +10,7 @@ use corvid_model::config::{Arch, ModelConfig};
 use corvid_model::tokenizer::Tokenizer;
 use corvid_model::{CausalLm, KvCache, SeqInput};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,11 +36,36 @@ pub fn start_tiny(
     args: EngineArgs,
     sink: Option<Arc<dyn StatsSink>>,
 ) -> Result<EngineHandle, EngineError> {
+    start_paced(arch, step_time, None, args, sink)
+}
+
+/// The fault hook: [`start_tiny`] whose model panics inside its forward pass on step
+/// number `panic_at_step` (counting from 1), as a kernel bug or a failed assertion
+/// would. Compiled only with the `test-util` feature, which release builds leave off.
+pub fn start_tiny_panicking(
+    arch: &str,
+    step_time: Duration,
+    panic_at_step: usize,
+    args: EngineArgs,
+    sink: Option<Arc<dyn StatsSink>>,
+) -> Result<EngineHandle, EngineError> {
+    start_paced(arch, step_time, Some(panic_at_step), args, sink)
+}
+
+fn start_paced(
+    arch: &str,
+    step_time: Duration,
+    panic_at_step: Option<usize>,
+    args: EngineArgs,
+    sink: Option<Arc<dyn StatsSink>>,
+) -> Result<EngineHandle, EngineError> {
     let path = tiny_model(arch);
     let model = corvid_model::load_model(&path, &Default::default())?;
     let paced = Paced {
         inner: Arc::new(model),
         step_time,
+        panic_at_step,
+        steps: AtomicUsize::new(0),
     };
     let args = EngineArgs {
         model: path.clone(),
@@ -48,10 +74,13 @@ pub fn start_tiny(
     EngineHandle::start_with(Arc::new(paced), tiny_tokenizer(arch), args, sink)
 }
 
-/// A model whose forward pass takes at least `step_time` (see [`start_tiny`]).
+/// A model whose forward pass takes at least `step_time` (see [`start_tiny`]) and, if
+/// `panic_at_step` is set, panics on that step (see [`start_tiny_panicking`]).
 struct Paced {
     inner: Arc<dyn CausalLm>,
     step_time: Duration,
+    panic_at_step: Option<usize>,
+    steps: AtomicUsize,
 }
 
 impl CausalLm for Paced {
@@ -65,6 +94,10 @@ impl CausalLm for Paced {
         kv: &mut KvCache,
     ) -> corvid_model::Result<Vec<Vec<f32>>> {
         let start = Instant::now();
+        let step = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.panic_at_step == Some(step) {
+            panic!("injected fault: model step {step} panics");
+        }
         let out = self.inner.forward(batch, kv);
         std::thread::sleep(self.step_time.saturating_sub(start.elapsed()));
         out

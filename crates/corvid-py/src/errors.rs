@@ -23,7 +23,9 @@ pub fn engine_error(e: EngineError) -> PyErr {
         EngineError::InvalidRequest(p) => invalid(p),
         EngineError::PromptTooLong { .. } => PyValueError::new_err(format!("`prompt`: {e}")),
         EngineError::InvalidConfig(m) => PyValueError::new_err(m),
-        EngineError::QueueFull | EngineError::Shutdown => PyRuntimeError::new_err(e.to_string()),
+        EngineError::QueueFull | EngineError::Shutdown | EngineError::Dead => {
+            PyRuntimeError::new_err(e.to_string())
+        }
         EngineError::Load(ModelError::Io { ref source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {

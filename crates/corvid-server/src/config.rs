@@ -7,12 +7,15 @@ use std::time::Duration;
 use corvid_engine::EngineArgs;
 
 use crate::metrics::MetricsOptions;
+use crate::tls::TlsFiles;
 
 /// Everything [`crate::serve`] needs.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Address to listen on.
     pub host: String,
+    /// Serve the API over TLS with these PEM files (`None`: plain HTTP).
+    pub tls: Option<TlsFiles>,
     /// API port (0 = any free port).
     pub port: u16,
     /// Separate /metrics port, if any (0 = any free port).
@@ -34,6 +37,7 @@ impl ServerConfig {
     pub fn new(engine: EngineArgs) -> Self {
         ServerConfig {
             host: "0.0.0.0".into(),
+            tls: None,
             port: 8000,
             metrics_port: None,
             api_key: None,

@@ -15,6 +15,11 @@ use serde::Serialize;
 /// Seconds a client is told to wait (`Retry-After`) when the engine's queue is full.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
 
+/// Marks a response that refused a request (503), with the reason (`queue_full`,
+/// `service_unavailable`), so the metrics layer counts rejections without parsing bodies.
+#[derive(Debug, Clone, Copy)]
+pub struct Rejected(pub &'static str);
+
 /// An error returned to the client, with its HTTP status and OpenAI-style fields.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
@@ -127,6 +132,20 @@ impl ApiError {
         e
     }
 
+    /// 503 once the engine thread has died: the server exits for its orchestrator to
+    /// restart it, and says so to every request until then.
+    pub fn engine_dead() -> Self {
+        Self::unavailable("The inference engine has failed; the server is restarting.")
+    }
+
+    /// 500 for a request the engine failed while running it (a streamed request gets
+    /// this as its last event).
+    pub fn engine_failed() -> Self {
+        let mut e = Self::internal("The inference engine failed while running this request.");
+        e.code = Some("engine_error");
+        e
+    }
+
     /// 404 for a path that does not exist.
     pub fn not_found_route(path: &str) -> Self {
         let mut e = Self::new(
@@ -171,6 +190,7 @@ impl ApiError {
                 max_model_len,
             } => ApiError::context_length(names.prompt, prompt_tokens, None, max_model_len),
             EngineError::Shutdown => ApiError::unavailable("The server is shutting down."),
+            EngineError::Dead => ApiError::engine_dead(),
             other @ (EngineError::InvalidConfig(_) | EngineError::Load(_)) => {
                 ApiError::internal(other.to_string())
             }
@@ -204,6 +224,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry = self.code == Some("queue_full");
         let mut resp = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // For the rejection counter (`metrics::http::track`).
+            resp.extensions_mut()
+                .insert(Rejected(self.code.unwrap_or("service_unavailable")));
+        }
         if retry {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));

@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod server;
 pub mod sse;
 pub mod state;
+pub mod tls;
 pub mod validate;
 
 pub use config::ServerConfig;

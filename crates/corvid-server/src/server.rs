@@ -4,7 +4,9 @@
 //! thread, then /health turns 200. Shutdown (SIGTERM/SIGINT or the caller's future):
 //! /health turns 503, new generation requests get 503, in-flight requests run to
 //! their end for at most `shutdown_timeout`; then the listeners close and `run`
-//! returns `Ok` — the process exits 0.
+//! returns `Ok` — the process exits 0. If the engine thread dies instead, every request
+//! ends with an error, /health turns 503 and `run` returns an error within seconds —
+//! the process exits non-zero for its orchestrator to restart it.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use crate::handlers::{chat, completions, dashboard, info, tokenize};
 use crate::metrics::{self, Metrics};
 use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
+use crate::tls;
 
 /// Builds the API router over `state` (HTTP metrics only when metrics are on). `/metrics`
 /// is always there; the dashboard only when `dashboard` is true (no `--metrics-port`:
@@ -79,11 +82,13 @@ pub struct Server {
     state: Arc<AppState>,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
 }
 
 impl Server {
     /// Binds the API port (and the metrics port, if any). Port 0 picks a free port.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
+        let tls = config.tls.as_ref().map(tls::rustls_config).transpose()?;
         let served = config.engine.served_name();
         let metrics = match &config.metrics {
             Some(opts) => Some(Arc::new(Metrics::new(&served, opts)?)),
@@ -111,6 +116,7 @@ impl Server {
             state,
             listener,
             metrics_listener,
+            tls,
         })
     }
 
@@ -171,6 +177,7 @@ impl Server {
             state,
             listener,
             metrics_listener,
+            tls,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -181,12 +188,28 @@ impl Server {
             config.max_body_bytes,
             metrics_listener.is_none(),
         );
-        tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, "listening");
-        let api = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-        );
+        tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, tls = tls.is_some(), "listening");
+        let api = match tls {
+            None => tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            ),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let on_stop = handle.clone();
+                let stop = stopped(stop_rx.clone());
+                tokio::spawn(async move {
+                    stop.await;
+                    on_stop.graceful_shutdown(None);
+                });
+                tokio::spawn(
+                    axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                        .handle(handle)
+                        .serve(app.into_make_service()),
+                )
+            }
+        };
         let metrics_srv = metrics_listener.map(|l| {
             tracing::info!(addr = ?l.local_addr().ok(), "metrics listener");
             let app = metrics_router(Arc::clone(&state));
@@ -218,8 +241,11 @@ impl Server {
                 max_model_len = engine.config().max_model_len,
                 "model loaded, ready"
             );
-            state.set_engine(engine);
-            shutdown.await;
+            state.set_engine(engine.clone());
+            tokio::select! {
+                () = &mut shutdown => {}
+                () = engine.died() => return fail_fast(&state, stop_tx, &config).await,
+            }
         }
 
         // ---- drain ----
@@ -262,6 +288,28 @@ impl Server {
         Ok(())
     }
 }
+
+/// After the engine thread died: /health is already 503 and every request it held has
+/// ended with an error; give their responses a moment to reach the clients, close the
+/// listeners and return an error, so the process exits non-zero and its orchestrator
+/// restarts it. Nothing is retried in a process whose engine state may be corrupt.
+async fn fail_fast(
+    state: &AppState,
+    stop_tx: watch::Sender<bool>,
+    config: &ServerConfig,
+) -> anyhow::Result<()> {
+    tracing::error!("engine failed: closing the listeners and exiting");
+    state.start_draining();
+    let deadline = Instant::now() + config.shutdown_timeout.min(FAILED_FLUSH_TIME);
+    while state.inflight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    anyhow::bail!("the inference engine failed (see the panic above); exiting for a restart")
+}
+
+/// Longest a failed server waits for the error responses of its in-flight requests.
+const FAILED_FLUSH_TIME: Duration = Duration::from_secs(2);
 
 /// Aborts a background task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -1,6 +1,7 @@
 //! Server-Sent Events framing as OpenAI streams it: each event is `data: <json>\n\n`,
 //! the stream ends with `data: [DONE]\n\n`. Also the generic driver that turns an
-//! engine [`RequestStream`] into those frames; dropping the response body (client gone)
+//! engine [`RequestStream`] into those frames (a sample the engine failed is followed by
+//! an OpenAI error object event, `data: {"error": {...}}`); dropping the response body (client gone)
 //! drops the `RequestStream`, which aborts the request in the engine.
 
 use std::collections::VecDeque;
@@ -9,10 +10,11 @@ use std::convert::Infallible;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use corvid_engine::{RequestOutput, RequestStream};
+use corvid_engine::{FinishReason, RequestOutput, RequestStream};
 use futures_util::stream;
 use serde::Serialize;
 
+use crate::error::ApiError;
 use crate::protocol::Usage;
 use crate::state::InflightGuard;
 
@@ -112,6 +114,11 @@ pub fn stream_response<F: ChunkFormat>(
                     d.usage.record(&out);
                     if let Some(b) = d.fmt.output(&out) {
                         d.pending.push_back(b);
+                    }
+                    if out.finish_reason == Some(FinishReason::Error) {
+                        // As vLLM streams a failure: an error event, then [DONE].
+                        d.pending
+                            .push_back(frame(&ApiError::engine_failed().body()));
                     }
                 }
                 None => {

@@ -69,10 +69,14 @@ impl AppState {
 
     /// The engine, or 503 while loading / draining (for endpoints that generate).
     pub fn engine(&self) -> Result<&EngineHandle, ApiError> {
+        let engine = self.loaded_engine()?;
+        if engine.is_dead() {
+            return Err(ApiError::engine_dead());
+        }
         if self.is_draining() {
             return Err(ApiError::unavailable("The server is shutting down."));
         }
-        self.loaded_engine()
+        Ok(engine)
     }
 
     /// Checks the request's `model` against the served name (404 if it differs).

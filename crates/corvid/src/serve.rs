@@ -2,11 +2,13 @@
 //! the validated [`ServerConfig`] built from them. Two stages, as in uv/ripgrep: clap
 //! parses [`ServeArgs`], [`ServeArgs::to_config`] checks and resolves them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use corvid_engine::cli::EngineCliArgs;
 use corvid_server::metrics::buckets::HistogramBuckets;
 use corvid_server::metrics::MetricsOptions;
+use corvid_server::tls::TlsFiles;
 use corvid_server::ServerConfig;
 
 /// The flags of `corvid serve`; the binary flattens this struct.
@@ -18,6 +20,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CORVID_HOST", default_value = "0.0.0.0")]
     pub host: String,
+    /// Serve the API over TLS with this PEM private key (needs --ssl-certfile).
+    #[arg(long, env = "CORVID_SSL_KEYFILE", requires = "ssl_certfile")]
+    pub ssl_keyfile: Option<PathBuf>,
+    /// The PEM certificate chain, leaf first, for --ssl-keyfile.
+    #[arg(long, env = "CORVID_SSL_CERTFILE", requires = "ssl_keyfile")]
+    pub ssl_certfile: Option<PathBuf>,
     /// Port of the OpenAI-compatible API (and of /metrics).
     #[arg(long, env = "CORVID_PORT", default_value_t = 8000)]
     pub port: u16,
@@ -65,6 +73,11 @@ impl ServeArgs {
         }
         Ok(ServerConfig {
             host: self.host.clone(),
+            tls: self
+                .ssl_keyfile
+                .clone()
+                .zip(self.ssl_certfile.clone())
+                .map(|(keyfile, certfile)| TlsFiles { keyfile, certfile }),
             port: self.port,
             metrics_port: self.metrics_port,
             api_key: self.api_key.clone(),
@@ -126,6 +139,24 @@ mod tests {
         assert!(!c.engine.enable_prefix_caching);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(c.engine.served_name(), "x");
+        assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn tls_takes_both_files_or_neither() {
+        let parse = |flags: &[&str]| {
+            Cli::try_parse_from([&["corvid", "--model", "/m/x.gguf"][..], flags].concat())
+        };
+        let c = parse(&["--ssl-keyfile", "k.pem", "--ssl-certfile", "c.pem"])
+            .unwrap()
+            .serve
+            .to_config()
+            .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.keyfile.to_str(), Some("k.pem"));
+        assert_eq!(tls.certfile.to_str(), Some("c.pem"));
+        assert!(parse(&["--ssl-keyfile", "k.pem"]).is_err());
+        assert!(parse(&["--ssl-certfile", "c.pem"]).is_err());
     }
 
     #[test]

@@ -1,9 +1,18 @@
 //! Chat templates: the model's Jinja template rendered with minijinja under HF
 //! `transformers` semantics (trim_blocks, lstrip_blocks, Python string methods,
 //! `raise_exception`, `tojson`, `strftime_now`).
+//!
+//! The template comes from whoever made the model file, so it runs sandboxed: no loader
+//! (`include`/`import` find nothing: no file or network access), a fuel budget of
+//! [`FUEL`] instructions (an endless loop is an error, not a hang), a recursion limit of
+//! [`RECURSION_LIMIT`] and at most [`MAX_OUTPUT_BYTES`] of output.
 
 mod json;
+#[cfg(test)]
+mod limits_tests;
 mod time;
+
+use std::io;
 
 use minijinja::{context, Environment, Error, ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -39,7 +48,40 @@ pub struct ChatTemplate {
 
 const NAME: &str = "chat";
 
+/// Instructions one rendering may run. Real templates take a few hundred per message;
+/// this allows conversations of thousands of messages and stops a runaway loop within a
+/// fraction of a second.
+pub const FUEL: u64 = 5_000_000;
+/// Deepest nesting of macro calls, loops and conditions (minijinja's default is 500).
+pub const RECURSION_LIMIT: usize = 100;
+/// Most bytes one rendering may produce (far beyond any context window's worth of text).
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
+
+/// The rendered text, refusing to grow past [`MAX_OUTPUT_BYTES`].
+struct CappedOutput(Vec<u8>);
+
+impl io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT_BYTES {
+            return Err(io::Error::other(format!(
+                "output exceeds {MAX_OUTPUT_BYTES} bytes"
+            )));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn err(e: Error) -> ModelError {
+    if e.kind() == ErrorKind::OutOfFuel {
+        return ModelError::Tokenizer(format!(
+            "chat template: ran more than {FUEL} instructions (a runaway loop?)"
+        ));
+    }
     let mut msg = format!("chat template: {e}");
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -53,6 +95,8 @@ impl ChatTemplate {
     /// Compiles `source`; `bos_token`/`eos_token` are the texts the template may insert.
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
         let mut env = Environment::new();
+        env.set_fuel(Some(FUEL));
+        env.set_recursion_limit(RECURSION_LIMIT);
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -76,13 +120,19 @@ impl ChatTemplate {
     /// Renders the conversation; `add_generation_prompt` appends the assistant header.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         let tmpl = self.env.get_template(NAME).map_err(err)?;
-        tmpl.render(context! {
-            messages => messages,
-            add_generation_prompt => add_generation_prompt,
-            bos_token => &self.bos_token,
-            eos_token => &self.eos_token,
-        })
-        .map_err(err)
+        let mut out = CappedOutput(Vec::new());
+        tmpl.render_captured_to(
+            context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+            },
+            &mut out,
+        )
+        .map_err(err)?;
+        String::from_utf8(out.0)
+            .map_err(|e| ModelError::Tokenizer(format!("chat template: output is not UTF-8: {e}")))
     }
 }
 

@@ -2,8 +2,13 @@
 //!
 //! Every length and offset read from the file is checked against the file size before
 //! use, so a truncated or corrupted file is an error naming the file (and tensor), never
-//! a panic or an out-of-bounds read.
+//! a panic or an out-of-bounds read. A model file is untrusted input: every count is
+//! checked against the bytes that remain *before* anything is allocated for it (a
+//! claimed 2^28-entry array in a small file is an error, not an out-of-memory), and the
+//! tensors' data ranges must be aligned, inside the file and disjoint.
 
+#[cfg(test)]
+mod tests;
 mod value;
 
 pub use value::MetaValue;
@@ -21,6 +26,10 @@ const DEFAULT_ALIGNMENT: u64 = 32;
 /// Upper bound on counts read from a header, so a corrupted count cannot make us allocate
 /// terabytes before noticing the file is too short.
 const MAX_COUNT: u64 = 1 << 28;
+/// Most array elements the whole metadata may hold (the largest real vocabularies hold
+/// ~260k tokens plus as many merges). Each parsed element takes tens of bytes of memory,
+/// so without this budget a file of plain bytes would cost far more memory than its size.
+const MAX_ARRAY_ELEMENTS: u64 = 1 << 23;
 
 /// Where one tensor lives in a GGUF file and what it holds.
 #[derive(Clone, Debug)]
@@ -71,6 +80,7 @@ impl GgufFile {
             buf: &mmap[..],
             pos: 0,
             path: &path,
+            elements_left: MAX_ARRAY_ELEMENTS,
         };
         let magic = cur.bytes(4)?;
         if magic != GGUF_MAGIC {
@@ -82,6 +92,7 @@ impl GgufFile {
         }
         let n_tensors = cur.count()?;
         let n_kv = cur.count()?;
+        cur.ensure_room(n_kv, MIN_KV_BYTES, "metadata entries")?;
         let mut metadata = BTreeMap::new();
         for _ in 0..n_kv {
             let key = cur.string()?;
@@ -96,6 +107,7 @@ impl GgufFile {
                 .ok_or_else(|| cur.bad("general.alignment is not a power of two"))?,
             None => DEFAULT_ALIGNMENT,
         };
+        cur.ensure_room(n_tensors, MIN_TENSOR_INFO_BYTES, "tensor infos")?;
         let mut infos = Vec::with_capacity(n_tensors as usize);
         for _ in 0..n_tensors {
             let name = cur.string()?;
@@ -114,6 +126,12 @@ impl GgufFile {
             let ty = GgmlType::from_code(code)
                 .ok_or_else(|| cur.bad_tensor(&name, &format!("unknown tensor type {code}")))?;
             let rel = cur.u64()?;
+            if rel % alignment != 0 {
+                return Err(cur.bad_tensor(
+                    &name,
+                    &format!("data offset {rel} is not aligned to {alignment} bytes"),
+                ));
+            }
             infos.push((name, dims, ty, rel));
         }
         let data_start = align_up(cur.pos as u64, alignment);
@@ -156,6 +174,7 @@ impl GgufFile {
                 return Err(cur.bad_tensor(&name, "duplicate tensor name"));
             }
         }
+        check_disjoint(&tensors, &cur)?;
         Ok(Self {
             path,
             mmap,
@@ -230,6 +249,41 @@ impl GgufFile {
     }
 }
 
+/// Fails if two tensors' data ranges overlap: a hostile file could otherwise alias one
+/// tensor's bytes as another's (quantized blocks read as floats, ...).
+fn check_disjoint(tensors: &BTreeMap<String, TensorInfo>, cur: &Cursor<'_>) -> Result<()> {
+    let mut ranges: Vec<&TensorInfo> = tensors.values().filter(|t| t.size > 0).collect();
+    ranges.sort_by_key(|t| t.offset);
+    for pair in ranges.windows(2) {
+        if pair[0].offset + pair[0].size > pair[1].offset {
+            return Err(cur.bad_tensor(
+                &pair[1].name,
+                &format!("data overlaps tensor `{}`", pair[0].name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fewest bytes one metadata entry takes (key length, an empty key, type, a 1-byte value).
+const MIN_KV_BYTES: u64 = 8 + 4 + 1;
+/// Fewest bytes one tensor info takes (name length, n_dims, one dim, type, offset).
+const MIN_TENSOR_INFO_BYTES: u64 = 8 + 4 + 8 + 4 + 8;
+
+/// Fewest bytes one value of GGUF type `ty` takes in the file (0 for an unknown type,
+/// which fails when read).
+fn min_value_bytes(ty: u32) -> u64 {
+    match ty {
+        0 | 1 | 7 => 1,
+        2 | 3 => 2,
+        4..=6 => 4,
+        8 => 8,
+        9 => 4 + 8,
+        10..=12 => 8,
+        _ => 0,
+    }
+}
+
 fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
@@ -239,6 +293,8 @@ struct Cursor<'a> {
     buf: &'a [u8],
     pos: usize,
     path: &'a Path,
+    /// What remains of [`MAX_ARRAY_ELEMENTS`].
+    elements_left: u64,
 }
 
 impl Cursor<'_> {
@@ -280,6 +336,20 @@ impl Cursor<'_> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
+    /// Fails unless `n` items of at least `min_bytes` each fit in the bytes left, so
+    /// nothing is allocated for a count the file cannot hold.
+    fn ensure_room(&self, n: u64, min_bytes: u64, what: &str) -> Result<()> {
+        let left = (self.buf.len() - self.pos) as u64;
+        if n.checked_mul(min_bytes.max(1))
+            .is_none_or(|need| need > left)
+        {
+            return Err(self.bad(&format!(
+                "{n} {what} cannot fit in the {left} bytes left (corrupt or truncated file)"
+            )));
+        }
+        Ok(())
+    }
+
     fn count(&mut self) -> Result<u64> {
         let n = self.u64()?;
         if n > MAX_COUNT {
@@ -311,10 +381,12 @@ impl Cursor<'_> {
                 }
                 let ety = self.u32()?;
                 let n = self.count()?;
-                // Each element takes at least one byte: reject counts the file cannot hold.
-                if n as usize > self.buf.len() - self.pos {
-                    return Err(self.bad("array longer than the file (truncated?)"));
-                }
+                self.ensure_room(n, min_value_bytes(ety), "array elements")?;
+                self.elements_left = self.elements_left.checked_sub(n).ok_or_else(|| {
+                    self.bad(&format!(
+                        "metadata arrays hold more than {MAX_ARRAY_ELEMENTS} elements in all"
+                    ))
+                })?;
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     v.push(self.value(ety, depth + 1)?);

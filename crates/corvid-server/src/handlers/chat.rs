@@ -133,7 +133,7 @@ pub async fn chat_completions(
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         return Ok(stream_response(stream, fmt, include_usage, guard));
     }
-    let (choices, usage) = collect(stream, n).await;
+    let (choices, usage) = collect(stream, n).await?;
     drop(guard);
     let choices = choices
         .into_iter()

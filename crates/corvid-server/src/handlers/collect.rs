@@ -3,6 +3,7 @@
 
 use corvid_engine::{FinishReason, RequestStream, TokenLogprob};
 
+use crate::error::ApiError;
 use crate::sse::UsageAcc;
 
 /// The whole result of one of the `n` choices.
@@ -18,8 +19,12 @@ pub struct ChoiceAcc {
     pub finish_reason: Option<FinishReason>,
 }
 
-/// Reads a request to its end: every choice and the usage.
-pub async fn collect(mut stream: RequestStream, n: usize) -> (Vec<ChoiceAcc>, UsageAcc) {
+/// Reads a request to its end: every choice and the usage, or a 500 if the engine
+/// failed on it (a partial answer would pass for a whole one).
+pub async fn collect(
+    mut stream: RequestStream,
+    n: usize,
+) -> Result<(Vec<ChoiceAcc>, UsageAcc), ApiError> {
     let mut choices = vec![ChoiceAcc::default(); n];
     let mut usage = UsageAcc::new(stream.prompt_token_ids.len());
     while let Some(out) = stream.next().await {
@@ -31,11 +36,14 @@ pub async fn collect(mut stream: RequestStream, n: usize) -> (Vec<ChoiceAcc>, Us
         c.text.push_str(&out.text);
         c.token_ids.extend_from_slice(&out.token_ids);
         c.logprobs.extend(out.logprobs);
+        if out.finish_reason == Some(FinishReason::Error) {
+            return Err(ApiError::engine_failed());
+        }
         if out.finish_reason.is_some() {
             c.finish_reason = out.finish_reason;
         }
     }
-    (choices, usage)
+    Ok((choices, usage))
 }
 
 /// The finish reason as OpenAI spells it.

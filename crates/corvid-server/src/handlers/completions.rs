@@ -75,7 +75,7 @@ pub async fn completions(
         let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         return Ok(stream_response(stream, fmt, include_usage, guard));
     }
-    let (choices, usage) = collect(stream, n).await;
+    let (choices, usage) = collect(stream, n).await?;
     drop(guard);
     let mut fmt = fmt;
     let echo = fmt.echo.clone();

@@ -8,14 +8,20 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Rejected};
 use crate::metrics::Format;
 use crate::protocol::models::{ModelCard, ModelList, VersionResponse};
 use crate::state::AppState;
 
-/// `GET /health`: 200 once the model is loaded, 503 while loading or draining.
-pub async fn health(State(state): State<Arc<AppState>>) -> Result<StatusCode, ApiError> {
-    state.engine()?;
+/// `GET /health`: 200 once the model is loaded, 503 while loading, draining or after the
+/// engine died.
+/// A probe's 503 is not a refused request, so it carries no [`Rejected`] mark.
+pub async fn health(State(state): State<Arc<AppState>>) -> Result<StatusCode, Response> {
+    state.engine().map_err(|e| {
+        let mut resp = e.into_response();
+        resp.extensions_mut().remove::<Rejected>();
+        resp
+    })?;
     Ok(StatusCode::OK)
 }
 

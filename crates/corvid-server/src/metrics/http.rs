@@ -1,5 +1,6 @@
-//! HTTP metrics middleware: `vllm_http_requests_total{handler,method,status}` and
-//! `vllm_http_request_duration_seconds{handler,method}`; `handler` is the matched route
+//! HTTP metrics middleware: `vllm_http_requests_total{handler,method,status}`,
+//! `vllm_http_request_duration_seconds{handler,method}` and
+//! `vllm_request_rejected_total{reason}` (the 503s); `handler` is the matched route
 //! (`none` for unmatched paths, so scanners cannot blow up the label set).
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::Metrics;
+use crate::error::Rejected;
 
 /// Records one HTTP request (duration until the response head).
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
@@ -22,6 +24,9 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
     let method = req.method().as_str().to_string();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
+    if let Some(Rejected(reason)) = resp.extensions().get::<Rejected>() {
+        metrics.request_rejected.with_label_values(&[reason]).inc();
+    }
     metrics
         .http_requests
         .with_label_values(&[&handler, &method, &status])

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub(crate) request_finished: IntCounterVec,
     pub(crate) request_aborted: IntCounter,
     pub(crate) request_timeout: IntCounter,
+    pub(crate) request_rejected: IntCounterVec,
     pub(crate) preemptions: IntCounter,
     pub(crate) batch_size: Histogram,
     pub(crate) tokens_per_step: Histogram,
@@ -92,6 +93,9 @@ pub struct Metrics {
 /// The finish reasons pre-created on the `finished_reason` counters, so every series
 /// exists (at 0) from the first scrape.
 pub const FINISH_REASONS: [&str; 4] = ["stop", "length", "abort", "error"];
+
+/// The reasons pre-created on `vllm_request_rejected_total` (the codes of the 503s).
+pub const REJECT_REASONS: [&str; 2] = ["queue_full", "service_unavailable"];
 
 impl Metrics {
     /// Creates and registers every metric, each series labelled `model_name`.
@@ -121,6 +125,7 @@ impl Metrics {
             request_finished: b.counter_vec(REQUEST_FINISHED, &["finished_reason"]),
             request_aborted: b.counter(REQUEST_ABORTED),
             request_timeout: b.counter(REQUEST_TIMEOUT),
+            request_rejected: b.counter_vec(REQUEST_REJECTED, &["reason"]),
             preemptions: b.counter(PREEMPTIONS),
             batch_size: b.histogram(BATCH_SIZE, BATCH_BUCKETS),
             tokens_per_step: b.histogram(TOKENS_PER_STEP, TOKEN_COUNT_BUCKETS),
@@ -152,6 +157,9 @@ impl Metrics {
         };
         for r in FINISH_REASONS {
             m.request_finished.with_label_values(&[r]);
+        }
+        for r in REJECT_REASONS {
+            m.request_rejected.with_label_values(&[r]);
         }
         Ok(m)
     }

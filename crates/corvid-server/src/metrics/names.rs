@@ -79,6 +79,8 @@ REQUEST_FINISHED = Counter "vllm_request_finished_total", "Finished requests by 
 REQUEST_ABORTED = Counter "vllm_request_aborted_total", "Requests aborted (client disconnected or server gave up).";
     /// Counter of timed-out requests.
 REQUEST_TIMEOUT = Counter "vllm_request_timeout_total", "Requests cut off by a deadline (still running when --shutdown-timeout expired).";
+    /// Counter of requests refused with 503 (overload shows here first).
+REQUEST_REJECTED = Counter "vllm_request_rejected_total", "Requests refused with HTTP 503 before reaching the engine, by reason (queue_full: the waiting queue is full; service_unavailable: loading, draining or the engine failed).";
     /// Counter of preemptions.
 PREEMPTIONS = Counter "vllm_preemptions_total", "Sequences preempted (KV blocks reclaimed, recomputed later).";
     /// Histogram of batch size per step.

@@ -9,8 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use corvid_engine::testing::{start_tiny, tiny_model};
-use corvid_engine::{EngineArgs, KvCacheMemory};
+use corvid_engine::{EngineArgs, EngineError, EngineHandle, KvCacheMemory, StatsSink};
 use corvid_server::{Server, ServerConfig};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Context length the test servers use (small, so "prompt too long" is cheap; the tiny
@@ -73,6 +74,32 @@ pub fn start_loading(config: ServerConfig) -> TestServer {
 /// Starts a server over a test engine whose steps take `step_time` (`None`: the server
 /// loads `config.engine.model` itself).
 pub fn start_with(config: ServerConfig, step_time: Option<Duration>) -> TestServer {
+    match step_time {
+        Some(step) => start_over(config, move |args, sink| {
+            start_tiny("qwen2", step, args, sink)
+        }),
+        None => start_server(config, None),
+    }
+}
+
+/// How a test builds its engine from the config's engine arguments and the server's
+/// statistics sink.
+pub type EngineFactory = Box<
+    dyn FnOnce(EngineArgs, Option<Arc<dyn StatsSink>>) -> Result<EngineHandle, EngineError> + Send,
+>;
+
+/// Starts a server over the engine `make` builds and waits until /health is 200.
+pub fn start_over(
+    config: ServerConfig,
+    make: impl FnOnce(EngineArgs, Option<Arc<dyn StatsSink>>) -> Result<EngineHandle, EngineError>
+        + Send
+        + 'static,
+) -> TestServer {
+    start_server(config, Some(Box::new(make)))
+}
+
+/// Starts a server over `make`'s engine, or one that loads its model itself (`None`).
+fn start_server(config: ServerConfig, make: Option<EngineFactory>) -> TestServer {
     let (addr_tx, addr_rx) = mpsc::channel();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let config_engine = config.engine.clone();
@@ -89,9 +116,9 @@ pub fn start_with(config: ServerConfig, step_time: Option<Duration>) -> TestServ
             let stop = async move {
                 let _ = stop_rx.await;
             };
-            match step_time {
-                Some(step) => {
-                    let engine = start_tiny("qwen2", step, config_engine, server.stats_sink())?;
+            match make {
+                Some(make) => {
+                    let engine = make(config_engine, server.stats_sink())?;
                     server.run_with_engine(engine, stop).await
                 }
                 None => server.run(stop).await,
@@ -138,6 +165,20 @@ pub fn wait_healthy(base: &str) {
 }
 
 impl TestServer {
+    /// Waits up to `limit` for `run` to return on its own (no shutdown signal); `None`
+    /// if it is still running.
+    pub fn wait_exit(mut self, limit: Duration) -> Option<anyhow::Result<()>> {
+        let deadline = Instant::now() + limit;
+        let thread = self.thread.take().unwrap();
+        while !thread.is_finished() {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(thread.join().expect("server thread"))
+    }
+
     /// Signals shutdown and waits for `run` to return.
     pub fn stop(mut self) -> anyhow::Result<()> {
         let _ = self.stop.take().unwrap().send(());
