@@ -4,15 +4,15 @@ grows turn by turn, so a replica that served a conversation's last turn holds mo
 its next prompt in its prefix cache.
 
   router_workload.py --url ROUTER --model NAME --seed S [--conversations 12] [--turns 4]
-                     [--max-tokens 16] [--replicas URL,URL,...] [--kill-after S --kill-pid PID]
+                     [--max-tokens 16] [--replicas URL,URL,...] [--kill-after N --kill-pid PID]
 
 Each conversation starts from its own system prompt (~250 tokens of words drawn with
 --seed, so runs with different seeds share nothing) and runs its turns one after another
 (streaming, greedy); all conversations run at once. With --replicas, each replica's
 vllm:prefix_cache_hits_total and vllm:prefix_cache_queries_total are read before and after,
 and the hit rate of the run is their summed increase. With --kill-pid, that process is
-killed (SIGKILL) --kill-after seconds into the run, and requests are split into those in
-flight at that moment and those started later.
+killed (SIGKILL) once --kill-after requests have completed, and requests are split into
+those in flight at that moment and those started later.
 
 Prints one JSON line: requests, errors, TTFT p50/p99 (s), output tokens/s, hit rate, and
 with a kill, errors among the requests in flight then and among those started later.
@@ -35,7 +35,7 @@ ap.add_argument("--conversations", type=int, default=12)
 ap.add_argument("--turns", type=int, default=4)
 ap.add_argument("--max-tokens", type=int, default=16)
 ap.add_argument("--replicas", default="")
-ap.add_argument("--kill-after", type=float)
+ap.add_argument("--kill-after", type=int)
 ap.add_argument("--kill-pid", type=int)
 ap.add_argument("--timeout", type=float, default=120)
 a = ap.parse_args()
@@ -113,7 +113,8 @@ kill_at = None
 if a.kill_pid:
     def killer():
         global kill_at
-        time.sleep(a.kill_after)
+        while len(records) < a.kill_after:
+            time.sleep(0.01)
         kill_at = time.monotonic()
         os.kill(a.kill_pid, signal.SIGKILL)
     threading.Thread(target=killer, daemon=True).start()

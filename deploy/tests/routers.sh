@@ -10,8 +10,8 @@
 # Checked: no request fails; cache_aware's prefix-cache hit rate, summed over the replicas'
 # vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total, is clearly above
 # round_robin's (TTFT and tokens/s are printed for BENCHMARKS.md). Then one replica is
-# killed (SIGKILL) in the middle of a cache_aware run: only requests in flight may fail,
-# and none started 10 s after the kill.
+# killed (SIGKILL) a quarter into a cache_aware run: only requests in flight may fail, and
+# none started 10 s after the kill.
 #
 # Prints PASS/FAIL lines; exits non-zero on a failure. Skips (exit 0) when the corvid binary
 # does not exist. Environment: CORVID_BIN, CORVID_MODEL, ROUTER_PORT_BASE (default 27700;
@@ -85,7 +85,7 @@ report "$("$PY" -c 'import sys; rr, ca = map(float, sys.argv[1:]); print(1 if ca
 
 # One replica killed under the router, mid-run.
 start_router cache_aware; PR=$BG_LAST
-k="$(workload $seed --conversations 12 --turns 6 --kill-after 8 --kill-pid "${PIDS[2]}")"
+k="$(workload $seed --conversations 12 --turns 6 --kill-after 18 --kill-pid "${PIDS[2]}")"
 echo "routers: replica killed: $k"
 report "$("$PY" -c '
 import json, sys
