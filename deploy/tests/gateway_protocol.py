@@ -64,11 +64,6 @@ def parse(text):
     return {n: (types.get(n), s) for n, s in samples.items()}
 
 
-def one(fams, name):
-    kind, samples = fams.get(name, (None, []))
-    return kind, samples
-
-
 # ---- the closed loop -------------------------------------------------------------------------
 stop = threading.Event()
 state = {"done": 0, "errors": 0, "last_end": 0.0}
@@ -119,7 +114,7 @@ while True:
     scrapes += 1
     vals = {}
     for name in ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"):
-        kind, samples = one(fams, name)
+        kind, samples = fams.get(name, (None, []))
         if kind != "gauge" or len(samples) != 1:
             problems.append(f"{name}: type {kind}, {len(samples)} series")
             continue
@@ -132,11 +127,11 @@ while True:
         problems.append(f"running + waiting = {run_ + wait_} > {a.concurrency} clients")
     if not 0 <= usage <= 1:
         problems.append(f"kv_cache_usage_perc {usage}")
-    kind, cc = one(fams, "vllm:cache_config_info")
+    kind, cc = fams.get("vllm:cache_config_info", (None, []))
     if kind != "gauge" or len(cc) != 1 or not all(cc[0][0].get(k, "").isdigit() and int(cc[0][0][k]) > 0
                                                   for k in ("block_size", "num_gpu_blocks")):
         problems.append(f"cache_config_info: {kind} {cc}")
-    kind, lora = one(fams, "vllm:lora_requests_info")
+    kind, lora = fams.get("vllm:lora_requests_info", (None, []))
     if kind != "gauge" or len(lora) != 1 or set(lora[0][0]) - {"engine", "model_name"} != {
             "max_lora", "running_lora_adapters", "waiting_lora_adapters"}:
         problems.append(f"lora_requests_info: {kind} {lora}")
