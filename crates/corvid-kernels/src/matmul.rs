@@ -57,11 +57,18 @@ pub struct QMatrix {
 const ROWS_PER_TASK: usize = 32;
 
 /// Tokens one packed-kernel call handles: each weight block is unpacked once for all of
-/// them (eight measured no faster than four).
+/// them. Four fill the sixteen registers of the 256-bit tiers (eight measured no faster).
 const PACKED_TOKENS: usize = 4;
 
-/// Calls the packed kernel `$f` monomorphized for `$tc` (1..=PACKED_TOKENS) tokens,
-/// writing the first `$tc` rows of `$out` (a `&mut [[f32; G]; PACKED_TOKENS]`).
+/// Tokens per call of the sixteen-row 512-bit kernel: with thirty-two registers, eight
+/// tokens' sums are eight independent `vpdpbusd` chains, and each block's nibble unpacking
+/// is shared by twice as many tokens (alone on one core: 58 % of the 512-bit int8 peak at
+/// eight, 51 % at four; +5–10 % for the whole matmul at m ≥ 16).
+const WIDE_TOKENS: usize = 8;
+
+/// Calls the packed kernel `$f` monomorphized for `$tc` (1..=PACKED_TOKENS, or with
+/// `wide` 1..=WIDE_TOKENS) tokens, writing the first `$tc` rows of `$out` (a `&mut [[f32;
+/// G]; PACKED_TOKENS]`, or `WIDE_TOKENS` rows).
 macro_rules! by_token_count {
     ($tc:expr, $f:ident, $out:ident, $($arg:expr),*) => {
         match $tc {
@@ -71,11 +78,23 @@ macro_rules! by_token_count {
             _ => packed::$f::<4>($($arg),*, $out),
         }
     };
+    (wide $tc:expr, $f:ident, $out:ident, $($arg:expr),*) => {
+        match $tc {
+            1 => packed::$f::<1>($($arg),*, (&mut $out[..1]).try_into().expect("1")),
+            2 => packed::$f::<2>($($arg),*, (&mut $out[..2]).try_into().expect("2")),
+            3 => packed::$f::<3>($($arg),*, (&mut $out[..3]).try_into().expect("3")),
+            4 => packed::$f::<4>($($arg),*, (&mut $out[..4]).try_into().expect("4")),
+            5 => packed::$f::<5>($($arg),*, (&mut $out[..5]).try_into().expect("5")),
+            6 => packed::$f::<6>($($arg),*, (&mut $out[..6]).try_into().expect("6")),
+            7 => packed::$f::<7>($($arg),*, (&mut $out[..7]).try_into().expect("7")),
+            _ => packed::$f::<8>($($arg),*, $out),
+        }
+    };
 }
 
 /// The `nb`-block rows of tokens `t0 .. t0 + tc` of a per-token array (quantized
-/// activations or their scales), padded to [`PACKED_TOKENS`] with the last one.
-fn token_rows<T>(v: &[T], nb: usize, t0: usize, tc: usize) -> [&[T]; PACKED_TOKENS] {
+/// activations or their scales), padded to `K` (the kernel's token count) with the last one.
+fn token_rows<T, const K: usize>(v: &[T], nb: usize, t0: usize, tc: usize) -> [&[T]; K] {
     std::array::from_fn(|k| {
         let t = t0 + k.min(tc - 1);
         &v[t * nb..(t + 1) * nb]
@@ -94,13 +113,13 @@ struct Groups {
 impl Groups {
     /// Calls `kernel(group, t0, tc, out)` for every `G`-row group and every run of up to
     /// [`PACKED_TOKENS`] tokens, and scatters the `tc × G` results into the output.
-    fn run<const G: usize>(
+    fn run<const G: usize, const K: usize>(
         &self,
-        mut kernel: impl FnMut(usize, usize, usize, &mut [[f32; G]; PACKED_TOKENS]),
+        mut kernel: impl FnMut(usize, usize, usize, &mut [[f32; G]; K]),
     ) {
-        let mut out = [[0.0f32; G]; PACKED_TOKENS];
-        for t0 in (0..self.n).step_by(PACKED_TOKENS) {
-            let tc = PACKED_TOKENS.min(self.n - t0);
+        let mut out = [[0.0f32; G]; K];
+        for t0 in (0..self.n).step_by(K) {
+            let tc = K.min(self.n - t0);
             for g in self.r0 / G..self.r1 / G {
                 kernel(g, t0, tc, &mut out);
                 for (k, row) in out[..tc].iter().enumerate() {
@@ -453,9 +472,12 @@ impl QMatrix {
             // can run here (`packed_for_cpu`); the activation slices hold `nb` blocks
             // per token.
             match (&self.data, acts) {
-                (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => {
-                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
-                        let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
+                (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => groups
+                    .run::<GROUP, PACKED_TOKENS>(|g, t0, tc, out| unsafe {
+                        let (ys, ss) = (
+                            token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
+                            token_rows::<_, PACKED_TOKENS>(scales, nb, t0, tc),
+                        );
                         by_token_count!(
                             tc,
                             gemv_q4_1x8,
@@ -465,13 +487,15 @@ impl QMatrix {
                             &ss,
                             t0 == 0
                         )
-                    })
-                }
+                    }),
                 (WeightData::Q4_1x16(w), Activations::Q8_1Scaled(q, scales)) => groups
-                    .run::<WIDE_GROUP>(|g, t0, tc, out| unsafe {
-                        let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
+                    .run::<WIDE_GROUP, WIDE_TOKENS>(|g, t0, tc, out| unsafe {
+                        let (ys, ss) = (
+                            token_rows::<_, WIDE_TOKENS>(q, nb, t0, tc),
+                            token_rows::<_, WIDE_TOKENS>(scales, nb, t0, tc),
+                        );
                         by_token_count!(
-                            tc,
+                            wide tc,
                             gemv_q4_1x16,
                             out,
                             &w[g * nb..(g + 1) * nb],
@@ -480,9 +504,12 @@ impl QMatrix {
                             t0 == 0
                         )
                     }),
-                (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => {
-                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
-                        let (ys, ss) = (token_rows(q, nb, t0, tc), token_rows(scales, nb, t0, tc));
+                (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => groups
+                    .run::<GROUP, PACKED_TOKENS>(|g, t0, tc, out| unsafe {
+                        let (ys, ss) = (
+                            token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
+                            token_rows::<_, PACKED_TOKENS>(scales, nb, t0, tc),
+                        );
                         by_token_count!(
                             tc,
                             gemv_q8_0x8,
@@ -492,11 +519,13 @@ impl QMatrix {
                             &ss,
                             t0 == 0
                         )
-                    })
-                }
-                (WeightData::Q4Kx8(w), Activations::Q8KPaired(q, pairs)) => {
-                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
-                        let (ys, ps) = (token_rows(q, nb, t0, tc), token_rows(pairs, nb, t0, tc));
+                    }),
+                (WeightData::Q4Kx8(w), Activations::Q8KPaired(q, pairs)) => groups
+                    .run::<GROUP, PACKED_TOKENS>(|g, t0, tc, out| unsafe {
+                        let (ys, ps) = (
+                            token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
+                            token_rows::<_, PACKED_TOKENS>(pairs, nb, t0, tc),
+                        );
                         by_token_count!(
                             tc,
                             gemv_q4_kx8,
@@ -506,11 +535,10 @@ impl QMatrix {
                             &ps,
                             t0 == 0
                         )
-                    })
-                }
+                    }),
                 (WeightData::Q6Kx8(w), Activations::Q8K(q)) => {
-                    groups.run::<GROUP>(|g, t0, tc, out| unsafe {
-                        let ys = token_rows(q, nb, t0, tc);
+                    groups.run::<GROUP, PACKED_TOKENS>(|g, t0, tc, out| unsafe {
+                        let ys = token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc);
                         by_token_count!(
                             tc,
                             gemv_q6_kx8,

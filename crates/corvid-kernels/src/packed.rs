@@ -668,8 +668,10 @@ mod x86 {
         _mm256_setzero_si256()
     }
 
-    /// The Q4_1 kernel on sixteen rows per 512-bit register: `vpdpbusd` in two chains (low
-    /// and high nibbles), and the same per-lane float operations as the 256-bit kernels.
+    /// The Q4_1 kernel on sixteen rows per 512-bit register, and the same per-lane float
+    /// operations as the 256-bit kernels. Each column's `vpdpbusd` is issued for every token
+    /// before the next column, so the `N` tokens' sums are `N` independent chains in flight
+    /// (one chain per token: with eight tokens they cover the instruction's latency).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
     pub unsafe fn gemv_q4_1x16_vnni512<const N: usize>(
         w: &[super::Q4_1x16],
@@ -693,25 +695,30 @@ mod x86 {
                 lo[j] = _mm512_and_si512(v, mask);
                 hi[j] = _mm512_and_si512(_mm512_srli_epi16::<4>(v), mask);
             }
-            for (k, acc_k) in acc.iter_mut().enumerate() {
-                let q = acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32;
-                let [ad, asum] = *scales.get_unchecked(k).get_unchecked(b);
-                let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-                for j in 0..4 {
-                    s0 = _mm512_dpbusd_epi32(
-                        s0,
+            let q: [*const i32; N] = std::array::from_fn(|k| {
+                acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32
+            });
+            let mut s = [_mm512_setzero_si512(); N];
+            for j in 0..4 {
+                for k in 0..N {
+                    s[k] = _mm512_dpbusd_epi32(
+                        s[k],
                         lo[j],
-                        _mm512_set1_epi32(q.add(j).read_unaligned()),
-                    );
-                    s1 = _mm512_dpbusd_epi32(
-                        s1,
-                        hi[j],
-                        _mm512_set1_epi32(q.add(j + 4).read_unaligned()),
+                        _mm512_set1_epi32(q[k].add(j).read_unaligned()),
                     );
                 }
-                let s = _mm512_add_epi32(s0, s1);
+                for k in 0..N {
+                    s[k] = _mm512_dpbusd_epi32(
+                        s[k],
+                        hi[j],
+                        _mm512_set1_epi32(q[k].add(j + 4).read_unaligned()),
+                    );
+                }
+            }
+            for (k, acc_k) in acc.iter_mut().enumerate() {
+                let [ad, asum] = *scales.get_unchecked(k).get_unchecked(b);
                 let scale = _mm512_mul_ps(dw, _mm512_set1_ps(ad));
-                *acc_k = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, *acc_k);
+                *acc_k = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[k]), scale, *acc_k);
                 *acc_k = _mm512_fmadd_ps(mw, _mm512_set1_ps(asum), *acc_k);
             }
         }
@@ -1265,7 +1272,17 @@ mod tests {
         len: usize,
         quantize: fn(&[f32], &mut [B]),
     ) -> Vec<Vec<B>> {
-        (0..4)
+        activations_for(4, nb, len, quantize)
+    }
+
+    /// `tokens` rows of `nb` activation blocks of `len` values each.
+    fn activations_for<B: Default + Clone>(
+        tokens: u64,
+        nb: usize,
+        len: usize,
+        quantize: fn(&[f32], &mut [B]),
+    ) -> Vec<Vec<B>> {
+        (0..tokens)
             .map(|k| {
                 let mut q = vec![B::default(); nb];
                 quantize(&random(10 + k, nb * len), &mut q);
@@ -1292,24 +1309,27 @@ mod tests {
             pack_q4_1::<GROUP>(&w, rows, nb),
             pack_q4_1::<WIDE_GROUP>(&w, rows, nb),
         );
-        let q = activations(nb, 32, quantize_q8_1);
+        // Eight tokens, as the matmul calls the wide kernel; the narrow one takes four.
+        let q = activations_for(8, nb, 32, quantize_q8_1);
         let s: Vec<Vec<[f32; 2]>> = q.iter().map(|q| q8_1_scales(q)).collect();
         let (ys, ss) = (slices(&q), slices(&s));
         for g16 in 0..rows / WIDE_GROUP {
-            let mut wide = [[0.0; WIDE_GROUP]; 4];
-            unsafe { gemv_q4_1x16::<4>(&p16[g16 * nb..(g16 + 1) * nb], &ys, &ss, true, &mut wide) };
-            for half in 0..2 {
+            let mut wide = [[0.0; WIDE_GROUP]; 8];
+            unsafe { gemv_q4_1x16::<8>(&p16[g16 * nb..(g16 + 1) * nb], &ys, &ss, true, &mut wide) };
+            for (half, t0) in [0, 1].into_iter().flat_map(|h| [(h, 0), (h, 4)]) {
                 let g8 = 2 * g16 + half;
                 let mut narrow = [[0.0; GROUP]; 4];
+                let (y4, s4) = (&ys[t0..t0 + 4], &ss[t0..t0 + 4]);
                 unsafe {
-                    gemv_q4_1x8::<4>(&p8[g8 * nb..(g8 + 1) * nb], &ys, &ss, false, &mut narrow)
+                    gemv_q4_1x8::<4>(&p8[g8 * nb..(g8 + 1) * nb], y4, s4, false, &mut narrow)
                 };
                 for k in 0..4 {
                     for r in 0..GROUP {
                         assert_eq!(
-                            wide[k][half * GROUP + r].to_bits(),
+                            wide[t0 + k][half * GROUP + r].to_bits(),
                             narrow[k][r].to_bits(),
-                            "group {g16} token {k} row {}",
+                            "group {g16} token {} row {}",
+                            t0 + k,
                             half * GROUP + r
                         );
                     }
