@@ -6,10 +6,11 @@
 #
 # The same multi-turn chat workload (router_workload.py: 12 conversations of 4 turns at
 # once, each prompt the conversation so far) runs once per policy, each with fresh
-# conversations: round_robin, then cache_aware (the router's approximate prefix tree).
-# Checked: no request fails; cache_aware's prefix-cache hit rate, summed over the replicas'
-# vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total, is clearly above
-# round_robin's (TTFT and tokens/s are printed for BENCHMARKS.md). Then one replica is
+# conversations: round_robin, cache_aware (the router's approximate prefix tree), then
+# consistent_hash (each conversation's `X-Session-ID` header hashed to a replica). Checked:
+# no request fails; cache_aware's and consistent_hash's prefix-cache hit rates, summed over
+# the replicas' vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total, are clearly
+# above round_robin's (TTFT and tokens/s are printed for BENCHMARKS.md). Then one replica is
 # killed (SIGKILL) a quarter into a cache_aware run: only requests in flight may fail, and
 # none started 10 s after the kill.
 #
@@ -69,7 +70,7 @@ field() { "$PY" -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; pri
 
 declare -A RESULT
 seed=1
-for policy in round_robin cache_aware; do
+for policy in round_robin cache_aware consistent_hash; do
   start_router "$policy"; PR=$BG_LAST
   RESULT[$policy]="$(workload $seed --replicas "$(IFS=,; echo "${URLS[*]}")")"
   seed=$((seed + 1))
@@ -79,9 +80,12 @@ for policy in round_robin cache_aware; do
   report "$([ "$(field "$r" errors)" = 0 ] && [ "$(field "$r" requests)" = 48 ] && echo 1)" \
     "$policy: 48 requests of 12 four-turn conversations through vllm-router, none failed" "$r"
 done
-rr="$(field "${RESULT[round_robin]}" hit_rate)"; ca="$(field "${RESULT[cache_aware]}" hit_rate)"
-report "$("$PY" -c 'import sys; rr, ca = map(float, sys.argv[1:]); print(1 if ca >= rr + 0.15 else 0)' "$rr" "$ca")" \
-  "cache_aware routing raises the replicas' prefix-cache hit rate clearly above round_robin's ($ca vs $rr; TTFT p50 $(field "${RESULT[cache_aware]}" ttft_p50) vs $(field "${RESULT[round_robin]}" ttft_p50) s, output $(field "${RESULT[cache_aware]}" output_tok_s) vs $(field "${RESULT[round_robin]}" output_tok_s) tok/s)"
+rr="$(field "${RESULT[round_robin]}" hit_rate)"
+for policy in cache_aware consistent_hash; do
+  r="${RESULT[$policy]}"; hr="$(field "$r" hit_rate)"
+  report "$("$PY" -c 'import sys; rr, hr = map(float, sys.argv[1:]); print(1 if hr >= rr + 0.15 else 0)' "$rr" "$hr")" \
+    "$policy routing raises the replicas' prefix-cache hit rate clearly above round_robin's ($hr vs $rr; TTFT p50 $(field "$r" ttft_p50) vs $(field "${RESULT[round_robin]}" ttft_p50) s, output $(field "$r" output_tok_s) vs $(field "${RESULT[round_robin]}" output_tok_s) tok/s)"
+done
 
 # One replica killed under the router, mid-run.
 start_router cache_aware; PR=$BG_LAST
