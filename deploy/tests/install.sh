@@ -6,7 +6,8 @@
 #         playwright-core (drives the system chromium; downloads no browser), uplot (the
 #         copy vendored in crates/corvid-server/assets/ is checked against it)
 #         (pinned, in $CORVID_CACHE/npm, outside the repo)
-#   PyPI: kubernetes-validate (pinned, venv in $CORVID_CACHE/venv; brings PyYAML),
+#   PyPI: kubernetes-validate (pinned, venv in $CORVID_CACHE/venv; brings PyYAML), pyzmq and
+#         msgpack (the KV-cache event subscriber),
 #         vllm-router (pinned, venv in $CORVID_CACHE/venv-router: the router test)
 # Only the package registries are used.
 set -euo pipefail
@@ -20,7 +21,7 @@ NPM_PKGS=(
   "playwright-core@1.65.1"
   "uplot@1.6.32"
 )
-PY_PKGS=("kubernetes-validate==1.37.0" "PyYAML==6.0.3")
+PY_PKGS=("kubernetes-validate==1.37.0" "PyYAML==6.0.3" "pyzmq==27.3.0" "msgpack==1.2.4")
 
 log() { echo "install: $*" >&2; }
 

@@ -269,9 +269,17 @@ fi
 # ---- three replicas behind vLLM's router: cache-aware vs round-robin, a replica killed ----
 if [ -x "$CORVID_BIN" ]; then
   suite "vllm-router in front of three corvid replicas" \
-    timeout -k 15 600 env ROUTER_PORT_BASE=$((BASE + 80)) bash "$HERE/routers.sh"
+    timeout -k 15 900 env ROUTER_PORT_BASE=$((BASE + 80)) bash "$HERE/routers.sh"
 else
   echo "SKIP routers: no corvid binary at $CORVID_BIN"
+fi
+
+# ---- KV-cache events read by an independent subscriber (pyzmq + msgpack) -----------------
+if [ -x "$CORVID_BIN" ]; then
+  suite "KV-cache events: replay, evictions, and a subscriber's view equal to the replica's" \
+    timeout -k 15 300 env KV_EVENTS_PORT_BASE=$((BASE + 150)) bash "$HERE/kv_events.sh"
+else
+  echo "SKIP kv-events: no corvid binary at $CORVID_BIN"
 fi
 
 # ---- the dashboards in a real browser (Chromium + Playwright) with the real corvid ---------

@@ -86,6 +86,7 @@ impl EngineCliArgs {
             no_batching: self.no_batching,
             quantization: self.quantization,
             max_waiting_requests: self.max_waiting_requests,
+            enable_kv_cache_events: false,
         }
     }
 }

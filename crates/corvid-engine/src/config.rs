@@ -38,6 +38,9 @@ pub struct EngineConfig {
     pub max_waiting_requests: usize,
     /// The model's vocabulary size (prompt token ids must be below it).
     pub vocab_size: usize,
+    /// Whether prefix-cache changes are recorded as KV-cache events (never without
+    /// prefix caching: there is nothing to describe).
+    pub enable_kv_cache_events: bool,
 }
 
 impl EngineArgs {
@@ -99,6 +102,7 @@ impl EngineArgs {
             enable_prefix_caching,
             max_waiting_requests: self.max_waiting_requests,
             vocab_size: model.vocab_size,
+            enable_kv_cache_events: self.enable_kv_cache_events && enable_prefix_caching,
         })
     }
 }

@@ -79,11 +79,14 @@ impl EngineCore {
             config.num_blocks,
             config.kv_cache_dtype.resolve(),
         );
-        let kv = KvManager::new(
+        let mut kv = KvManager::new(
             config.num_blocks,
             config.block_size,
             config.enable_prefix_caching,
         );
+        if config.enable_kv_cache_events {
+            kv.record_events();
+        }
         let mut core = Self {
             model,
             kv_cache,
@@ -174,8 +177,12 @@ impl EngineCore {
             step_seconds: took.as_secs_f64(),
         };
         self.log.record(&stats, now);
+        let kv_events = self.sched.take_kv_events();
         if let Some(sink) = &self.sink {
             sink.on_step(&stats);
+            if !kv_events.is_empty() {
+                sink.on_kv_events(kv_events);
+            }
         }
         self.publish(now);
         true

@@ -204,6 +204,9 @@ pub struct EngineArgs {
     pub quantization: Option<LoadQuantization>,
     /// Most requests allowed to wait; more are refused (HTTP 503).
     pub max_waiting_requests: usize,
+    /// Record prefix-cache changes as [`crate::kv::KvCacheEvent`]s for the stats sink
+    /// (vLLM's `enable_kv_cache_events`; the server publishes them over ZMQ).
+    pub enable_kv_cache_events: bool,
 }
 
 impl Default for EngineArgs {
@@ -221,6 +224,7 @@ impl Default for EngineArgs {
             no_batching: false,
             quantization: None,
             max_waiting_requests: 1024,
+            enable_kv_cache_events: false,
         }
     }
 }

@@ -102,6 +102,11 @@ impl Scheduler {
         self.waiting.len()
     }
 
+    /// The prefix-cache changes since the last call (empty unless the engine records them).
+    pub fn take_kv_events(&mut self) -> Vec<crate::kv::KvCacheEvent> {
+        self.kv.take_events()
+    }
+
     /// KV blocks held by sequences or the prefix cache.
     pub fn kv_blocks_used(&self) -> usize {
         self.kv.num_used()

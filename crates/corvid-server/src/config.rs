@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use corvid_engine::EngineArgs;
 
+use crate::kv_events::KvEventsOptions;
 use crate::metrics::MetricsOptions;
 use crate::tls::TlsFiles;
 
@@ -28,6 +29,8 @@ pub struct ServerConfig {
     pub metrics: Option<MetricsOptions>,
     /// How long in-flight requests may run after a shutdown signal.
     pub shutdown_timeout: Duration,
+    /// Publish KV-cache events over ZMQ (`None`: off, as in vLLM).
+    pub kv_events: Option<KvEventsOptions>,
     /// The engine's arguments.
     pub engine: EngineArgs,
 }
@@ -44,6 +47,7 @@ impl ServerConfig {
             max_body_bytes: 8 * 1024 * 1024,
             metrics: Some(MetricsOptions::default()),
             shutdown_timeout: Duration::from_secs(30),
+            kv_events: None,
             engine,
         }
     }

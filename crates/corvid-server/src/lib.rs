@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod kv_events;
 pub mod metrics;
 pub mod middleware;
 pub mod protocol;

@@ -25,6 +25,7 @@ use tokio::task::JoinError;
 
 use crate::config::ServerConfig;
 use crate::handlers::{chat, completions, dashboard, info, tokenize};
+use crate::kv_events::KvEventPublisher;
 use crate::metrics::{self, Metrics};
 use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
@@ -83,6 +84,28 @@ pub struct Server {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    kv_events: Option<Arc<KvEventPublisher>>,
+}
+
+/// Every sink the engine reports to (the metrics and the KV-cache event publisher), as one.
+struct Sinks(Vec<Arc<dyn StatsSink>>);
+
+impl StatsSink for Sinks {
+    fn on_step(&self, s: &corvid_engine::IterationStats) {
+        self.0.iter().for_each(|sink| sink.on_step(s));
+    }
+
+    fn on_request_finished(&self, r: &corvid_engine::RequestStats) {
+        self.0.iter().for_each(|sink| sink.on_request_finished(r));
+    }
+
+    fn on_kv_events(&self, events: Vec<corvid_engine::kv::KvCacheEvent>) {
+        if let Some((last, rest)) = self.0.split_last() {
+            rest.iter()
+                .for_each(|sink| sink.on_kv_events(events.clone()));
+            last.on_kv_events(events);
+        }
+    }
 }
 
 impl Server {
@@ -111,12 +134,17 @@ impl Server {
             }
             None => None,
         };
+        let kv_events = match &config.kv_events {
+            Some(options) => Some(KvEventPublisher::start(options).await?),
+            None => None,
+        };
         Ok(Server {
             config,
             state,
             listener,
             metrics_listener,
             tls,
+            kv_events,
         })
     }
 
@@ -134,13 +162,24 @@ impl Server {
             .map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
-    /// Where the engine's statistics go: this server's metrics (`None` when disabled).
-    /// An engine built by the caller for [`Server::run_with_engine`] should report here.
+    /// Where the engine's statistics go: this server's metrics and KV-cache event
+    /// publisher (`None` when both are off). An engine built by the caller for
+    /// [`Server::run_with_engine`] should report here.
     pub fn stats_sink(&self) -> Option<Arc<dyn StatsSink>> {
-        self.state
+        let metrics = self
+            .state
             .metrics
             .as_ref()
-            .map(|m| Arc::clone(m) as Arc<dyn StatsSink>)
+            .map(|m| Arc::clone(m) as Arc<dyn StatsSink>);
+        let events = self
+            .kv_events
+            .as_ref()
+            .map(|k| Arc::clone(k) as Arc<dyn StatsSink>);
+        let mut sinks: Vec<_> = metrics.into_iter().chain(events).collect();
+        match sinks.len() {
+            0 | 1 => sinks.pop(),
+            _ => Some(Arc::new(Sinks(sinks))),
+        }
     }
 
     /// Serves until `shutdown` completes, then drains (see the module docs).
@@ -149,7 +188,8 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let args = self.config.engine.clone();
+        let mut args = self.config.engine.clone();
+        args.enable_kv_cache_events |= self.kv_events.is_some();
         let sink = self.stats_sink();
         let load = tokio::task::spawn_blocking(move || EngineHandle::start(args, sink));
         self.serve(load, shutdown).await
@@ -178,6 +218,7 @@ impl Server {
             listener,
             metrics_listener,
             tls,
+            kv_events: _,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {

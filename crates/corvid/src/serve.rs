@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use corvid_engine::cli::EngineCliArgs;
+use corvid_server::kv_events::KvEventsOptions;
 use corvid_server::metrics::buckets::HistogramBuckets;
 use corvid_server::metrics::MetricsOptions;
 use corvid_server::tls::TlsFiles;
@@ -57,6 +58,27 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "CORVID_SHUTDOWN_TIMEOUT", default_value_t = 30.0)]
     pub shutdown_timeout: f64,
+    /// Publish KV-cache events (vLLM's format) on this ZMQ PUB endpoint, e.g.
+    /// `tcp://*:5557`, for `vllm-router --policy kv_aware` or llm-d (vLLM:
+    /// `--kv-events-config '{"endpoint": ...}'`). Off by default.
+    #[arg(long, env = "CORVID_KV_EVENTS_ENDPOINT")]
+    pub kv_events_endpoint: Option<String>,
+    /// Also answer replay requests for missed event batches on this ZMQ ROUTER endpoint,
+    /// e.g. `tcp://*:5558`.
+    #[arg(
+        long,
+        env = "CORVID_KV_EVENTS_REPLAY_ENDPOINT",
+        requires = "kv_events_endpoint"
+    )]
+    pub kv_events_replay_endpoint: Option<String>,
+    /// Topic of every event message (llm-d expects `kv@<pod>@<model>`).
+    #[arg(
+        long,
+        env = "CORVID_KV_EVENTS_TOPIC",
+        default_value = "",
+        requires = "kv_events_endpoint"
+    )]
+    pub kv_events_topic: String,
 }
 
 impl ServeArgs {
@@ -87,6 +109,14 @@ impl ServeArgs {
                 buckets: self.histogram_buckets.clone(),
             }),
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
+            kv_events: self
+                .kv_events_endpoint
+                .clone()
+                .map(|endpoint| KvEventsOptions {
+                    endpoint,
+                    replay_endpoint: self.kv_events_replay_endpoint.clone(),
+                    topic: self.kv_events_topic.clone(),
+                }),
             engine: self.engine.to_engine_args(),
         })
     }

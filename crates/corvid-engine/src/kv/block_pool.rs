@@ -26,6 +26,8 @@ pub struct BlockPool {
     tail: u32,
     num_free: usize,
     cached: HashMap<BlockHash, BlockId>,
+    /// Hashes evicted since the last [`BlockPool::take_evicted`], when recording.
+    evicted: Option<Vec<BlockHash>>,
 }
 
 impl BlockPool {
@@ -41,11 +43,25 @@ impl BlockPool {
             tail: NIL,
             num_free: 0,
             cached: HashMap::new(),
+            evicted: None,
         };
         for b in 0..n {
             pool.push_back(b);
         }
         pool
+    }
+
+    /// Starts recording which cached prefixes allocation evicts (for KV-cache events).
+    pub fn record_evictions(&mut self) {
+        self.evicted.get_or_insert_with(Vec::new);
+    }
+
+    /// The hashes evicted since the last call, oldest first (empty when not recording).
+    pub fn take_evicted(&mut self) -> Vec<BlockHash> {
+        self.evicted
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Total blocks.
@@ -105,6 +121,9 @@ impl BlockPool {
             if let Some(h) = self.hash[b as usize].take() {
                 if self.cached.get(&h) == Some(&b) {
                     self.cached.remove(&h);
+                    if let Some(evicted) = &mut self.evicted {
+                        evicted.push(h);
+                    }
                 }
             }
             self.ref_count[b as usize] = 1;
@@ -123,11 +142,19 @@ impl BlockPool {
         Some(b)
     }
 
-    /// Records that block `b` (full, computed) holds the prefix with hash `h`.
-    pub fn register(&mut self, b: BlockId, h: BlockHash) {
-        if self.hash[b as usize].is_none() {
-            self.hash[b as usize] = Some(h);
-            self.cached.entry(h).or_insert(b);
+    /// Records that block `b` (full, computed) holds the prefix with hash `h`. True when
+    /// that makes the prefix newly reusable (no other block already holds it).
+    pub fn register(&mut self, b: BlockId, h: BlockHash) -> bool {
+        if self.hash[b as usize].is_some() {
+            return false;
+        }
+        self.hash[b as usize] = Some(h);
+        match self.cached.entry(h) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(b);
+                true
+            }
         }
     }
 
@@ -154,6 +181,11 @@ impl BlockPool {
     /// Reference count of a block (for invariant checks).
     pub fn ref_count(&self, b: BlockId) -> u32 {
         self.ref_count[b as usize]
+    }
+
+    /// The hashes of every reusable cached prefix block (what KV-cache events describe).
+    pub fn cached_hashes(&self) -> impl Iterator<Item = BlockHash> + '_ {
+        self.cached.keys().copied()
     }
 }
 

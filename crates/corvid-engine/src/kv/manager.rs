@@ -1,6 +1,7 @@
 //! Per-request KV bookkeeping: block tables, prefix-cache lookups and slot allocation.
 
 use super::block_pool::{BlockHash, BlockId, BlockPool};
+use super::events::KvCacheEvent;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -16,6 +17,8 @@ pub struct KvManager {
     tables: HashMap<SeqKey, Vec<BlockId>>,
     /// How many of a sequence's leading full blocks are already registered as cached.
     hashed: HashMap<SeqKey, (usize, BlockHash)>,
+    /// Prefix-cache changes since the last [`KvManager::take_events`], when recording.
+    events: Option<Vec<KvCacheEvent>>,
 }
 
 impl KvManager {
@@ -27,6 +30,29 @@ impl KvManager {
             prefix_caching,
             tables: HashMap::new(),
             hashed: HashMap::new(),
+            events: None,
+        }
+    }
+
+    /// Starts recording [`KvCacheEvent`]s (only meaningful with prefix caching on).
+    pub fn record_events(&mut self) {
+        self.pool.record_evictions();
+        self.events.get_or_insert_with(Vec::new);
+    }
+
+    /// The events recorded since the last call, in the order they happened.
+    pub fn take_events(&mut self) -> Vec<KvCacheEvent> {
+        self.note_evictions();
+        self.events.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Turns the pool's evictions so far into a `BlockRemoved`, keeping event order.
+    fn note_evictions(&mut self) {
+        let evicted = self.pool.take_evicted();
+        if let (Some(events), false) = (&mut self.events, evicted.is_empty()) {
+            events.push(KvCacheEvent::BlockRemoved {
+                block_hashes: evicted,
+            });
         }
     }
 
@@ -107,6 +133,8 @@ impl KvManager {
         if !self.prefix_caching {
             return;
         }
+        // Evictions (by this step's allocations) come before what this call stores.
+        self.note_evictions();
         let Some(table) = self.tables.get(&seq) else {
             return;
         };
@@ -114,8 +142,28 @@ impl KvManager {
         let full = (computed.len() / self.block_size).min(table.len());
         while done < full {
             let chunk = &computed[done * self.block_size..(done + 1) * self.block_size];
+            let before = (done > 0).then_some(parent);
             parent = Self::chain(parent, chunk);
-            self.pool.register(table[done], parent);
+            let stored = self.pool.register(table[done], parent);
+            if let (Some(events), true) = (&mut self.events, stored) {
+                // Consecutive new blocks of one sequence share one event, as in vLLM.
+                match events.last_mut() {
+                    Some(KvCacheEvent::BlockStored {
+                        block_hashes,
+                        token_ids,
+                        ..
+                    }) if before.is_some() && block_hashes.last() == before.as_ref() => {
+                        block_hashes.push(parent);
+                        token_ids.extend_from_slice(chunk);
+                    }
+                    _ => events.push(KvCacheEvent::BlockStored {
+                        block_hashes: vec![parent],
+                        parent_block_hash: before,
+                        token_ids: chunk.to_vec(),
+                        block_size: self.block_size,
+                    }),
+                }
+            }
             done += 1;
         }
         self.hashed.insert(seq, (done, parent));
@@ -137,6 +185,11 @@ impl KvManager {
     /// Reference count of a block (for invariant checks in tests).
     pub fn ref_count(&self, b: BlockId) -> u32 {
         self.pool.ref_count(b)
+    }
+
+    /// The hashes of every reusable cached prefix block.
+    pub fn cached_hashes(&self) -> impl Iterator<Item = BlockHash> + '_ {
+        self.pool.cached_hashes()
     }
 }
 
@@ -162,6 +215,59 @@ mod tests {
         // After freeing, the cached prefix survives until evicted.
         assert_eq!(m.reuse_prefix(3, &prompt), 8);
         m.free(3);
+    }
+
+    /// Applying the recorded events in order rebuilds exactly the pool's cached set, through
+    /// shared prefixes, re-registration of an already cached prefix, and evictions.
+    #[test]
+    fn events_replayed_in_order_equal_the_cached_blocks() {
+        let mut m = KvManager::new(8, 4, true);
+        m.record_events();
+        let mut replayed = std::collections::HashSet::new();
+        let mut stored_tokens = 0;
+        let mut apply = |m: &mut KvManager| {
+            for e in m.take_events() {
+                match e {
+                    KvCacheEvent::BlockStored {
+                        block_hashes,
+                        token_ids,
+                        block_size,
+                        ..
+                    } => {
+                        assert_eq!(token_ids.len(), block_hashes.len() * block_size);
+                        stored_tokens += token_ids.len();
+                        replayed.extend(block_hashes);
+                    }
+                    KvCacheEvent::BlockRemoved { block_hashes } => {
+                        for h in block_hashes {
+                            assert!(replayed.remove(&h), "removed a block never stored");
+                        }
+                    }
+                }
+            }
+            let actual: std::collections::HashSet<_> = m.cached_hashes().collect();
+            assert_eq!(replayed, actual);
+        };
+        let a: Vec<u32> = (0..13).collect();
+        let b: Vec<u32> = (0..8).chain(100..105).collect();
+        for (seq, p) in [(1, &a), (2, &b), (3, &a)] {
+            m.reuse_prefix(seq, p);
+            assert!(m.allocate_slots(seq, p.len()));
+            m.cache_full_blocks(seq, p);
+            apply(&mut m);
+        }
+        m.free(1);
+        m.free(2);
+        m.free(3);
+        // Fresh content needing every block evicts all cached prefixes.
+        let c: Vec<u32> = (200..232).collect();
+        m.reuse_prefix(4, &c);
+        assert!(m.allocate_slots(4, c.len()));
+        apply(&mut m);
+        m.cache_full_blocks(4, &c);
+        apply(&mut m);
+        assert_eq!(m.cached_hashes().count(), 8);
+        assert!(stored_tokens > 0);
     }
 
     #[test]

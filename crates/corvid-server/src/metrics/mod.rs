@@ -267,6 +267,7 @@ mod tests {
             enable_prefix_caching: true,
             max_waiting_requests: 8,
             vocab_size: 320,
+            enable_kv_cache_events: false,
         }
     }
 
