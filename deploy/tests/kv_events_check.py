@@ -166,16 +166,21 @@ def settle():
 applied = -1  # highest sequence number applied
 
 
-def apply_live():
+def apply_in_order(batches):
+    """Applies `(seq, batch)` pairs past the last one applied; a gap is a failure."""
     global applied
-    with lock:
-        batches, live[:] = list(live), []
     for seq, batch in batches:
         if seq <= applied:
             continue
         assert seq == applied + 1, f"gap: batch {seq} after {applied}"
         replica.apply(batch)
         applied = seq
+
+
+def apply_live():
+    with lock:
+        batches, live[:] = list(live), []
+    apply_in_order(batches)
 
 
 settle()
@@ -197,12 +202,7 @@ dealer.close(0)
 report(bool(replayed) and replayed[0][0] == 0 and [s for s, _ in replayed] == list(range(len(replayed))),
        f"replay from 0 returned batches 0..{len(replayed) - 1} in order, then the end marker")
 try:
-    for seq, batch in replayed:
-        if seq <= applied:
-            continue
-        assert seq == applied + 1, f"gap: replayed batch {seq} after {applied}"
-        replica.apply(batch)
-        applied = seq
+    apply_in_order(replayed)
     apply_live()
     report(True, f"{applied + 1} batches applied in sequence order without a gap")
 except AssertionError as e:

@@ -62,8 +62,8 @@ const PACKED_TOKENS: usize = 4;
 
 /// Tokens per call of the sixteen-row 512-bit kernel: with thirty-two registers, eight
 /// tokens' sums are eight independent `vpdpbusd` chains, and each block's nibble unpacking
-/// is shared by twice as many tokens (alone on one core: 58 % of the 512-bit int8 peak at
-/// eight, 51 % at four; +5–10 % for the whole matmul at m ≥ 16).
+/// is shared by twice as many tokens (`corvid bench kernels`, Q4_1 at m = 64: 212–216
+/// against 190–200 GMAC/s at four; offline decode at 16 sequences +11 %, BENCHMARKS.md).
 const WIDE_TOKENS: usize = 8;
 
 /// Calls the packed kernel `$f` monomorphized for `$tc` (1..=PACKED_TOKENS, or with
