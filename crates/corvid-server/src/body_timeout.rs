@@ -35,7 +35,11 @@ pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Middleware: gives the request body a deadline of `timeout` from now.
-pub async fn limit_body_time(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+pub async fn limit_body_time(
+    State(timeout): State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
     let req = req.map(|inner| {
         Body::new(DeadlineBody {
             inner,
@@ -96,14 +100,18 @@ mod tests {
     /// through axum's wrapping; a complete one passes through untouched.
     #[tokio::test(start_paused = true)]
     async fn stalled_bodies_fail_at_the_deadline() {
-        let stalled = Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
+        let stalled =
+            Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
         let err = to_bytes(with_deadline(stalled, Duration::from_secs(3)), usize::MAX)
             .await
             .expect_err("a stalled body times out");
         assert!(is_body_timeout(&err), "{err:?}");
-        let whole = to_bytes(with_deadline(Body::from("{}"), Duration::from_secs(3)), usize::MAX)
-            .await
-            .unwrap();
+        let whole = to_bytes(
+            with_deadline(Body::from("{}"), Duration::from_secs(3)),
+            usize::MAX,
+        )
+        .await
+        .unwrap();
         assert_eq!(&whole[..], b"{}");
         assert!(!is_body_timeout(&std::io::Error::other("x")));
     }

@@ -16,6 +16,7 @@
 //! accepting, idle connections close at once and busy ones after their response.
 
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -34,6 +35,8 @@ use tokio_rustls::TlsAcceptor;
 pub struct ConnectionLimits {
     /// Open connections per listener; beyond it new ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Length of the listen backlog (uvicorn's `--backlog`).
+    pub backlog: u32,
     /// Time allowed for the TLS handshake and a complete request head, from the
     /// connection's opening or the end of its previous response.
     pub header_timeout: Duration,
@@ -42,15 +45,39 @@ pub struct ConnectionLimits {
 }
 
 impl Default for ConnectionLimits {
-    /// Production defaults: vLLM's 5 s keep-alive, nginx's 60 s body timeout, and room
-    /// for 4,096 clients per listener (each costs one file descriptor and ~20 KiB).
+    /// Production defaults: vLLM's 5 s keep-alive, nginx's 60 s body timeout, uvicorn's
+    /// backlog of 2,048, and room for 4,096 clients per listener (each costs one file
+    /// descriptor and a few KiB).
     fn default() -> Self {
         ConnectionLimits {
             max_connections: 4096,
+            backlog: 2048,
             header_timeout: Duration::from_secs(5),
             body_timeout: Duration::from_secs(60),
         }
     }
+}
+
+/// Binds `addr` (`host:port`) with a listen backlog of `backlog` connections (the
+/// kernel caps it at `net.core.somaxconn`): the queue where connections beyond
+/// `max_connections`, or arriving faster than they are accepted, wait. Tokio's own
+/// `bind` keeps 128, which a burst of clients overflows (the kernel then drops SYNs and
+/// clients retry a second later).
+pub async fn bind(addr: &str, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(backlog)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
 }
 
 /// Pause after a failed `accept` (out of file descriptors, mostly), so the loop does not
@@ -100,12 +127,13 @@ pub async fn serve(
             let _ = stream.set_nodelay(true);
             match tls {
                 None => conn.serve(stream).await,
-                Some(tls) => match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await
-                {
-                    Ok(Ok(stream)) => conn.serve(stream).await,
-                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                },
+                Some(tls) => {
+                    match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => conn.serve(stream).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
         });
     }

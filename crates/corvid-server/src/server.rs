@@ -105,14 +105,15 @@ impl Server {
         let root = config.engine.model.display().to_string();
         let state = Arc::new(AppState::new(metrics, served, root, config.api_key.clone()));
         let addr = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&addr)
+        let backlog = config.connections.backlog;
+        let listener = conn::bind(&addr, backlog)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let metrics_listener = match config.metrics_port {
             Some(p) => {
                 let addr = format!("{}:{p}", config.host);
                 Some(
-                    TcpListener::bind(&addr)
+                    conn::bind(&addr, backlog)
                         .await
                         .with_context(|| format!("cannot listen on {addr}"))?,
                 )
@@ -194,7 +195,13 @@ impl Server {
         let app = router(Arc::clone(&state), &config, metrics_listener.is_none());
         tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, tls = tls.is_some(), "listening");
         let limits = config.connections;
-        let api = tokio::spawn(conn::serve(listener, app, tls, limits, stopped(stop_rx.clone())));
+        let api = tokio::spawn(conn::serve(
+            listener,
+            app,
+            tls,
+            limits,
+            stopped(stop_rx.clone()),
+        ));
         let metrics_srv = metrics_listener.map(|l| {
             tracing::info!(addr = ?l.local_addr().ok(), "metrics listener");
             let app = metrics_router(Arc::clone(&state));

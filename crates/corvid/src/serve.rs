@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// listen backlog until one closes (none is refused).
     #[arg(long, env = "CORVID_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
     pub max_connections: usize,
+    /// Connections the kernel queues for accepting (capped by net.core.somaxconn).
+    #[arg(long, env = "CORVID_BACKLOG", default_value_t = ConnectionLimits::default().backlog)]
+    pub backlog: u32,
     /// Seconds a connection may take to send a complete request head (TLS handshake
     /// included), counted from its opening or its previous response: closes idle
     /// keep-alive connections and slow headers alike.
@@ -83,11 +86,14 @@ impl ServeArgs {
             if v.is_finite() && v > 0.0 {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(anyhow::anyhow!("{flag} must be a positive number of seconds"))
+                Err(anyhow::anyhow!(
+                    "{flag} must be a positive number of seconds"
+                ))
             }
         };
         let connections = ConnectionLimits {
             max_connections: self.max_connections,
+            backlog: self.backlog,
             header_timeout: seconds("--timeout-keep-alive", self.timeout_keep_alive)?,
             body_timeout: seconds("--timeout-request-body", self.timeout_request_body)?,
         };
@@ -178,6 +184,7 @@ mod tests {
             c.connections,
             ConnectionLimits {
                 max_connections: 10,
+                backlog: 2048,
                 header_timeout: Duration::from_millis(2500),
                 body_timeout: Duration::from_secs(3),
             }

@@ -59,9 +59,7 @@ async fn exchange(client: &reqwest::Client, base: &str, p: &Planned) -> Outcome 
         read_stream(resp, p).await
     } else {
         match resp.json::<Value>().await {
-            Ok(v) => {
-                judge_choices(v["choices"].as_array().map_or(&[], Vec::as_slice), p).map(Some)
-            }
+            Ok(v) => judge_choices(v["choices"].as_array().map_or(&[], Vec::as_slice), p).map(Some),
             Err(e) => Err(format!("body: {}", error_chain(&e))),
         }
     };
@@ -138,7 +136,10 @@ fn judge_choices(choices: &[Value], p: &Planned) -> Result<Vec<String>, String> 
         if p.logprobs && !p.stream && c["logprobs"].is_null() {
             return Err("logprobs asked for, none returned".into());
         }
-        let text = c["text"].as_str().or(c["message"]["content"].as_str()).unwrap_or("");
+        let text = c["text"]
+            .as_str()
+            .or(c["message"]["content"].as_str())
+            .unwrap_or("");
         if let Some(s) = p.stop.iter().find(|s| text.contains(s.as_str())) {
             return Err(format!("stop string {s:?} left in the text"));
         }

@@ -94,8 +94,8 @@ pub struct Planned {
 }
 
 const WORDS: [&str; 16] = [
-    "river", "stone", "light", "paper", "garden", "winter", "signal", "harbor", "copper",
-    "meadow", "engine", "forest", "market", "silver", "thunder", "window",
+    "river", "stone", "light", "paper", "garden", "winter", "signal", "harbor", "copper", "meadow",
+    "engine", "forest", "market", "silver", "thunder", "window",
 ];
 const STOPS: [&str; 4] = [".", "\n", " the", ","];
 
@@ -105,7 +105,9 @@ pub fn plan(seed: u64, index: u64, model: &str, max_model_len: usize, max_tokens
     let mut rng = StdRng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let kind = pick(&mut rng);
     let words = rng.gen_range(4..40);
-    let text: Vec<&str> = (0..words).map(|_| WORDS[rng.gen_range(0..WORDS.len())]).collect();
+    let text: Vec<&str> = (0..words)
+        .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+        .collect();
     let text = text.join(" ");
     let mut p = Planned {
         kind,
@@ -173,7 +175,9 @@ pub fn plan(seed: u64, index: u64, model: &str, max_model_len: usize, max_tokens
             return p;
         }
         Kind::OverLong => {
-            let long: Vec<&str> = (0..max_model_len + 64).map(|i| WORDS[i % WORDS.len()]).collect();
+            let long: Vec<&str> = (0..max_model_len + 64)
+                .map(|i| WORDS[i % WORDS.len()])
+                .collect();
             body["prompt"] = json!(long.join(" "));
         }
     }
@@ -203,7 +207,9 @@ fn garbage(rng: &mut StdRng, model: &str) -> Vec<u8> {
         0 => (0..rng.gen_range(1..200)).map(|_| rng.gen()).collect(),
         1 => format!("{{\"model\": \"{model}\", \"prompt\": \"cut").into_bytes(),
         2 => Vec::new(),
-        3 => json!({"model": model, "prompt": 5, "max_tokens": "many"}).to_string().into_bytes(),
+        3 => json!({"model": model, "prompt": 5, "max_tokens": "many"})
+            .to_string()
+            .into_bytes(),
         4 => json!({"model": model, "prompt": "x", "temperature": -3, "n": 0})
             .to_string()
             .into_bytes(),

@@ -142,7 +142,9 @@ async fn model_info(client: &reqwest::Client, base: &str) -> anyhow::Result<(Str
         .await?;
     let m = &v["data"][0];
     let id = m["id"].as_str().context("/v1/models lists no model")?;
-    let len = m["max_model_len"].as_u64().context("/v1/models has no max_model_len")?;
+    let len = m["max_model_len"]
+        .as_u64()
+        .context("/v1/models has no max_model_len")?;
     Ok((id.to_string(), len as usize))
 }
 

@@ -35,7 +35,10 @@ impl Tally {
         let slot = match outcome {
             Outcome::Completed(reasons) => {
                 if reasons.iter().all(|r| r == &reasons[0]) {
-                    *self.completed_by_reason.entry(reasons[0].clone()).or_default() += 1;
+                    *self
+                        .completed_by_reason
+                        .entry(reasons[0].clone())
+                        .or_default() += 1;
                 } else {
                     self.completed_mixed += 1;
                 }
@@ -242,7 +245,10 @@ impl Verdict {
         );
         check(
             "the server counted every refusal",
-            format!("{} 4xx counted, {refused} seen", after.http_4xx - before.http_4xx),
+            format!(
+                "{} 4xx counted, {refused} seen",
+                after.http_4xx - before.http_4xx
+            ),
             after.http_4xx - before.http_4xx == refused,
         );
         check(
@@ -272,7 +278,11 @@ impl Verdict {
             ),
             after.running == 0.0 && after.waiting == 0.0 && after.kv_blocks_used == 0.0,
         );
-        check("afterwards: /health is 200", after.healthy.to_string(), after.healthy);
+        check(
+            "afterwards: /health is 200",
+            after.healthy.to_string(),
+            after.healthy,
+        );
         let growth = (after.rss_bytes - rss_warm) / MIB;
         check(
             &format!(
@@ -295,7 +305,9 @@ impl Verdict {
             rss_by_tenth: (1..=10)
                 .filter_map(|t| {
                     let at = args.requests * t / 10;
-                    rss.iter().find(|s| s.done >= at).map(|s| (at, s.bytes / MIB))
+                    rss.iter()
+                        .find(|s| s.done >= at)
+                        .map(|s| (at, s.bytes / MIB))
                 })
                 .collect(),
             checks,
@@ -324,9 +336,21 @@ impl Verdict {
         println!("| kind | sent | completed | cancelled by client | refused (4xx) | failed |");
         println!("|---|---:|---:|---:|---:|---:|");
         for k in Kind::ALL {
-            let c = self.tally.by_kind.get(k.name()).copied().unwrap_or_default();
+            let c = self
+                .tally
+                .by_kind
+                .get(k.name())
+                .copied()
+                .unwrap_or_default();
             let sent: u64 = c.iter().sum();
-            println!("| {} | {sent} | {} | {} | {} | {} |", k.name(), c[0], c[1], c[2], c[3]);
+            println!(
+                "| {} | {sent} | {} | {} | {} | {} |",
+                k.name(),
+                c[0],
+                c[1],
+                c[2],
+                c[3]
+            );
         }
         let f = &self.server_finished;
         println!(
@@ -346,7 +370,12 @@ impl Verdict {
         println!("| check | seen | result |");
         println!("|---|---|---|");
         for c in &self.checks {
-            println!("| {} | {} | {} |", c.what, c.seen, if c.ok { "ok" } else { "FAILED" });
+            println!(
+                "| {} | {} | {} |",
+                c.what,
+                c.seen,
+                if c.ok { "ok" } else { "FAILED" }
+            );
         }
         for f in &self.tally.failures {
             println!("failure: {f}");
