@@ -195,14 +195,14 @@ mod tests {
 
     #[test]
     fn connection_limits_must_be_positive() {
-        for flags in [
-            ["--timeout-keep-alive", "0"],
-            ["--timeout-request-body", "-1"],
-            ["--max-connections", "0"],
+        for (flag, value) in [
+            ("--timeout-keep-alive", "0"),
+            ("--timeout-request-body", "-1"),
+            ("--max-connections", "0"),
         ] {
-            let cli = Cli::try_parse_from([&["corvid"][..], &flags[..]].concat()).unwrap();
+            let cli = Cli::try_parse_from(["corvid", &format!("{flag}={value}")]).unwrap();
             let e = cli.serve.to_config().unwrap_err();
-            assert!(e.to_string().contains(flags[0]), "{e}");
+            assert!(e.to_string().contains(flag), "{e}");
         }
     }
 

@@ -18,18 +18,31 @@ pub enum Outcome {
     Cancelled,
     /// An invalid request refused with this 4xx status, as it should be.
     Refused(u16),
+    /// The connection failed while the request was being sent (nothing came back).
+    Reset(String),
     /// Anything else: a 5xx, a transport error, a malformed or incomplete answer.
     Failed(String),
 }
 
-/// Sends `p` to `base` and classifies the result.
-pub async fn send(client: &reqwest::Client, base: &str, p: &Planned) -> Outcome {
-    let exchange = exchange(client, base, p);
-    match p.client_timeout {
-        Some(t) => tokio::time::timeout(t, exchange)
-            .await
-            .unwrap_or(Outcome::Cancelled),
-        None => exchange.await,
+/// Sends `p` to `base` and classifies the result. A request whose (reused) connection
+/// the server reset before answering is sent once more, as the OpenAI client does: that
+/// is HTTP/1.1's keep-alive race (the server closes an idle connection as the client
+/// reuses it), which no server avoids. Returns the outcome and whether it was resent.
+pub async fn send(client: &reqwest::Client, base: &str, p: &Planned) -> (Outcome, bool) {
+    let attempt = || async {
+        match p.client_timeout {
+            Some(t) => tokio::time::timeout(t, exchange(client, base, p))
+                .await
+                .unwrap_or(Outcome::Cancelled),
+            None => exchange(client, base, p).await,
+        }
+    };
+    match attempt().await {
+        Outcome::Reset(_) => match attempt().await {
+            Outcome::Reset(why) => (Outcome::Failed(why), true),
+            o => (o, true),
+        },
+        o => (o, false),
     }
 }
 
@@ -42,6 +55,9 @@ async fn exchange(client: &reqwest::Client, base: &str, p: &Planned) -> Outcome 
         .await
     {
         Ok(r) => r,
+        Err(e) if e.is_request() && !e.is_timeout() => {
+            return Outcome::Reset(format!("sending: {}", error_chain(&e)))
+        }
         Err(e) => return Outcome::Failed(format!("transport: {}", error_chain(&e))),
     };
     let status = resp.status().as_u16();

@@ -69,9 +69,9 @@ pub struct RssSample {
 async fn soak(args: SoakArgs) -> anyhow::Result<()> {
     let base = args.url.trim_end_matches('/').to_string();
     // Idle connections are dropped well before the server's keep-alive timeout (5 s by
-    // default), so a reused connection is never one the server is closing.
+    // default), so a reused connection is rarely one the server is closing.
     let client = reqwest::Client::builder()
-        .pool_idle_timeout(Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(1))
         .build()?;
     let (model, max_model_len) = model_info(&client, &base).await?;
     let before = ServerState::scrape(&client, &base).await?;
@@ -99,8 +99,11 @@ async fn soak(args: SoakArgs) -> anyhow::Result<()> {
                     break;
                 }
                 let p = mix::plan(args.seed, i, &model, max_model_len, args.max_tokens);
-                let outcome = exchange::send(&client, &base, &p).await;
-                tally.lock().expect("tally lock").record(&p, &outcome);
+                let (outcome, resent) = exchange::send(&client, &base, &p).await;
+                tally
+                    .lock()
+                    .expect("tally lock")
+                    .record(&p, &outcome, resent);
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
                 if d % 1000 == 0 {
                     eprintln!("{d} requests in {:.0} s", started.elapsed().as_secs_f64());

@@ -20,6 +20,8 @@ pub struct Tally {
     pub completed_by_reason: BTreeMap<String, u64>,
     /// Completed requests whose samples ended for different reasons.
     pub completed_mixed: u64,
+    /// Requests sent twice because the connection was reset as the first was sent.
+    pub resent: u64,
     /// The first failures, for the report.
     pub failures: Vec<String>,
 }
@@ -30,8 +32,10 @@ const REFUSED: usize = 2;
 const FAILED: usize = 3;
 
 impl Tally {
-    /// Adds one request's outcome. A cancellation the plan did not ask for is a failure.
-    pub fn record(&mut self, p: &Planned, outcome: &Outcome) {
+    /// Adds one request's outcome (`resent`: after a reset connection). A cancellation
+    /// the plan did not ask for is a failure.
+    pub fn record(&mut self, p: &Planned, outcome: &Outcome, resent: bool) {
+        self.resent += u64::from(resent);
         let slot = match outcome {
             Outcome::Completed(reasons) => {
                 if reasons.iter().all(|r| r == &reasons[0]) {
@@ -50,7 +54,7 @@ impl Tally {
                 FAILED
             }
             Outcome::Refused(_) => REFUSED,
-            Outcome::Failed(why) => {
+            Outcome::Failed(why) | Outcome::Reset(why) => {
                 self.fail(p, why);
                 FAILED
             }
@@ -211,6 +215,8 @@ impl Verdict {
             REASONS.iter().map(|r| (r.to_string(), delta(r))).collect();
         let completed = tally.total(COMPLETED) as f64;
         let cancelled = tally.total(CANCELLED) as f64;
+        // A reset first attempt never reached the engine, but allow for it if it did.
+        let resent = tally.resent as f64;
         let refused = tally.total(REFUSED) as f64;
         let failed = tally.total(FAILED);
         let by_reason = |r: &str| tally.completed_by_reason.get(r).copied().unwrap_or(0) as f64;
@@ -252,18 +258,18 @@ impl Verdict {
             after.http_4xx - before.http_4xx == refused,
         );
         check(
-            "finished requests counted: completed <= stop + length + abort <= completed + cancelled",
-            format!("{completed} <= {counted} <= {}", completed + cancelled),
-            completed <= counted && counted <= completed + cancelled,
+            "finished requests counted: completed <= stop + length + abort <= completed + cancelled + resent",
+            format!("{completed} <= {counted} <= {}", completed + cancelled + resent),
+            completed <= counted && counted <= completed + cancelled + resent,
         );
         check(
-            "aborts counted: abort <= cancelled",
-            format!("{} <= {cancelled}", delta("abort")),
-            delta("abort") <= cancelled,
+            "aborts counted: abort <= cancelled + resent",
+            format!("{} <= {}", delta("abort"), cancelled + resent),
+            delta("abort") <= cancelled + resent,
         );
         for r in ["stop", "length"] {
             let lo = by_reason(r);
-            let hi = lo + mixed + cancelled;
+            let hi = lo + mixed + cancelled + resent;
             check(
                 &format!("finished_reason={r} counted for every such completion"),
                 format!("{lo} <= {} <= {hi}", delta(r)),
@@ -352,9 +358,13 @@ impl Verdict {
                 c[3]
             );
         }
+        println!(
+            "\nresent after a connection reset (keep-alive race): {}",
+            self.tally.resent
+        );
         let f = &self.server_finished;
         println!(
-            "\nserver: vllm:request_success_total increase stop {} / length {} / abort {} / error {}",
+            "server: vllm:request_success_total increase stop {} / length {} / abort {} / error {}",
             f["stop"], f["length"], f["abort"], f["error"]
         );
         println!(
