@@ -7,9 +7,9 @@
 //!   `--worker-connections`, Tomcat's `maxConnections`. Nothing is refused for it; a
 //!   request refused because the engine is full is a 503 (`--max-waiting-requests`).
 //! - a connection must deliver a complete request head within `header_timeout` of being
-//!   opened (TLS handshake included) or of its previous response: hyper's
-//!   `header_read_timeout`, which closes idle keep-alive connections and slow headers
-//!   alike (`--timeout-keep-alive`).
+//!   opened or of its previous response: hyper's `header_read_timeout`, which closes idle
+//!   keep-alive connections and slow headers alike (`--timeout-keep-alive`). A TLS
+//!   handshake has as long again before that.
 //! - the request body has its own deadline ([`crate::body_timeout`]).
 //!
 //! Connections speak HTTP/1.1, as vLLM's uvicorn does. On shutdown the loop stops
@@ -37,8 +37,8 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Length of the listen backlog (uvicorn's `--backlog`).
     pub backlog: u32,
-    /// Time allowed for the TLS handshake and a complete request head, from the
-    /// connection's opening or the end of its previous response.
+    /// Time allowed for a complete request head, from the connection's opening or the
+    /// end of its previous response; a TLS handshake gets as long again.
     pub header_timeout: Duration,
     /// Time allowed for a request body, from the end of its head.
     pub body_timeout: Duration,

@@ -62,9 +62,9 @@ pub struct ServeArgs {
     /// Connections the kernel queues for accepting (capped by net.core.somaxconn).
     #[arg(long, env = "CORVID_BACKLOG", default_value_t = ConnectionLimits::default().backlog)]
     pub backlog: u32,
-    /// Seconds a connection may take to send a complete request head (TLS handshake
-    /// included), counted from its opening or its previous response: closes idle
-    /// keep-alive connections and slow headers alike.
+    /// Seconds a connection may take to send a complete request head, counted from its
+    /// opening (after the TLS handshake, which has as long again) or its previous
+    /// response: closes idle keep-alive connections and slow headers alike.
     #[arg(long, env = "CORVID_TIMEOUT_KEEP_ALIVE", default_value_t = ConnectionLimits::default().header_timeout.as_secs_f64())]
     pub timeout_keep_alive: f64,
     /// Seconds a request body may take to arrive after its head (later: HTTP 408 and

@@ -105,8 +105,8 @@ if start conn "http://127.0.0.1:$cport/health" -- --port "$cport" --metrics-port
 fi
 tport="$(free_port)"
 if start conn_tls "https://127.0.0.1:$tport/health" --cacert "$work/cert.pem" -- --port "$tport" \
-  "${tls_flags[@]}" "${limits[@]}" --timeout-keep-alive 2; then
-  run_py test_connections.py "https://127.0.0.1:$tport" "$pid" 2 3 1100 --cafile "$work/cert.pem"
+  "${tls_flags[@]}" "${limits[@]}" --timeout-keep-alive 3; then
+  run_py test_connections.py "https://127.0.0.1:$tport" "$pid" 3 3 1100 --cafile "$work/cert.pem"
   kill -TERM "$pid"; wait "$pid" 2>/dev/null
 fi
 
