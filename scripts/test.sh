@@ -41,5 +41,13 @@ if [ -f deploy/tests/run.sh ]; then step "deploy kit" bash deploy/tests/run.sh; 
 if [ -f crates/corvid-server/tests/openai_client/run.sh ]; then
   step "openai client" bash crates/corvid-server/tests/openai_client/run.sh
 fi
+# The soak's short variant (bench/soak.sh runs 10,000): 300 mixed requests at concurrency 64
+# (cancellations, client timeouts, garbage, over-long prompts) against the default model,
+# then its checks on /metrics, /health and memory. A 64 MiB KV pool, so that warm-up touches
+# all of it before the memory baseline is taken.
+soak_out="$(mktemp -d /tmp/corvid-soak-XXXX)"
+step "soak (short)" env REQUESTS=300 WARMUP=150 OUT="$soak_out" RAW="$soak_out" \
+  SERVE_ARGS="--kv-cache-memory 64MiB --max-model-len 2048" bash bench/soak.sh
+rm -rf "$soak_out"
 if [ "$failed" -ne 0 ]; then echo "$failed test stage(s) failed"; exit 1; fi
 echo "all test stages passed"

@@ -249,7 +249,7 @@ async fn follow(
 }
 
 /// An error with its causes (`a: b: c`), since reqwest's own message hides them.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -260,7 +260,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn truncate(s: &str, n: usize) -> String {
+/// `s` cut to `n` characters (with `…` when cut), for error messages.
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),

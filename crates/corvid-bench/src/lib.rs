@@ -6,6 +6,8 @@
 //! * [`throughput`] — `corvid bench throughput`: the offline engine benchmark under the
 //!   same [`workload`]s, plus single-stream prefill/decode speed, prefix-cache TTFT and
 //!   the paged-vs-contiguous KV capacity report.
+//! * [`soak`] — `corvid bench soak`: ten thousand mixed requests (cancellations, client
+//!   timeouts, garbage) against a running server, then checks that it lost nothing.
 //! * [`kernels`] — `corvid bench kernels`: matmul rates per weight format and token count
 //!   as fractions of the machine's measured int8 peak and memory bandwidth.
 //!
@@ -19,6 +21,7 @@ pub mod report;
 pub mod scrape;
 pub mod serve;
 pub mod sink;
+pub mod soak;
 pub mod sse;
 pub mod stats;
 pub mod throughput;
@@ -32,6 +35,9 @@ pub use throughput::ThroughputArgs;
 pub enum BenchCommand {
     /// Load-test an OpenAI-compatible server over HTTP (streaming).
     Serve(ServeBenchArgs),
+    /// Soak a running server with thousands of mixed, partly hostile requests, then check
+    /// it lost nothing (issue #17).
+    Soak(soak::SoakArgs),
     /// Benchmark the engine offline (no HTTP): throughput, single-stream, prefix TTFT.
     Throughput(ThroughputArgs),
     /// The matmul kernels against this machine's int8 peak and memory bandwidth.
@@ -42,6 +48,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Serve(a) => serve::run(a),
+        BenchCommand::Soak(a) => soak::run(a),
         BenchCommand::Throughput(a) => throughput::run(a),
         BenchCommand::Kernels(a) => kernels::run(a),
     }

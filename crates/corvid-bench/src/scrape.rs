@@ -3,6 +3,12 @@
 /// Sum of every sample of `name` (any labels) in Prometheus text format; `None` when
 /// the metric is absent. Histogram/summary children (`name_bucket`, ...) do not match.
 pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    metric_sum_where(text, name, |_| true)
+}
+
+/// Sum of the samples of `name` whose label text (`a="x",b="y"`, empty without labels)
+/// satisfies `keep`; `None` when no sample of `name` is kept.
+pub fn metric_sum_where(text: &str, name: &str, keep: impl Fn(&str) -> bool) -> Option<f64> {
     let mut found = None;
     for line in text.lines() {
         let line = line.trim();
@@ -10,16 +16,19 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
             continue;
         }
         let rest = &line[name.len()..];
-        let after_labels = if let Some(r) = rest.strip_prefix('{') {
+        let (labels, after_labels) = if let Some(r) = rest.strip_prefix('{') {
             match r.find('}') {
-                Some(i) => &r[i + 1..],
+                Some(i) => (&r[..i], &r[i + 1..]),
                 None => continue,
             }
         } else if rest.starts_with(' ') {
-            rest
+            ("", rest)
         } else {
             continue;
         };
+        if !keep(labels) {
+            continue;
+        }
         if let Some(v) = after_labels
             .split_whitespace()
             .next()
@@ -41,5 +50,8 @@ mod tests {
         assert_eq!(metric_sum(t, "vllm_a"), Some(5.0));
         assert_eq!(metric_sum(t, "vllm_b"), Some(1.5));
         assert_eq!(metric_sum(t, "vllm_c"), None);
+        let n = |l: &str| l.contains("model_name=\"n\"");
+        assert_eq!(metric_sum_where(t, "vllm_a", n), Some(2.0));
+        assert_eq!(metric_sum_where(t, "vllm_b", n), None);
     }
 }

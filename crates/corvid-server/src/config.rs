@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use corvid_engine::EngineArgs;
 
+use crate::conn::ConnectionLimits;
 use crate::kv_events::KvEventsOptions;
 use crate::metrics::MetricsOptions;
 use crate::tls::TlsFiles;
@@ -25,6 +26,8 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Connections per listener and the header/body read timeouts.
+    pub connections: ConnectionLimits,
     /// The metric options; `None` when metrics are disabled.
     pub metrics: Option<MetricsOptions>,
     /// How long in-flight requests may run after a shutdown signal.
@@ -45,6 +48,7 @@ impl ServerConfig {
             metrics_port: None,
             api_key: None,
             max_body_bytes: 8 * 1024 * 1024,
+            connections: ConnectionLimits::default(),
             metrics: Some(MetricsOptions::default()),
             shutdown_timeout: Duration::from_secs(30),
             kv_events: None,

@@ -114,6 +114,18 @@ impl ApiError {
         e
     }
 
+    /// 408 when the request body did not arrive within `--timeout-request-body`; the
+    /// response closes the connection.
+    pub fn body_timeout() -> Self {
+        let mut e = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "The request body did not arrive in time.",
+        );
+        e.code = Some("request_timeout");
+        e
+    }
+
     /// 503 while the model loads or the server drains.
     pub fn unavailable(message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message);
@@ -236,6 +248,11 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a late body is still on its way: the connection cannot be reused.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

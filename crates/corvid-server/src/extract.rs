@@ -9,6 +9,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
+use crate::body_timeout::is_body_timeout;
 use crate::error::ApiError;
 
 /// A JSON request body parsed into `T`, failing with [`ApiError`].
@@ -57,6 +58,8 @@ where
                     let mut err = ApiError::too_large(0);
                     err.message = format!("Request body too large: {}", e.body_text());
                     err
+                } else if is_body_timeout(&e) {
+                    ApiError::body_timeout()
                 } else {
                     ApiError::bad_request(e.body_text())
                 }

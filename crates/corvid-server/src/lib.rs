@@ -16,7 +16,9 @@
 //! # }
 //! ```
 
+pub mod body_timeout;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod handlers;

@@ -8,7 +8,7 @@
 //! ends with an error, /health turns 503 and `run` returns an error within seconds —
 //! the process exits non-zero for its orchestrator to restart it.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinError;
 
+use crate::body_timeout::limit_body_time;
 use crate::config::ServerConfig;
+use crate::conn;
 use crate::handlers::{chat, completions, dashboard, info, tokenize};
 use crate::kv_events::KvEventPublisher;
 use crate::metrics::{self, Metrics};
@@ -31,10 +33,11 @@ use crate::middleware::{request_id, require_api_key};
 use crate::state::AppState;
 use crate::tls;
 
-/// Builds the API router over `state` (HTTP metrics only when metrics are on). `/metrics`
-/// is always there; the dashboard only when `dashboard` is true (no `--metrics-port`:
-/// with one, the dashboard lives on that listener alone).
-pub fn router(state: Arc<AppState>, max_body_bytes: usize, dashboard: bool) -> Router {
+/// Builds the API router over `state` (HTTP metrics only when metrics are on), with the
+/// body size and time limits of `config`. `/metrics` is always there; the dashboard only
+/// when `dashboard` is true (no `--metrics-port`: with one, the dashboard lives on that
+/// listener alone).
+pub fn router(state: Arc<AppState>, config: &ServerConfig, dashboard: bool) -> Router {
     let protected = Router::new()
         .route("/v1/completions", post(completions::completions))
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -52,12 +55,17 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, dashboard: bool) -> R
     }
     let app = app
         .fallback(info::not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        .layer(DefaultBodyLimit::max(config.max_body_bytes));
     let app = match &state.metrics {
         Some(m) => app.layer(from_fn_with_state(Arc::clone(m), metrics::http::track)),
         None => app,
     };
-    app.layer(from_fn(request_id)).with_state(state)
+    app.layer(from_fn(request_id))
+        .layer(from_fn_with_state(
+            config.connections.body_timeout,
+            limit_body_time,
+        ))
+        .with_state(state)
 }
 
 /// The dashboard: its page, assets and JSON.
@@ -83,7 +91,7 @@ pub struct Server {
     state: Arc<AppState>,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     kv_events: Option<Arc<KvEventPublisher>>,
 }
 
@@ -111,7 +119,7 @@ impl StatsSink for Sinks {
 impl Server {
     /// Binds the API port (and the metrics port, if any). Port 0 picks a free port.
     pub async fn bind(config: ServerConfig) -> anyhow::Result<Server> {
-        let tls = config.tls.as_ref().map(tls::rustls_config).transpose()?;
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let served = config.engine.served_name();
         let metrics = match &config.metrics {
             Some(opts) => Some(Arc::new(Metrics::new(&served, opts)?)),
@@ -120,14 +128,15 @@ impl Server {
         let root = config.engine.model.display().to_string();
         let state = Arc::new(AppState::new(metrics, served, root, config.api_key.clone()));
         let addr = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&addr)
+        let backlog = config.connections.backlog;
+        let listener = conn::bind(&addr, backlog)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let metrics_listener = match config.metrics_port {
             Some(p) => {
                 let addr = format!("{}:{p}", config.host);
                 Some(
-                    TcpListener::bind(&addr)
+                    conn::bind(&addr, backlog)
                         .await
                         .with_context(|| format!("cannot listen on {addr}"))?,
                 )
@@ -183,7 +192,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains (see the module docs).
-    /// Returns an error if the model cannot be loaded or a listener fails.
+    /// Returns an error if the model cannot be loaded or the engine thread dies.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -224,41 +233,20 @@ impl Server {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let app = router(
-            Arc::clone(&state),
-            config.max_body_bytes,
-            metrics_listener.is_none(),
-        );
+        let app = router(Arc::clone(&state), &config, metrics_listener.is_none());
         tracing::info!(addr = %listener.local_addr()?, model = %state.served_model_name, tls = tls.is_some(), "listening");
-        let api = match tls {
-            None => tokio::spawn(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
-            ),
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let on_stop = handle.clone();
-                let stop = stopped(stop_rx.clone());
-                tokio::spawn(async move {
-                    stop.await;
-                    on_stop.graceful_shutdown(None);
-                });
-                tokio::spawn(
-                    axum_server::from_tcp_rustls(listener.into_std()?, tls)
-                        .handle(handle)
-                        .serve(app.into_make_service()),
-                )
-            }
-        };
+        let limits = config.connections;
+        let api = tokio::spawn(conn::serve(
+            listener,
+            app,
+            tls,
+            limits,
+            stopped(stop_rx.clone()),
+        ));
         let metrics_srv = metrics_listener.map(|l| {
             tracing::info!(addr = ?l.local_addr().ok(), "metrics listener");
             let app = metrics_router(Arc::clone(&state));
-            tokio::spawn(
-                axum::serve(l, app)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
-            )
+            tokio::spawn(conn::serve(l, app, None, limits, stopped(stop_rx.clone())))
         });
 
         // The dashboard's history samples for as long as this function runs.
@@ -319,9 +307,7 @@ impl Server {
         for s in servers {
             let abort = s.abort_handle();
             match tokio::time::timeout(grace, s).await {
-                Ok(r) => r
-                    .context("server task panicked")?
-                    .context("server failed")?,
+                Ok(r) => r.context("server task panicked")?,
                 Err(_) => abort.abort(),
             }
         }

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
 
 /// Where the API listener's certificate chain and private key live (PEM files).
 #[derive(Clone, Debug)]
@@ -19,9 +19,8 @@ pub struct TlsFiles {
     pub certfile: PathBuf,
 }
 
-/// Reads the PEM files into the listener's rustls configuration (HTTP/1.1 over TLS 1.2
-/// or 1.3).
-pub fn rustls_config(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
+/// Reads the PEM files into the listener's TLS acceptor (HTTP/1.1 over TLS 1.2 or 1.3).
+pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
     let cert_path = files.certfile.display();
     let certs = CertificateDer::pem_file_iter(&files.certfile)
         .with_context(|| format!("cannot read --ssl-certfile {cert_path}"))?
@@ -44,7 +43,7 @@ pub fn rustls_config(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
         .with_single_cert(certs, key)
         .context("the --ssl-certfile certificate does not match the --ssl-keyfile key")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(Arc::new(config)))
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 #[cfg(test)]
@@ -65,11 +64,12 @@ mod tests {
             ),
             (junk.clone(), junk.clone(), "--ssl-certfile"),
         ] {
-            let e = rustls_config(&TlsFiles {
+            let Err(e) = acceptor(&TlsFiles {
                 keyfile: key,
                 certfile: cert,
-            })
-            .expect_err("bad files refused");
+            }) else {
+                panic!("bad files accepted")
+            };
             assert!(format!("{e:#}").contains(flag), "{e:#}");
         }
         std::fs::remove_file(&junk).unwrap();

@@ -111,6 +111,20 @@ fn rss(metrics: &str) -> f64 {
     sample(metrics, "vllm_process_resident_memory_bytes{").expect("rss gauge")
 }
 
+/// The metrics once the KV gauge has come back to 0 (at most 2 s): the engine updates
+/// its gauges at the end of the step that finished the last request, which can be a
+/// moment after that request's response reached the client.
+async fn settled(base: &str) -> String {
+    for _ in 0..100 {
+        let m = scrape(base).await;
+        if sample(&m, "vllm_kv_cache_blocks_used{") == Some(0.0) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    scrape(base).await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_ten_times_capacity_is_refused_at_once_with_a_bounded_queue_and_flat_memory() {
     let mut c = config();
@@ -138,7 +152,7 @@ async fn a_flood_of_ten_times_capacity_is_refused_at_once_with_a_bounded_queue_a
             f.max_waiting
         );
         rejected_total += f.rejected;
-        let m = scrape(&base).await;
+        let m = settled(&base).await;
         assert_eq!(queue_full_rejections(&m), rejected_total as f64, "{m}");
         assert_eq!(sample(&m, "vllm_kv_cache_blocks_used{"), Some(0.0));
         rss_after.push(rss(&m));

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use corvid_engine::cli::EngineCliArgs;
+use corvid_server::conn::ConnectionLimits;
 use corvid_server::kv_events::KvEventsOptions;
 use corvid_server::metrics::buckets::HistogramBuckets;
 use corvid_server::metrics::MetricsOptions;
@@ -55,6 +56,22 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (larger: HTTP 413).
     #[arg(long, env = "CORVID_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Open connections per listener; beyond it, new connections wait in the kernel's
+    /// listen backlog until one closes (none is refused).
+    #[arg(long, env = "CORVID_MAX_CONNECTIONS", default_value_t = ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Connections the kernel queues for accepting (capped by net.core.somaxconn).
+    #[arg(long, env = "CORVID_BACKLOG", default_value_t = ConnectionLimits::default().backlog)]
+    pub backlog: u32,
+    /// Seconds a connection may take to send a complete request head, counted from its
+    /// opening (after the TLS handshake, which has as long again) or its previous
+    /// response: closes idle keep-alive connections and slow headers alike.
+    #[arg(long, env = "CORVID_TIMEOUT_KEEP_ALIVE", default_value_t = ConnectionLimits::default().header_timeout.as_secs_f64())]
+    pub timeout_keep_alive: f64,
+    /// Seconds a request body may take to arrive after its head (later: HTTP 408 and
+    /// the connection is closed).
+    #[arg(long, env = "CORVID_TIMEOUT_REQUEST_BODY", default_value_t = ConnectionLimits::default().body_timeout.as_secs_f64())]
+    pub timeout_request_body: f64,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "CORVID_SHUTDOWN_TIMEOUT", default_value_t = 30.0)]
     pub shutdown_timeout: f64,
@@ -87,6 +104,24 @@ impl ServeArgs {
         if !(self.shutdown_timeout.is_finite() && self.shutdown_timeout >= 0.0) {
             anyhow::bail!("--shutdown-timeout must be a non-negative number of seconds");
         }
+        let seconds = |flag: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(anyhow::anyhow!(
+                    "{flag} must be a positive number of seconds"
+                ))
+            }
+        };
+        let connections = ConnectionLimits {
+            max_connections: self.max_connections,
+            backlog: self.backlog,
+            header_timeout: seconds("--timeout-keep-alive", self.timeout_keep_alive)?,
+            body_timeout: seconds("--timeout-request-body", self.timeout_request_body)?,
+        };
+        if self.max_connections == 0 {
+            anyhow::bail!("--max-connections must be positive");
+        }
         if self.max_body_bytes == 0 {
             anyhow::bail!("--max-body-bytes must be positive");
         }
@@ -104,6 +139,7 @@ impl ServeArgs {
             metrics_port: self.metrics_port,
             api_key: self.api_key.clone(),
             max_body_bytes: self.max_body_bytes,
+            connections,
             metrics: (!self.disable_metrics).then(|| MetricsOptions {
                 vllm_compat: !self.disable_vllm_compat_metrics,
                 buckets: self.histogram_buckets.clone(),
@@ -158,6 +194,12 @@ mod tests {
             "--no-enable-prefix-caching",
             "--max-waiting-requests",
             "7",
+            "--timeout-keep-alive",
+            "2.5",
+            "--timeout-request-body",
+            "3",
+            "--max-connections",
+            "10",
         ])
         .unwrap();
         let c = cli.serve.to_config().unwrap();
@@ -168,8 +210,30 @@ mod tests {
         assert_eq!(c.engine.max_waiting_requests, 7);
         assert!(!c.engine.enable_prefix_caching);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                max_connections: 10,
+                backlog: 2048,
+                header_timeout: Duration::from_millis(2500),
+                body_timeout: Duration::from_secs(3),
+            }
+        );
         assert_eq!(c.engine.served_name(), "x");
         assert!(c.tls.is_none());
+    }
+
+    #[test]
+    fn connection_limits_must_be_positive() {
+        for (flag, value) in [
+            ("--timeout-keep-alive", "0"),
+            ("--timeout-request-body", "-1"),
+            ("--max-connections", "0"),
+        ] {
+            let cli = Cli::try_parse_from(["corvid", &format!("{flag}={value}")]).unwrap();
+            let e = cli.serve.to_config().unwrap_err();
+            assert!(e.to_string().contains(flag), "{e}");
+        }
     }
 
     #[test]
