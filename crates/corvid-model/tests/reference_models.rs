@@ -1,6 +1,8 @@
 //! Architectures and weight formats against independent references:
 //! - tiny random-weight Qwen2, Qwen3 and LLaMA (llama3 RoPE scaling) models, as GGUF and
 //!   as HF safetensors twins, against llama.cpp's logits on the same weights;
+//! - a tiny random-weight GLM-4-0414 made by transformers, its safetensors against
+//!   transformers and its GGUF (made by llama.cpp's converter) against llama.cpp;
 //! - the default model converted to an HF F32 folder by `fixtures/gen/gguf_to_hf.py`,
 //!   through the safetensors path, against transformers in exact f32;
 //! - sharded safetensors load the same as a single file.
@@ -40,6 +42,54 @@ fn tiny_models_match_llama_cpp_in_both_formats() {
                 assert_greedy(&format!("{name} ({format})"), &got, &want, &margins, 0.02);
             }
         }
+    }
+}
+
+/// GLM-4 (`fixtures/gen/tiny_glm4.py`): partial interleaved RoPE, QKV bias, the post-norms
+/// and the fused gate/up projection, in both of corvid's loaders. The two references are
+/// 7e-3 apart in log-probability (llama.cpp's f16 KV cache and f16 rounding); corvid must be
+/// within [`TINY_TOLERANCE`] of each, and its greedy tokens equal theirs up to a near-tie.
+#[test]
+fn tiny_glm4_matches_transformers_and_llama_cpp() {
+    let dir = repo().join("fixtures/tiny");
+    let reference = json(&dir.join("glm4.reference.json"));
+    let hf = load_model(&dir.join("glm4-hf"), &LoadOptions::default()).unwrap();
+    let gguf = load_model(&dir.join("glm4.gguf"), &LoadOptions::default()).unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let name = format!("glm4/{}", case["name"].as_str().unwrap());
+        let input = ids(&case["input_ids"]);
+        let (t, l) = (&case["transformers"], &case["llama_cpp"]);
+        let want = ids(&t["greedy_ids"]);
+        let (logits, got) = run(&hf, &input, want.len(), &[]);
+        let hf_err = max_abs(&logits, &floats(&t["last_logits"]));
+        assert_greedy(
+            &format!("{name} (safetensors vs transformers)"),
+            &got,
+            &want,
+            &floats(&t["greedy_margins"]),
+            0.02,
+        );
+        let want = ids(&l["greedy_ids"]);
+        let (logits, got) = run(&gguf, &input, want.len(), &[]);
+        let gguf_err = max_abs(&log_softmax(&logits), &floats(&l["last_logprobs"]));
+        assert_greedy(
+            &format!("{name} (GGUF vs llama.cpp)"),
+            &got,
+            &want,
+            &floats(&l["greedy_margins"]),
+            0.02,
+        );
+        eprintln!(
+            "{name}: max |Δlogit| safetensors vs transformers {hf_err:.2e}, max |Δlogp| GGUF vs llama.cpp {gguf_err:.2e}"
+        );
+        assert!(
+            hf_err < TINY_TOLERANCE,
+            "{name}: safetensors logits {hf_err} from transformers'"
+        );
+        assert!(
+            gguf_err < TINY_TOLERANCE,
+            "{name}: GGUF log-probabilities {gguf_err} from llama.cpp's"
+        );
     }
 }
 
