@@ -252,7 +252,45 @@ impl TensorSource for SafetensorsDir {
 
 #[cfg(test)]
 mod tests {
-    use super::hf_names;
+    use super::{hf_names, RawTensor};
+    use corvid_kernels::GgmlType;
+    use std::path::Path;
+
+    fn tensor<'a>(dims: &[usize], ty: GgmlType, data: &'a [u8]) -> RawTensor<'a> {
+        RawTensor {
+            name: "blk.0.ffn_up.weight".into(),
+            file: Path::new("m.gguf"),
+            dims: dims.to_vec(),
+            ty,
+            data,
+        }
+    }
+
+    #[test]
+    fn row_halves_split_whole_quantized_rows() {
+        // Four Q8_0 rows of 64 values: two blocks of 34 bytes each.
+        let data: Vec<u8> = (0..4 * 68).map(|i| i as u8).collect();
+        let [gate, up] = tensor(&[64, 4], GgmlType::Q8_0, &data)
+            .row_halves()
+            .unwrap();
+        assert_eq!(
+            (gate.dims.clone(), up.dims.clone()),
+            (vec![64, 2], vec![64, 2])
+        );
+        assert_eq!((gate.data, up.data), (&data[..136], &data[136..]));
+        assert_eq!(up.name, "blk.0.ffn_up.weight (up half)");
+        for (dims, len) in [
+            (&[64, 3][..], 3 * 68),
+            (&[64][..], 68),
+            (&[64, 4][..], 4 * 68 - 1),
+        ] {
+            let err = tensor(dims, GgmlType::Q8_0, &data[..len])
+                .row_halves()
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("blk.0.ffn_up.weight"), "{err}");
+        }
+    }
 
     #[test]
     fn names_map_to_hf() {
