@@ -9,6 +9,7 @@
 
 mod numerics;
 
+use corvid_model::arch::Llama;
 use corvid_model::default_model::{corvid_home, installed_or_skip};
 use corvid_model::{load_model, LoadOptions};
 use numerics::*;
@@ -18,13 +19,20 @@ use std::path::PathBuf;
 /// fixture generator against llama.cpp's f32 cache); allow a little more.
 const TINY_TOLERANCE: f32 = 1e-2;
 
+/// `fixtures/tiny/<name>` (a GGUF file or an HF folder), loaded as stored.
+fn tiny(name: &str) -> Llama {
+    load_model(
+        &repo().join("fixtures/tiny").join(name),
+        &LoadOptions::default(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn tiny_models_match_llama_cpp_in_both_formats() {
     for arch in ["qwen2", "qwen3", "llama"] {
-        let dir = repo().join("fixtures/tiny");
-        let reference = json(&dir.join(format!("{arch}.reference.json")));
-        let gguf = load_model(&dir.join(format!("{arch}.gguf")), &LoadOptions::default()).unwrap();
-        let hf = load_model(&dir.join(format!("{arch}-hf")), &LoadOptions::default()).unwrap();
+        let reference = json(&repo().join(format!("fixtures/tiny/{arch}.reference.json")));
+        let (gguf, hf) = (tiny(&format!("{arch}.gguf")), tiny(&format!("{arch}-hf")));
         for case in reference["cases"].as_array().unwrap() {
             let name = format!("{arch}/{}", case["name"].as_str().unwrap());
             let input = ids(&case["input_ids"]);
@@ -51,10 +59,8 @@ fn tiny_models_match_llama_cpp_in_both_formats() {
 /// within [`TINY_TOLERANCE`] of each, and its greedy tokens equal theirs up to a near-tie.
 #[test]
 fn tiny_glm4_matches_transformers_and_llama_cpp() {
-    let dir = repo().join("fixtures/tiny");
-    let reference = json(&dir.join("glm4.reference.json"));
-    let hf = load_model(&dir.join("glm4-hf"), &LoadOptions::default()).unwrap();
-    let gguf = load_model(&dir.join("glm4.gguf"), &LoadOptions::default()).unwrap();
+    let reference = json(&repo().join("fixtures/tiny/glm4.reference.json"));
+    let (gguf, hf) = (tiny("glm4.gguf"), tiny("glm4-hf"));
     for case in reference["cases"].as_array().unwrap() {
         let name = format!("glm4/{}", case["name"].as_str().unwrap());
         let input = ids(&case["input_ids"]);
@@ -222,10 +228,8 @@ fn load_time_quantization_stays_close_to_f32() {
 /// near-tie.
 #[test]
 fn q4_k_m_gguf_matches_llama_cpp() {
-    let dir = repo().join("fixtures/tiny");
-    let reference = json(&dir.join("llama256.reference.json"));
-    let model = load_model(&dir.join("llama256.q4_k_m.gguf"), &LoadOptions::default()).unwrap();
-    let f32_model = load_model(&dir.join("llama256-hf"), &LoadOptions::default()).unwrap();
+    let reference = json(&repo().join("fixtures/tiny/llama256.reference.json"));
+    let (model, f32_model) = (tiny("llama256.q4_k_m.gguf"), tiny("llama256-hf"));
     for case in reference["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let f32_ref: Vec<f32> =
