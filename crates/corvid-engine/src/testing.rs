@@ -131,6 +131,7 @@ impl FakeLm {
                 max_position_embeddings: 4096,
                 rope_theta: 10000.0,
                 rms_norm_eps: 1e-5,
+                rope_dims: 2,
                 rope_style: RopeStyle::Half,
                 rope_scaling: None,
                 sliding_window: None,

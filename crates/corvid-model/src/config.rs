@@ -20,6 +20,11 @@ pub enum Arch {
     /// layers ([`SlidingWindow`]). GGUF only: llama.cpp's converter folds Gemma's `1 + w`
     /// RMSNorm weights into the stored ones, which an HF folder does not.
     Gemma3,
+    /// GLM-4-0414 (`glm4`, `Glm4ForCausalLM`): Qwen2's QKV bias, Gemma 3's norms after
+    /// attention and after the FFN, RoPE on the first half of each head only (adjacent
+    /// pairs, [`ModelConfig::rope_dims`]), and the FFN's gate and up projections stored as
+    /// one matrix (`ffn_up` / `mlp.gate_up_proj`, gate rows first).
+    Glm4,
 }
 
 impl Arch {
@@ -29,6 +34,7 @@ impl Arch {
             "qwen2" | "Qwen2ForCausalLM" => Self::Qwen2,
             "qwen3" | "Qwen3ForCausalLM" => Self::Qwen3,
             "gemma3" => Self::Gemma3,
+            "glm4" | "Glm4ForCausalLM" => Self::Glm4,
             other => return Err(ModelError::Unsupported(format!("architecture `{other}`"))),
         })
     }
@@ -110,6 +116,9 @@ pub struct ModelConfig {
     pub rope_theta: f32,
     /// RMSNorm epsilon.
     pub rms_norm_eps: f32,
+    /// Leading dimensions of each head that RoPE rotates; the rest pass through unrotated
+    /// (GLM-4 rotates half of each head, every other model all of it).
+    pub rope_dims: usize,
     /// RoPE pairing convention of the stored Q/K weights.
     pub rope_style: RopeStyle,
     /// LLaMA 3 RoPE scaling, when the model uses it.
@@ -167,10 +176,11 @@ impl ModelConfig {
                 .and_then(|v| v.as_f64())
                 .unwrap_or(10000.0) as f32,
             rms_norm_eps: f.get_f64(&key("attention.layer_norm_rms_epsilon"))? as f32,
-            // llama.cpp permutes LLaMA Q/K for adjacent-pair RoPE; Qwen and Gemma keep
-            // NEOX order.
+            rope_dims: u64_key("rope.dimension_count").map_or(head_dim, |v| v as usize),
+            // llama.cpp permutes LLaMA Q/K for adjacent-pair RoPE; GLM-4's are adjacent
+            // pairs already; Qwen and Gemma keep NEOX order.
             rope_style: match arch {
-                Arch::Llama => RopeStyle::Adjacent,
+                Arch::Llama | Arch::Glm4 => RopeStyle::Adjacent,
                 Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3 => RopeStyle::Half,
             },
             rope_scaling: None,
@@ -189,7 +199,21 @@ impl ModelConfig {
         })?;
         let arch = Arch::from_name(hf.architectures.first().map_or("", String::as_str))?;
         let num_kv_heads = hf.num_key_value_heads.unwrap_or(hf.num_attention_heads);
-        let rope_scaling = match hf.rope_scaling {
+        // transformers 5 writes the RoPE settings as one `rope_parameters` object (base,
+        // type, partial factor, the scaling's fields); older configs keep them at the top.
+        let rope = hf.rope_parameters.as_ref().filter(|v| v.is_object());
+        let rope_f32 = |k: &str| rope.and_then(|v| v[k].as_f64()).map(|v| v as f32);
+        let rope_theta = rope_f32("rope_theta").or(hf.rope_theta).unwrap_or(10000.0);
+        let partial_rotary_factor = rope_f32("partial_rotary_factor")
+            .or(hf.partial_rotary_factor)
+            .unwrap_or(1.0);
+        let scaling = match hf.rope_scaling {
+            Some(serde_json::Value::Null) | None => rope
+                .filter(|v| v["rope_type"].as_str().is_some_and(|t| t != "default"))
+                .cloned(),
+            some => some,
+        };
+        let rope_scaling = match scaling {
             Some(v)
                 if v.get("rope_type")
                     .or(v.get("type"))
@@ -201,11 +225,14 @@ impl ModelConfig {
                     msg: format!("rope_scaling: {e}"),
                 })?)
             }
-            Some(serde_json::Value::Null) | None => None,
+            None => None,
             Some(other) => {
                 return Err(ModelError::Unsupported(format!("rope_scaling {other}")));
             }
         };
+        let head_dim = hf
+            .head_dim
+            .unwrap_or(hf.hidden_size / hf.num_attention_heads.max(1));
         let cfg = Self {
             arch,
             hidden_size: hf.hidden_size,
@@ -213,14 +240,17 @@ impl ModelConfig {
             num_layers: hf.num_hidden_layers,
             num_heads: hf.num_attention_heads,
             num_kv_heads,
-            head_dim: hf
-                .head_dim
-                .unwrap_or(hf.hidden_size / hf.num_attention_heads.max(1)),
+            head_dim,
             vocab_size: hf.vocab_size,
             max_position_embeddings: hf.max_position_embeddings,
-            rope_theta: hf.rope_theta.unwrap_or(10000.0),
+            rope_theta,
             rms_norm_eps: hf.rms_norm_eps,
-            rope_style: RopeStyle::Half,
+            rope_dims: (head_dim as f32 * partial_rotary_factor) as usize,
+            // HF LLaMA and Qwen rotate halves; GLM-4 rotates interleaved pairs.
+            rope_style: match arch {
+                Arch::Glm4 => RopeStyle::Adjacent,
+                _ => RopeStyle::Half,
+            },
             rope_scaling,
             sliding_window: None,
             final_logit_softcap: None,
@@ -247,6 +277,15 @@ impl ModelConfig {
         }
         if self.hidden_size == 0 || self.num_layers == 0 || self.vocab_size == 0 {
             return Err(bad("zero-sized model".into()));
+        }
+        if self.rope_dims == 0
+            || !self.rope_dims.is_multiple_of(2)
+            || self.rope_dims > self.head_dim
+        {
+            return Err(bad(format!(
+                "RoPE over {} of a head's {} dimensions",
+                self.rope_dims, self.head_dim
+            )));
         }
         if let Some(w) = self.sliding_window {
             if w.size == 0 || w.global_every == 0 {
@@ -294,6 +333,8 @@ struct HfConfig {
     #[serde(default = "default_eps")]
     rms_norm_eps: f32,
     rope_scaling: Option<serde_json::Value>,
+    partial_rotary_factor: Option<f32>,
+    rope_parameters: Option<serde_json::Value>,
 }
 
 fn default_max_pos() -> usize {

@@ -91,18 +91,6 @@ fn distances(a: &[Step], b: &[Step]) -> (Vec<f64>, f64, Vec<f32>) {
     (means, worst, gaps)
 }
 
-/// Log-probabilities of `logits` (log-softmax, f64 sum).
-fn log_softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max
-        + logits
-            .iter()
-            .map(|&l| (l as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
-    logits.iter().map(|&l| (l as f64 - lse) as f32).collect()
-}
-
 #[test]
 fn gemma3_matches_llama_cpp() {
     let golden = json(&repo().join("fixtures/gemma3/golden.json"));

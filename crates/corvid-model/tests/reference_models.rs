@@ -1,12 +1,15 @@
 //! Architectures and weight formats against independent references:
 //! - tiny random-weight Qwen2, Qwen3 and LLaMA (llama3 RoPE scaling) models, as GGUF and
 //!   as HF safetensors twins, against llama.cpp's logits on the same weights;
+//! - a tiny random-weight GLM-4-0414 made by transformers, its safetensors against
+//!   transformers and its GGUF (made by llama.cpp's converter) against llama.cpp;
 //! - the default model converted to an HF F32 folder by `fixtures/gen/gguf_to_hf.py`,
 //!   through the safetensors path, against transformers in exact f32;
 //! - sharded safetensors load the same as a single file.
 
 mod numerics;
 
+use corvid_model::arch::Llama;
 use corvid_model::default_model::{corvid_home, installed_or_skip};
 use corvid_model::{load_model, LoadOptions};
 use numerics::*;
@@ -16,13 +19,24 @@ use std::path::PathBuf;
 /// fixture generator against llama.cpp's f32 cache); allow a little more.
 const TINY_TOLERANCE: f32 = 1e-2;
 
+/// How far corvid's log-probabilities on the tiny GLM-4's Q8_0 GGUF may be from llama.cpp's
+/// on it, as a share of llama.cpp's own Q8_0-vs-F32 distance on the same prompt (0.28–0.45).
+const Q8_0_SHARE: f32 = 0.5;
+
+/// `fixtures/tiny/<name>` (a GGUF file or an HF folder), loaded as stored.
+fn tiny(name: &str) -> Llama {
+    load_model(
+        &repo().join("fixtures/tiny").join(name),
+        &LoadOptions::default(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn tiny_models_match_llama_cpp_in_both_formats() {
     for arch in ["qwen2", "qwen3", "llama"] {
-        let dir = repo().join("fixtures/tiny");
-        let reference = json(&dir.join(format!("{arch}.reference.json")));
-        let gguf = load_model(&dir.join(format!("{arch}.gguf")), &LoadOptions::default()).unwrap();
-        let hf = load_model(&dir.join(format!("{arch}-hf")), &LoadOptions::default()).unwrap();
+        let reference = json(&repo().join(format!("fixtures/tiny/{arch}.reference.json")));
+        let (gguf, hf) = (tiny(&format!("{arch}.gguf")), tiny(&format!("{arch}-hf")));
         for case in reference["cases"].as_array().unwrap() {
             let name = format!("{arch}/{}", case["name"].as_str().unwrap());
             let input = ids(&case["input_ids"]);
@@ -39,6 +53,66 @@ fn tiny_models_match_llama_cpp_in_both_formats() {
                 );
                 assert_greedy(&format!("{name} ({format})"), &got, &want, &margins, 0.02);
             }
+        }
+    }
+}
+
+/// GLM-4 (`fixtures/gen/tiny_glm4.py`): partial interleaved RoPE, QKV bias, the post-norms
+/// and the fused gate/up projection, in both of corvid's loaders. The safetensors run
+/// against transformers, the F32 and Q8_0 GGUFs (llama.cpp's converter; the Q8_0 one splits
+/// quantized rows) against llama.cpp on the same file. transformers and llama.cpp are 7e-3
+/// apart in log-probability (llama.cpp's f16 KV cache and f16 rounding; corvid's cache is
+/// f16 too); corvid must be within [`TINY_TOLERANCE`] of each, and its greedy tokens equal
+/// theirs up to a near-tie. The Q8_0 file is held to [`Q8_0_SHARE`] of its own distance from
+/// the F32 one instead: on the 33-token prompt corvid is 0.12 from llama.cpp there (2e-6 on
+/// the shorter ones), not yet attributed (both multiply Q8_0 weights by Q8_0 activations).
+#[test]
+fn tiny_glm4_matches_transformers_and_llama_cpp() {
+    let reference = json(&repo().join("fixtures/tiny/glm4.reference.json"));
+    let hf = tiny("glm4-hf");
+    let ggufs = [
+        ("GGUF", tiny("glm4.gguf"), "llama_cpp", 0.0),
+        (
+            "Q8_0 GGUF",
+            tiny("glm4.q8_0.gguf"),
+            "llama_cpp_q8_0",
+            Q8_0_SHARE,
+        ),
+    ];
+    for case in reference["cases"].as_array().unwrap() {
+        let name = format!("glm4/{}", case["name"].as_str().unwrap());
+        let input = ids(&case["input_ids"]);
+        let t = &case["transformers"];
+        let want = ids(&t["greedy_ids"]);
+        let (logits, got) = run(&hf, &input, want.len(), &[]);
+        let err = max_abs(&logits, &floats(&t["last_logits"]));
+        eprintln!("{name}: safetensors vs transformers max |Δlogit| {err:.2e}");
+        assert!(
+            err < TINY_TOLERANCE,
+            "{name}: safetensors logits {err} from transformers'"
+        );
+        let margins = floats(&t["greedy_margins"]);
+        assert_greedy(
+            &format!("{name} (safetensors)"),
+            &got,
+            &want,
+            &margins,
+            0.02,
+        );
+        for (form, model, key, share) in &ggufs {
+            let l = &case[key];
+            let quantization = case["max_abs_logprob_diff_q8_0"].as_f64().unwrap() as f32;
+            let bound = TINY_TOLERANCE.max(share * quantization);
+            let want = ids(&l["greedy_ids"]);
+            let (logits, got) = run(model, &input, want.len(), &[]);
+            let err = max_abs(&log_softmax(&logits), &floats(&l["last_logprobs"]));
+            eprintln!("{name}: {form} vs llama.cpp max |Δlogp| {err:.2e} (bound {bound:.2e})");
+            assert!(
+                err < bound,
+                "{name}: {form} log-probabilities {err} from llama.cpp's"
+            );
+            let margins = floats(&l["greedy_margins"]);
+            assert_greedy(&format!("{name} ({form})"), &got, &want, &margins, 0.02);
         }
     }
 }
@@ -172,10 +246,8 @@ fn load_time_quantization_stays_close_to_f32() {
 /// near-tie.
 #[test]
 fn q4_k_m_gguf_matches_llama_cpp() {
-    let dir = repo().join("fixtures/tiny");
-    let reference = json(&dir.join("llama256.reference.json"));
-    let model = load_model(&dir.join("llama256.q4_k_m.gguf"), &LoadOptions::default()).unwrap();
-    let f32_model = load_model(&dir.join("llama256-hf"), &LoadOptions::default()).unwrap();
+    let reference = json(&repo().join("fixtures/tiny/llama256.reference.json"));
+    let (model, f32_model) = (tiny("llama256.q4_k_m.gguf"), tiny("llama256-hf"));
     for case in reference["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let f32_ref: Vec<f32> =

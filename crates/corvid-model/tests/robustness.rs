@@ -155,3 +155,35 @@ fn bad_forward_inputs_are_errors() {
         );
     }
 }
+
+/// A GLM-4 config whose partial RoPE leaves an odd number of rotated dimensions, and one
+/// whose FFN width does not match the fused gate/up matrix, are errors naming the file or
+/// the tensor.
+#[test]
+fn glm4_partial_rope_and_fused_ffn_mismatches_are_named() {
+    let src = tiny("glm4-hf");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let dir = scratch("glm4-hf");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(src.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let with = |key: &str, value: serde_json::Value| {
+        let mut c = config.clone();
+        match key.split_once('.') {
+            Some((outer, inner)) => c[outer][inner] = value,
+            None => c[key] = value,
+        }
+        std::fs::write(dir.join("config.json"), c.to_string()).unwrap();
+        load_err(&dir).unwrap_or_else(|| panic!("{key} loaded"))
+    };
+    let err = with("rope_parameters.partial_rotary_factor", 0.1875.into());
+    assert!(
+        err.contains("config.json") && err.contains("RoPE over 3 of a head's 16 dimensions"),
+        "{err}"
+    );
+    let err = with("intermediate_size", 96.into());
+    assert!(
+        err.contains("blk.0.ffn_up.weight (gate half)") && err.contains("[64, 96]"),
+        "{err}"
+    );
+}

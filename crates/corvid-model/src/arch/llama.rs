@@ -3,7 +3,9 @@
 //! grouped-query attention over the paged KV cache, SwiGLU MLP, optionally tied
 //! embeddings. Gemma 3 adds, in the same forward: embeddings scaled by √hidden, Q/K
 //! norms, norms after attention and after the FFN, a GELU-tanh gated FFN, and local
-//! layers that attend to a sliding window with their own RoPE base.
+//! layers that attend to a sliding window with their own RoPE base. GLM-4 combines
+//! Qwen2's bias with Gemma's post-norms, rotates only part of each head, and stores its
+//! gate and up projections fused.
 
 use super::load_progress::LoadProgress;
 use crate::config::{Arch, ModelConfig};
@@ -83,7 +85,7 @@ impl Llama {
             .map(|i| {
                 let n = |part: &str| format!("blk.{i}.{part}");
                 let bias = match c.arch {
-                    Arch::Qwen2 => Some([
+                    Arch::Qwen2 | Arch::Glm4 => Some([
                         vector(&n("attn_q.bias"), q)?,
                         vector(&n("attn_k.bias"), kv)?,
                         vector(&n("attn_v.bias"), kv)?,
@@ -98,11 +100,24 @@ impl Llama {
                     _ => None,
                 };
                 let post_norms = match c.arch {
-                    Arch::Gemma3 => Some([
+                    Arch::Gemma3 | Arch::Glm4 => Some([
                         vector(&n("post_attention_norm.weight"), h)?,
                         vector(&n("post_ffw_norm.weight"), h)?,
                     ]),
                     _ => None,
+                };
+                let (w_gate, w_up) = match c.arch {
+                    Arch::Glm4 => {
+                        let [gate, up] = src.require(&n("ffn_up.weight"))?.row_halves()?;
+                        (
+                            to_matrix(&gate, ff, h, quant)?,
+                            to_matrix(&up, ff, h, quant)?,
+                        )
+                    }
+                    _ => (
+                        mat(&n("ffn_gate.weight"), ff, h)?,
+                        mat(&n("ffn_up.weight"), ff, h)?,
+                    ),
                 };
                 let layer = Layer {
                     attn_norm: vector(&n("attn_norm.weight"), h)?,
@@ -115,8 +130,8 @@ impl Llama {
                     local: c.layer_window(i).is_some(),
                     wo: mat(&n("attn_output.weight"), h, q)?,
                     ffn_norm: vector(&n("ffn_norm.weight"), h)?,
-                    w_gate: mat(&n("ffn_gate.weight"), ff, h)?,
-                    w_up: mat(&n("ffn_up.weight"), ff, h)?,
+                    w_gate,
+                    w_up,
                     w_down: mat(&n("ffn_down.weight"), h, ff)?,
                 };
                 bar.inc();
@@ -132,12 +147,12 @@ impl Llama {
         bar.finish();
         let freq_factors = rope_freqs.or_else(|| {
             c.rope_scaling
-                .map(|s| s.freq_factors(c.head_dim, c.rope_theta))
+                .map(|s| s.freq_factors(c.rope_dims, c.rope_theta))
         });
-        let rope = Rope::new(c.head_dim, c.rope_theta, c.rope_style, freq_factors);
+        let rope = Rope::new(c.rope_dims, c.rope_theta, c.rope_style, freq_factors);
         let rope_local = c
             .sliding_window
-            .map(|w| Rope::new(c.head_dim, w.rope_theta, c.rope_style, None));
+            .map(|w| Rope::new(c.rope_dims, w.rope_theta, c.rope_style, None));
         Ok(Self {
             config,
             embed,

@@ -25,7 +25,7 @@ pub struct RawTensor<'a> {
     pub data: &'a [u8],
 }
 
-impl RawTensor<'_> {
+impl<'a> RawTensor<'a> {
     /// An error about this tensor.
     pub fn error(&self, msg: impl Into<String>) -> ModelError {
         ModelError::BadTensor {
@@ -33,6 +33,38 @@ impl RawTensor<'_> {
             tensor: self.name.clone(),
             msg: msg.into(),
         }
+    }
+
+    /// The first and second halves of the matrix's rows, as two tensors. GLM-4 stores its
+    /// FFN's gate and up projections as one matrix (gate rows first), which llama.cpp's
+    /// converter keeps fused as `ffn_up`; rows are whole blocks in every type, so a
+    /// quantized matrix splits without being decoded.
+    pub fn row_halves(&self) -> Result<[RawTensor<'a>; 2]> {
+        let [cols, rows] = self.dims[..] else {
+            return Err(self.error(format!("expected a matrix, found shape {:?}", self.dims)));
+        };
+        let half = match self.ty.bytes_for(cols).zip(self.ty.bytes_for(rows * cols)) {
+            Some((row, all)) if rows.is_multiple_of(2) && all == self.data.len() => {
+                row * (rows / 2)
+            }
+            _ => {
+                return Err(self.error(format!(
+                    "{} bytes of {} cannot be split into two halves of a {rows}x{cols} matrix",
+                    self.data.len(),
+                    self.ty
+                )))
+            }
+        };
+        let (first, second) = self.data.split_at(half);
+        Ok(
+            [("gate", first), ("up", second)].map(|(part, data)| RawTensor {
+                name: format!("{} ({part} half)", self.name),
+                file: self.file,
+                dims: vec![cols, rows / 2],
+                ty: self.ty,
+                data,
+            }),
+        )
     }
 }
 
@@ -129,8 +161,9 @@ impl SafetensorsDir {
     }
 }
 
-/// Maps a GGUF tensor name to its Hugging Face name.
-fn hf_name(gguf: &str) -> Option<String> {
+/// Maps a GGUF tensor name to its Hugging Face names, in the order they are tried (the
+/// inverse of llama.cpp's converter's table, where several HF names map to one GGUF name).
+fn hf_names(gguf: &str) -> Vec<String> {
     let fixed = match gguf {
         "token_embd.weight" => Some("model.embed_tokens.weight"),
         "output_norm.weight" => Some("model.norm.weight"),
@@ -138,34 +171,44 @@ fn hf_name(gguf: &str) -> Option<String> {
         _ => None,
     };
     if let Some(f) = fixed {
-        return Some(f.to_string());
+        return vec![f.to_string()];
     }
-    let rest = gguf.strip_prefix("blk.")?;
-    let (layer, rest) = rest.split_once('.')?;
-    let (part, suffix) = rest.rsplit_once('.')?;
-    let hf = match part {
-        "attn_norm" => "input_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "attn_q_norm" => "self_attn.q_norm",
-        "attn_k_norm" => "self_attn.k_norm",
-        "ffn_norm" => "post_attention_layernorm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
+    let Some((layer, part, suffix)) = gguf.strip_prefix("blk.").and_then(|rest| {
+        let (layer, rest) = rest.split_once('.')?;
+        let (part, suffix) = rest.rsplit_once('.')?;
+        Some((layer, part, suffix))
+    }) else {
+        return Vec::new();
     };
-    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+    let hf: &[&str] = match part {
+        "attn_norm" => &["input_layernorm"],
+        "attn_q" => &["self_attn.q_proj"],
+        "attn_k" => &["self_attn.k_proj"],
+        "attn_v" => &["self_attn.v_proj"],
+        "attn_output" => &["self_attn.o_proj"],
+        "attn_q_norm" => &["self_attn.q_norm"],
+        "attn_k_norm" => &["self_attn.k_norm"],
+        "ffn_norm" => &["post_attention_layernorm"],
+        "ffn_gate" => &["mlp.gate_proj"],
+        // GLM-4: the fused gate and up projections.
+        "ffn_up" => &["mlp.up_proj", "mlp.gate_up_proj"],
+        "ffn_down" => &["mlp.down_proj"],
+        // GLM-4's norms after attention and after the FFN.
+        "post_attention_norm" => &["post_self_attn_layernorm"],
+        "post_ffw_norm" => &["post_mlp_layernorm"],
+        _ => &[],
+    };
+    hf.iter()
+        .map(|hf| format!("model.layers.{layer}.{hf}.{suffix}"))
+        .collect()
 }
 
 impl TensorSource for SafetensorsDir {
     fn get(&self, name: &str) -> Result<Option<RawTensor<'_>>> {
-        let Some(hf) = hf_name(name) else {
-            return Ok(None);
-        };
-        let Some(&i) = self.index.get(&hf) else {
+        let Some((hf, &i)) = hf_names(name)
+            .into_iter()
+            .find_map(|hf| self.index.get(&hf).map(|i| (hf, i)))
+        else {
             return Ok(None);
         };
         let (path, mmap) = &self.files[i];
@@ -209,19 +252,65 @@ impl TensorSource for SafetensorsDir {
 
 #[cfg(test)]
 mod tests {
-    use super::hf_name;
+    use super::{hf_names, RawTensor};
+    use corvid_kernels::GgmlType;
+    use std::path::Path;
+
+    fn tensor<'a>(dims: &[usize], ty: GgmlType, data: &'a [u8]) -> RawTensor<'a> {
+        RawTensor {
+            name: "blk.0.ffn_up.weight".into(),
+            file: Path::new("m.gguf"),
+            dims: dims.to_vec(),
+            ty,
+            data,
+        }
+    }
+
+    #[test]
+    fn row_halves_split_whole_quantized_rows() {
+        // Four Q8_0 rows of 64 values: two blocks of 34 bytes each.
+        let data: Vec<u8> = (0..4 * 68).map(|i| i as u8).collect();
+        let [gate, up] = tensor(&[64, 4], GgmlType::Q8_0, &data)
+            .row_halves()
+            .unwrap();
+        assert_eq!(
+            (gate.dims.clone(), up.dims.clone()),
+            (vec![64, 2], vec![64, 2])
+        );
+        assert_eq!((gate.data, up.data), (&data[..136], &data[136..]));
+        assert_eq!(up.name, "blk.0.ffn_up.weight (up half)");
+        for (dims, len) in [
+            (&[64, 3][..], 3 * 68),
+            (&[64][..], 68),
+            (&[64, 4][..], 4 * 68 - 1),
+        ] {
+            let err = tensor(dims, GgmlType::Q8_0, &data[..len])
+                .row_halves()
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("blk.0.ffn_up.weight"), "{err}");
+        }
+    }
 
     #[test]
     fn names_map_to_hf() {
         assert_eq!(
-            hf_name("blk.12.attn_q.bias").unwrap(),
-            "model.layers.12.self_attn.q_proj.bias"
+            hf_names("blk.12.attn_q.bias"),
+            ["model.layers.12.self_attn.q_proj.bias"]
         );
         assert_eq!(
-            hf_name("blk.0.ffn_down.weight").unwrap(),
-            "model.layers.0.mlp.down_proj.weight"
+            hf_names("blk.0.ffn_down.weight"),
+            ["model.layers.0.mlp.down_proj.weight"]
         );
-        assert_eq!(hf_name("output.weight").unwrap(), "lm_head.weight");
-        assert!(hf_name("blk.0.unknown.weight").is_none());
+        assert_eq!(
+            hf_names("blk.1.ffn_up.weight"),
+            [
+                "model.layers.1.mlp.up_proj.weight",
+                "model.layers.1.mlp.gate_up_proj.weight"
+            ]
+        );
+        assert_eq!(hf_names("output.weight"), ["lm_head.weight"]);
+        assert!(hf_names("blk.0.unknown.weight").is_empty());
+        assert!(hf_names("blk.weight").is_empty());
     }
 }

@@ -21,6 +21,24 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
+/// A JSON array as floats.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// Log-probabilities of `logits` (log-softmax, f64 sum): what llama-server reports, which
+/// equals the logits up to one constant per step.
+pub fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max
+        + logits
+            .iter()
+            .map(|&l| (l as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    logits.iter().map(|&l| (l as f64 - lse) as f32).collect()
+}
+
 /// A raw little-endian f32 file.
 pub fn f32_file(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
