@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use corvid_engine::EngineArgs;
+use corvid_model::chat_template::isolated::WorkerCommand;
 
 use crate::metrics::MetricsOptions;
 use crate::tls::TlsFiles;
@@ -30,6 +31,10 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The engine's arguments.
     pub engine: EngineArgs,
+    /// How to start a chat-template worker: a model's own template (any but corvid's
+    /// built-in ones) then renders in memory-limited worker processes. `None` renders
+    /// in this process (tests, embedding).
+    pub template_worker: Option<WorkerCommand>,
 }
 
 impl ServerConfig {
@@ -45,6 +50,7 @@ impl ServerConfig {
             metrics: Some(MetricsOptions::default()),
             shutdown_timeout: Duration::from_secs(30),
             engine,
+            template_worker: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use corvid_engine::cli::EngineCliArgs;
+use corvid_model::chat_template::isolated::WorkerCommand;
 use corvid_server::metrics::buckets::HistogramBuckets;
 use corvid_server::metrics::MetricsOptions;
 use corvid_server::tls::TlsFiles;
@@ -88,13 +89,18 @@ impl ServeArgs {
             }),
             shutdown_timeout: Duration::from_secs_f64(self.shutdown_timeout),
             engine: self.engine.to_engine_args(),
+            template_worker: None,
         })
     }
 }
 
-/// Runs `corvid serve` until SIGTERM/SIGINT, then drains.
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.to_config()?;
+/// Runs `corvid serve` until SIGTERM/SIGINT, then drains; a model's own chat template
+/// renders in workers started by `template_worker`.
+pub fn run(args: ServeArgs, template_worker: WorkerCommand) -> anyhow::Result<()> {
+    let config = ServerConfig {
+        template_worker: Some(template_worker),
+        ..args.to_config()?
+    };
     tokio::runtime::Runtime::new()?.block_on(corvid_server::serve(config))
 }
 
