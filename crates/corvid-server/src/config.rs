@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use corvid_engine::EngineArgs;
+use corvid_model::chat_template::isolated::WorkerCommand;
 
 use crate::conn::ConnectionLimits;
 use crate::kv_events::KvEventsOptions;
@@ -36,6 +37,10 @@ pub struct ServerConfig {
     pub kv_events: Option<KvEventsOptions>,
     /// The engine's arguments.
     pub engine: EngineArgs,
+    /// How to start a chat-template worker: a model's own template (any but corvid's
+    /// built-in ones) then renders in memory-limited worker processes. `None` renders
+    /// in this process (tests, embedding).
+    pub template_worker: Option<WorkerCommand>,
 }
 
 impl ServerConfig {
@@ -53,6 +58,7 @@ impl ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             kv_events: None,
             engine,
+            template_worker: None,
         }
     }
 }

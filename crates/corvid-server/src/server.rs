@@ -126,7 +126,13 @@ impl Server {
             None => None,
         };
         let root = config.engine.model.display().to_string();
-        let state = Arc::new(AppState::new(metrics, served, root, config.api_key.clone()));
+        let state = Arc::new(AppState::new(
+            metrics,
+            served,
+            root,
+            config.api_key.clone(),
+            config.template_worker.clone(),
+        ));
         let addr = format!("{}:{}", config.host, config.port);
         let backlog = config.connections.backlog;
         let listener = conn::bind(&addr, backlog)
@@ -270,7 +276,10 @@ impl Server {
                 max_model_len = engine.config().max_model_len,
                 "model loaded, ready"
             );
-            state.set_engine(engine.clone());
+            if let Err(e) = state.set_engine(engine.clone()) {
+                let _ = stop_tx.send(true);
+                return Err(anyhow::Error::new(e).context("cannot start the chat-template worker"));
+            }
             tokio::select! {
                 () = &mut shutdown => {}
                 () = engine.died() => return fail_fast(&state, stop_tx, &config).await,

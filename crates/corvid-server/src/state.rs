@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use corvid_engine::EngineHandle;
+use corvid_model::chat_template::is_builtin;
+use corvid_model::chat_template::isolated::{IsolatedTemplate, WorkerCommand};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -21,17 +23,21 @@ pub struct AppState {
     pub created: u64,
     /// Required bearer key.
     pub api_key: Option<String>,
+    template_worker: Option<WorkerCommand>,
+    isolated_template: OnceLock<Arc<IsolatedTemplate>>,
     draining: AtomicBool,
     inflight: AtomicUsize,
 }
 
 impl AppState {
-    /// New state, engine not loaded yet.
+    /// New state, engine not loaded yet; `template_worker` as in
+    /// [`crate::ServerConfig::template_worker`].
     pub fn new(
         metrics: Option<Arc<Metrics>>,
         served_model_name: String,
         model_root: String,
         api_key: Option<String>,
+        template_worker: Option<WorkerCommand>,
     ) -> Self {
         AppState {
             engine: OnceLock::new(),
@@ -40,18 +46,37 @@ impl AppState {
             model_root,
             created: unix_now(),
             api_key,
+            template_worker,
+            isolated_template: OnceLock::new(),
             draining: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
         }
     }
 
-    /// Installs the loaded engine and publishes its configuration.
-    pub fn set_engine(&self, engine: EngineHandle) {
+    /// Installs the loaded engine and publishes its configuration; starts the
+    /// chat-template worker first if the model's template needs one (an error if it
+    /// cannot start: the template never renders unconfined instead).
+    pub fn set_engine(&self, engine: EngineHandle) -> corvid_model::Result<()> {
+        let template = engine.tokenizer().chat_template();
+        if let (Some(command), Some(t)) = (&self.template_worker, template) {
+            if !is_builtin(&t.spec().source) {
+                let isolated = IsolatedTemplate::start(command.clone(), t)?;
+                tracing::info!("the chat template renders in memory-limited worker processes");
+                let _ = self.isolated_template.set(Arc::new(isolated));
+            }
+        }
         if let Some(m) = &self.metrics {
             m.set_engine_info(engine.config());
             m.set_engine_gauges(&engine.snapshot());
         }
         let _ = self.engine.set(engine);
+        Ok(())
+    }
+
+    /// The worker-rendered chat template, when the model's template is rendered outside
+    /// this process.
+    pub fn isolated_template(&self) -> Option<&Arc<IsolatedTemplate>> {
+        self.isolated_template.get()
     }
 
     /// The engine, if loaded.

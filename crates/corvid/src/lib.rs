@@ -8,6 +8,7 @@ mod generate;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use corvid_model::chat_template::isolated::{serve_stdio, WorkerCommand};
 use std::ffi::OsString;
 
 #[derive(Parser)]
@@ -32,11 +33,20 @@ enum Command {
     Bench(corvid_bench::BenchCommand),
     /// Show the CPU and the kernel tiers it supports (see CORVID_ISA).
     Cpu(cpu::CpuArgs),
+    /// Internal: a chat-template render worker of `corvid serve` (memory-limited, talks
+    /// over stdin/stdout).
+    #[command(hide = true)]
+    TemplateWorker,
 }
+
+/// The subcommand that runs a render worker ([`serve_stdio`]).
+const TEMPLATE_WORKER: &str = "template-worker";
 
 /// Runs the command line `args` (program name first) and returns the process exit code:
 /// 0 on success, 1 when the command fails, 2 for bad flags or a bad `CORVID_ISA`.
-pub fn run<I, T>(args: I) -> i32
+/// `this` starts the same command line again (no arguments yet): `corvid serve` runs its
+/// chat-template workers with it.
+pub fn run<I, T>(args: I, this: WorkerCommand) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -55,6 +65,15 @@ where
             return e.exit_code();
         }
     };
+    if let Command::TemplateWorker = cli.command {
+        return match serve_stdio() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: template worker: {e}");
+                1
+            }
+        };
+    }
     // A bad CORVID_ISA is a one-line error before any work, not a panic mid-load.
     match corvid_kernels::isa::Isa::from_env() {
         Ok(tier) => tracing::info!(
@@ -70,7 +89,12 @@ where
         Command::Generate(args) => generate::run(args),
         Command::Bench(cmd) => corvid_bench::run(cmd),
         Command::Cpu(args) => cpu::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => {
+            let mut worker = this;
+            worker.args.push(TEMPLATE_WORKER.into());
+            serve::run(args, worker)
+        }
+        Command::TemplateWorker => unreachable!("handled above"),
     };
     match result {
         Ok(()) => 0,

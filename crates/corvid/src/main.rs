@@ -11,5 +11,15 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(corvid::run(std::env::args_os()));
+    // Chat-template workers are this same binary (falling back to the name it was
+    // started by, should the OS not tell its path).
+    let program = std::env::current_exe()
+        .ok()
+        .or_else(|| std::env::args_os().next().map(Into::into))
+        .unwrap_or_default();
+    let this = corvid_model::chat_template::isolated::WorkerCommand {
+        program,
+        args: Vec::new(),
+    };
+    std::process::exit(corvid::run(std::env::args_os(), this));
 }

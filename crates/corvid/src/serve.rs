@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use corvid_engine::cli::EngineCliArgs;
+use corvid_model::chat_template::isolated::WorkerCommand;
 use corvid_server::conn::ConnectionLimits;
 use corvid_server::kv_events::KvEventsOptions;
 use corvid_server::metrics::buckets::HistogramBuckets;
@@ -154,13 +155,18 @@ impl ServeArgs {
                     topic: self.kv_events_topic.clone(),
                 }),
             engine: self.engine.to_engine_args(),
+            template_worker: None,
         })
     }
 }
 
-/// Runs `corvid serve` until SIGTERM/SIGINT, then drains.
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.to_config()?;
+/// Runs `corvid serve` until SIGTERM/SIGINT, then drains; a model's own chat template
+/// renders in workers started by `template_worker`.
+pub fn run(args: ServeArgs, template_worker: WorkerCommand) -> anyhow::Result<()> {
+    let config = ServerConfig {
+        template_worker: Some(template_worker),
+        ..args.to_config()?
+    };
     tokio::runtime::Runtime::new()?.block_on(corvid_server::serve(config))
 }
 

@@ -7,6 +7,7 @@
 //! [`FUEL`] instructions (an endless loop is an error, not a hang), a recursion limit of
 //! [`RECURSION_LIMIT`] and at most [`MAX_OUTPUT_BYTES`] of output.
 
+pub mod isolated;
 mod json;
 #[cfg(test)]
 mod limits_tests;
@@ -30,6 +31,12 @@ pub fn builtin(architecture: &str) -> Option<&'static str> {
     }
 }
 
+/// True if `source` is one of corvid's built-in templates ([`builtin`]): reviewed, so
+/// safe to render in the server's own process.
+pub fn is_builtin(source: &str) -> bool {
+    builtin("gemma3") == Some(source)
+}
+
 /// One chat message.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct ChatMessage {
@@ -39,11 +46,22 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+/// What a chat template is made of: its source and the token texts it may insert. Enough
+/// to compile it again elsewhere (the [`isolated`] render worker does).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct TemplateSpec {
+    /// The Jinja source.
+    pub source: String,
+    /// The text of the BOS token (`bos_token` in the template).
+    pub bos_token: String,
+    /// The text of the EOS token (`eos_token` in the template).
+    pub eos_token: String,
+}
+
 /// A compiled chat template. `Send + Sync`.
 pub struct ChatTemplate {
     env: Environment<'static>,
-    bos_token: String,
-    eos_token: String,
+    spec: TemplateSpec,
 }
 
 const NAME: &str = "chat";
@@ -112,9 +130,22 @@ impl ChatTemplate {
             .map_err(err)?;
         Ok(Self {
             env,
-            bos_token: bos_token.to_owned(),
-            eos_token: eos_token.to_owned(),
+            spec: TemplateSpec {
+                source: source.to_owned(),
+                bos_token: bos_token.to_owned(),
+                eos_token: eos_token.to_owned(),
+            },
         })
+    }
+
+    /// Compiles a template from its [`TemplateSpec`].
+    pub fn from_spec(spec: &TemplateSpec) -> Result<Self> {
+        Self::new(&spec.source, &spec.bos_token, &spec.eos_token)
+    }
+
+    /// What the template was compiled from.
+    pub fn spec(&self) -> &TemplateSpec {
+        &self.spec
     }
 
     /// Renders the conversation; `add_generation_prompt` appends the assistant header.
@@ -125,8 +156,8 @@ impl ChatTemplate {
             context! {
                 messages => messages,
                 add_generation_prompt => add_generation_prompt,
-                bos_token => &self.bos_token,
-                eos_token => &self.eos_token,
+                bos_token => &self.spec.bos_token,
+                eos_token => &self.spec.eos_token,
             },
             &mut out,
         )
@@ -139,8 +170,8 @@ impl ChatTemplate {
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatTemplate")
-            .field("bos_token", &self.bos_token)
-            .field("eos_token", &self.eos_token)
+            .field("bos_token", &self.spec.bos_token)
+            .field("eos_token", &self.spec.eos_token)
             .finish_non_exhaustive()
     }
 }

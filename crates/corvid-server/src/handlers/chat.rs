@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use corvid_engine::{RequestOutput, TokenLogprob};
+use corvid_model::chat_template::isolated::IsolatedTemplate;
 use corvid_model::tokenizer::{ChatMessage, Tokenizer};
 
 use super::collect::{collect, finish_str};
@@ -85,8 +86,10 @@ pub fn to_chat_messages(messages: &[ChatMessageIn]) -> Result<Vec<ChatMessage>, 
         .collect()
 }
 
-/// Renders messages with the model's chat template and tokenizes the result.
-pub fn render_chat(
+/// Renders messages with the model's chat template — in a worker process if `isolated`
+/// (on a blocking thread, so the wait holds no async worker) — and tokenizes the result.
+pub async fn render_chat(
+    isolated: Option<&Arc<IsolatedTemplate>>,
     tok: &Tokenizer,
     messages: &[ChatMessageIn],
     add_generation_prompt: bool,
@@ -96,7 +99,16 @@ pub fn render_chat(
     let template = tok.chat_template().ok_or_else(|| {
         ApiError::bad_request("This model has no chat template; use /v1/completions.")
     })?;
-    let text = template.render(&msgs, add_generation_prompt).map_err(|e| {
+    let rendered = match isolated {
+        Some(isolated) => {
+            let isolated = Arc::clone(isolated);
+            tokio::task::spawn_blocking(move || isolated.render(&msgs, add_generation_prompt))
+                .await
+                .map_err(|e| ApiError::internal(format!("chat template render task: {e}")))?
+        }
+        None => template.render(&msgs, add_generation_prompt),
+    };
+    let text = rendered.map_err(|e| {
         ApiError::invalid("messages", format!("Cannot apply the chat template: {e}"))
     })?;
     encode(tok, &text, add_special, "messages")
@@ -112,11 +124,13 @@ pub async fn chat_completions(
     let engine = state.engine()?;
     let tok = Arc::clone(engine.tokenizer());
     let prompt_ids = render_chat(
+        state.isolated_template(),
         &tok,
         &req.messages,
         req.add_generation_prompt.unwrap_or(true),
         false,
-    )?;
+    )
+    .await?;
     let valid = validate(engine, prompt_ids, &req.sampling())?;
     let (n, logprobs) = (valid.params.n, valid.params.logprobs);
     let guard = state.inflight_guard();

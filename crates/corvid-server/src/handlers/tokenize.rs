@@ -24,12 +24,16 @@ pub async fn tokenize(
     let tok = engine.tokenizer();
     let tokens = match (&req.prompt, &req.messages) {
         (Some(p), None) => encode(tok, p, req.add_special_tokens.unwrap_or(true), "prompt")?,
-        (None, Some(m)) => render_chat(
-            tok,
-            m,
-            req.add_generation_prompt.unwrap_or(true),
-            req.add_special_tokens.unwrap_or(false),
-        )?,
+        (None, Some(m)) => {
+            render_chat(
+                state.isolated_template(),
+                tok,
+                m,
+                req.add_generation_prompt.unwrap_or(true),
+                req.add_special_tokens.unwrap_or(false),
+            )
+            .await?
+        }
         _ => {
             return Err(ApiError::bad_request(
                 "Send exactly one of `prompt` or `messages`.",
