@@ -181,7 +181,7 @@ impl EngineCore {
         if let Some(sink) = &self.sink {
             sink.on_step(&stats);
             if !kv_events.is_empty() {
-                sink.on_kv_events(kv_events);
+                sink.on_kv_events(&kv_events);
             }
         }
         self.publish(now);

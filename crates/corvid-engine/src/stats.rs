@@ -69,7 +69,7 @@ pub trait StatsSink: Send + Sync {
     fn on_request_finished(&self, r: &RequestStats);
     /// After a step that changed the prefix cache, when the engine records KV-cache
     /// events ([`crate::EngineArgs::enable_kv_cache_events`]), in the order they happened.
-    fn on_kv_events(&self, _events: Vec<crate::kv::KvCacheEvent>) {}
+    fn on_kv_events(&self, _events: &[crate::kv::KvCacheEvent]) {}
 }
 
 /// The engine's changing state, readable at any time (e.g. at scrape time) and

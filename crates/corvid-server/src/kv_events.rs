@@ -61,15 +61,20 @@ impl KvEventPublisher {
             .bind(&bind_address(&options.endpoint))
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", options.endpoint))?;
-        let buffer = Arc::new(Mutex::new(VecDeque::with_capacity(REPLAY_BATCHES)));
-        if let Some(endpoint) = &options.replay_endpoint {
-            let mut replay = zeromq::RouterSocket::new();
-            replay
-                .bind(&bind_address(endpoint))
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot bind {endpoint}: {e}"))?;
-            tokio::spawn(serve_replays(replay, Arc::clone(&buffer)));
-        }
+        // Batches are kept only for a replay socket to hand out.
+        let buffer = match &options.replay_endpoint {
+            Some(endpoint) => {
+                let mut replay = zeromq::RouterSocket::new();
+                replay
+                    .bind(&bind_address(endpoint))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot bind {endpoint}: {e}"))?;
+                let buffer = Arc::new(Mutex::new(VecDeque::with_capacity(REPLAY_BATCHES)));
+                tokio::spawn(serve_replays(replay, Arc::clone(&buffer)));
+                Some(buffer)
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let topic = Bytes::from(options.topic.clone().into_bytes());
         tokio::spawn(publish(publisher, rx, topic, buffer));
@@ -83,12 +88,15 @@ impl StatsSink for KvEventPublisher {
 
     fn on_request_finished(&self, _: &corvid_engine::RequestStats) {}
 
-    fn on_kv_events(&self, events: Vec<KvCacheEvent>) {
-        if self.tx.try_send(events).is_err() {
+    fn on_kv_events(&self, events: &[KvCacheEvent]) {
+        if self.tx.try_send(events.to_vec()).is_err() {
             tracing::warn!("KV-cache event queue full or closed: a batch was dropped");
         }
     }
 }
+
+/// The last [`REPLAY_BATCHES`] batches, `(sequence number, payload)`, for the replay socket.
+type ReplayBuffer = Arc<Mutex<VecDeque<(u64, Bytes)>>>;
 
 /// `tcp://*:5557` as the socket library binds it (every interface).
 fn bind_address(endpoint: &str) -> String {
@@ -96,12 +104,12 @@ fn bind_address(endpoint: &str) -> String {
 }
 
 /// Sends every batch in order, numbering them from 0, and keeps the last
-/// [`REPLAY_BATCHES`] for replay.
+/// [`REPLAY_BATCHES`] in `buffer` when there is one (a replay socket serves it).
 async fn publish(
     mut socket: zeromq::PubSocket,
     mut rx: mpsc::Receiver<Vec<KvCacheEvent>>,
     topic: Bytes,
-    buffer: Arc<Mutex<VecDeque<(u64, Bytes)>>>,
+    buffer: Option<ReplayBuffer>,
 ) {
     let mut seq: u64 = 0;
     while let Some(events) = rx.recv().await {
@@ -118,21 +126,20 @@ async fn publish(
         if let Err(e) = socket.send(message).await {
             tracing::warn!(error = %e, "cannot publish a KV-cache event batch");
         }
-        let mut buffer = buffer.lock().expect("replay buffer lock");
-        if buffer.len() == REPLAY_BATCHES {
-            buffer.pop_front();
+        if let Some(buffer) = &buffer {
+            let mut buffer = buffer.lock().expect("replay buffer lock");
+            if buffer.len() == REPLAY_BATCHES {
+                buffer.pop_front();
+            }
+            buffer.push_back((seq, payload));
         }
-        buffer.push_back((seq, payload));
         seq += 1;
     }
 }
 
 /// Answers replay requests `[identity, empty, start]` with the buffered batches from
 /// `start` on, then the end marker.
-async fn serve_replays(
-    mut socket: zeromq::RouterSocket,
-    buffer: Arc<Mutex<VecDeque<(u64, Bytes)>>>,
-) {
+async fn serve_replays(mut socket: zeromq::RouterSocket, buffer: ReplayBuffer) {
     const END: [u8; 8] = (-1i64).to_be_bytes();
     loop {
         let request = match socket.recv().await {

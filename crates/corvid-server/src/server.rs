@@ -107,12 +107,8 @@ impl StatsSink for Sinks {
         self.0.iter().for_each(|sink| sink.on_request_finished(r));
     }
 
-    fn on_kv_events(&self, events: Vec<corvid_engine::kv::KvCacheEvent>) {
-        if let Some((last, rest)) = self.0.split_last() {
-            rest.iter()
-                .for_each(|sink| sink.on_kv_events(events.clone()));
-            last.on_kv_events(events);
-        }
+    fn on_kv_events(&self, events: &[corvid_engine::kv::KvCacheEvent]) {
+        self.0.iter().for_each(|sink| sink.on_kv_events(events));
     }
 }
 
