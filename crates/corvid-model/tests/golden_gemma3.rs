@@ -11,8 +11,9 @@
 //! sharp model by a mean 0.15 in log-probability and by up to 0.74 in a top-1/top-2 gap
 //! (their greedy texts part within a few tokens on half the prompts). corvid may be at
 //! most [`FACTOR`] times (the worst single token [`WORST_FACTOR`] times) as far from the reference as the other llama.cpp build is. corvid
-//! runs the file's Q5_0 matrices as Q8_0 (requantized at load) where llama.cpp runs them
-//! natively; that is part of what these bounds admit. A wrong layer (a missing
+//! runs the file's Q5_0 matrices as Q8_0 with the same scales and values (an exact
+//! rewrite; llama.cpp runs them natively), so the weights agree bit for bit and these
+//! bounds admit only summation order and activation rounding. A wrong layer (a missing
 //! norm, the wrong RoPE base, a window off by one) moves logits by whole units.
 
 mod numerics;

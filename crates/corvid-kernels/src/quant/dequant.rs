@@ -2,7 +2,7 @@
 //! These are the reference semantics (ggml's); the hot path never dequantizes whole
 //! matrices, but loading converts less common formats through here.
 
-use super::blocks::{scale_min_k4, BlockQ4K, BlockQ6K, QK};
+use super::blocks::{scale_min_k4, BlockQ4K, BlockQ6K, BlockQ8_0, QK};
 use crate::GgmlType;
 use half::{bf16, f16};
 
@@ -40,6 +40,35 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
+/// The 32 unsigned 5-bit values (0..=31) of a Q5_0/Q5_1 block, from the block's bytes
+/// after its scale (and minimum): four bytes of fifth bits, then sixteen bytes of nibbles,
+/// value `j` in the low nibble of byte `j` and value `j + 16` in its high nibble.
+fn q5_values(b: &[u8]) -> [i32; QK] {
+    let qh = u32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+    let qs = &b[4..4 + QK / 2];
+    let mut v = [0; QK];
+    for j in 0..QK / 2 {
+        v[j] = (qs[j] & 0xF) as i32 | ((((qh >> j) << 4) & 0x10) as i32);
+        v[j + QK / 2] = (qs[j] >> 4) as i32 | (((qh >> (j + 12)) & 0x10) as i32);
+    }
+    v
+}
+
+/// Q5_0 blocks rewritten exactly as Q8_0: the same f16 scale and each value's
+/// `q − 16` (−16..=15) as the 8-bit value, so `d·(q − 16)` is unchanged and the products
+/// run the Q8_0 kernels with the integer sums ggml's Q5_0 × Q8_0 dot computes. (Before,
+/// Q5_0 went through f32 and a fresh Q8_0 scale, which rounded every weight again.)
+/// `bytes` holds whole Q5_0 blocks (22 bytes each).
+pub fn q5_0_as_q8_0(bytes: &[u8]) -> Vec<BlockQ8_0> {
+    bytes
+        .chunks_exact(GgmlType::Q5_0.type_size())
+        .map(|b| BlockQ8_0 {
+            d: f16::from_le_bytes([b[0], b[1]]),
+            qs: q5_values(&b[2..]).map(|q| (q - 16) as i8),
+        })
+        .collect()
+}
+
 fn dequantize_block(ty: GgmlType, b: &[u8], y: &mut [f32]) {
     match ty {
         GgmlType::Q4_0 => {
@@ -56,23 +85,16 @@ fn dequantize_block(ty: GgmlType, b: &[u8], y: &mut [f32]) {
                 y[j + QK / 2] = (b[4 + j] >> 4) as f32 * d + m;
             }
         }
-        GgmlType::Q5_0 | GgmlType::Q5_1 => {
+        GgmlType::Q5_0 => {
             let d = f16_at(b, 0);
-            let (m, off) = if ty == GgmlType::Q5_1 {
-                (f16_at(b, 2), 4)
-            } else {
-                (0.0, 2)
-            };
-            let qh = u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"));
-            let qs = &b[off + 4..];
-            let bias = if ty == GgmlType::Q5_0 { 16 } else { 0 };
-            for j in 0..QK / 2 {
-                let h0 = (((qh >> j) << 4) & 0x10) as i32;
-                let h1 = ((qh >> (j + 12)) & 0x10) as i32;
-                let x0 = ((qs[j] & 0xF) as i32 | h0) - bias;
-                let x1 = ((qs[j] >> 4) as i32 | h1) - bias;
-                y[j] = x0 as f32 * d + m;
-                y[j + QK / 2] = x1 as f32 * d + m;
+            for (y, q) in y.iter_mut().zip(q5_values(&b[2..])) {
+                *y = (q - 16) as f32 * d;
+            }
+        }
+        GgmlType::Q5_1 => {
+            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+            for (y, q) in y.iter_mut().zip(q5_values(&b[4..])) {
+                *y = q as f32 * d + m;
             }
         }
         GgmlType::Q8_0 => {
@@ -241,5 +263,35 @@ fn dequant_q3k(b: &[u8], y: &mut [f32]) {
             }
             m <<= 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// The rewrite must leave every weight exactly as Q5_0 defines it, the extremes
+    /// (0 and 31, i.e. −16 and 15) and both nibble halves included.
+    #[test]
+    fn q5_0_as_q8_0_keeps_every_weight() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let ts = GgmlType::Q5_0.type_size();
+        let mut bytes: Vec<u8> = (0..64 * ts).map(|_| rng.gen()).collect();
+        for b in bytes.chunks_exact_mut(ts) {
+            b[..2].copy_from_slice(&f16::from_f32(rng.gen_range(-0.1..0.1)).to_le_bytes());
+        }
+        bytes[2..22].fill(0); // all values 0 → −16
+        bytes[ts + 2..2 * ts].fill(0xFF); // all values 31 → 15
+        let mut want = vec![0.0; 64 * QK];
+        dequantize(GgmlType::Q5_0, &bytes, &mut want);
+        let blocks = q5_0_as_q8_0(&bytes);
+        assert_eq!(blocks[0].qs, [-16; QK]);
+        assert_eq!(blocks[1].qs, [15; QK]);
+        let got: Vec<f32> = blocks
+            .iter()
+            .flat_map(|b| b.qs.map(|q| q as f32 * b.d.to_f32()))
+            .collect();
+        assert_eq!(got, want);
     }
 }
