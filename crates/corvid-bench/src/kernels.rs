@@ -13,8 +13,8 @@ use corvid_kernels::isa::{isa, Isa};
 use corvid_kernels::matmul::{matmul_group, QMatrix, WeightData};
 use corvid_kernels::peak;
 use corvid_kernels::quant::quantize::{
-    quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q6_k,
-    quantize_weight_q8_0,
+    quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q5_k,
+    quantize_weight_q6_k, quantize_weight_q8_0,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,7 +28,7 @@ pub struct KernelsArgs {
     /// Token counts (rows of the activation matrix) to time the GEMM at.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16,64,256")]
     pub m: Vec<usize>,
-    /// Weight formats to time (q4_0, q4_1, q8_0, q4_k, q6_k).
+    /// Weight formats to time (q4_0, q4_1, q8_0, q4_k, q5_k, q6_k).
     #[arg(long, value_delimiter = ',', default_value = "q4_1,q8_0,q4_0,q4_k")]
     pub formats: Vec<String>,
     /// Least time spent per measurement; the best of its repetitions is reported.
@@ -145,8 +145,9 @@ fn matrix(format: &str, rows: usize, cols: usize) -> anyhow::Result<QMatrix> {
         "q4_1" => WeightData::Q4_1(quantize_weight_q4_1(&w)),
         "q8_0" => WeightData::Q8_0(quantize_weight_q8_0(&w)),
         "q4_k" => WeightData::Q4K(quantize_weight_q4_k(&w)),
+        "q5_k" => WeightData::Q5K(quantize_weight_q5_k(&w)),
         "q6_k" => WeightData::Q6K(quantize_weight_q6_k(&w)),
-        other => bail!("unknown weight format {other:?} (q4_0, q4_1, q8_0, q4_k, q6_k)"),
+        other => bail!("unknown weight format {other:?} (q4_0, q4_1, q8_0, q4_k, q5_k, q6_k)"),
     };
     Ok(QMatrix { rows, cols, data }.packed_for_cpu())
 }

@@ -6,7 +6,8 @@
 
 use crate::isa::{isa, Isa};
 use crate::quant::{
-    scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
+    scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ6K, BlockQ8K, BlockQ8_0,
+    BlockQ8_1,
 };
 
 /// Most activation rows one multi-dot call handles (each weight block is unpacked once
@@ -107,6 +108,44 @@ pub fn scalar_q4_k_q8_k(x: &[BlockQ4K], y: &[BlockQ8K]) -> f32 {
     }
     let m = (acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]);
     hsum8(acc) + m
+}
+
+/// The 256 unsigned 5-bit levels (`q`, 0..=31) of a Q5_K block, in value order: value
+/// `32i + l` (sub-block `i`) is the low or high nibble of byte `32(i / 2) + l` plus bit `i`
+/// of `qh[l]` as 16.
+fn q5_k_levels(b: &BlockQ5K) -> [u8; 256] {
+    std::array::from_fn(|v| {
+        let (i, l) = (v / 32, v % 32);
+        let low = (b.qs[32 * (i / 2) + l] >> (4 * (i % 2))) & 0xF;
+        low | (((b.qh[l] >> i) & 1) << 4)
+    })
+}
+
+/// Portable Q5_K · Q8_K, the definition the packed kernels ([`crate::packed`]) equal
+/// bit for bit on every tier: per super-block the exact integers `Σ_sub sc·(Σ q·a)` and
+/// `Σ_sub m·bsum` (magnitudes below 2²⁷), then one FMA by `d_w·d_a` and one by
+/// `dmin_w·(−d_a)`. ggml computes the same integers and differs only in float summation
+/// order.
+pub fn scalar_q5_k_q8_k(x: &[BlockQ5K], y: &[BlockQ8K]) -> f32 {
+    let mut acc = 0.0f32;
+    for (a, b) in x.iter().zip(y) {
+        let q = q5_k_levels(a);
+        let (sc, mn) = scales_and_mins_k4(&a.scales);
+        let (mut isum, mut msum) = (0i32, 0i32);
+        for sub in 0..8 {
+            let at = 32 * sub..32 * sub + 32;
+            let s: i32 = q[at.clone()]
+                .iter()
+                .zip(&b.qs[at])
+                .map(|(&w, &v)| w as i32 * v as i32)
+                .sum();
+            isum += sc[sub] as i32 * s;
+            msum += mn[sub] as i32 * (b.bsums[2 * sub] as i32 + b.bsums[2 * sub + 1] as i32);
+        }
+        acc = (isum as f32).mul_add(a.d.to_f32() * b.d, acc);
+        acc = (msum as f32).mul_add(a.dmin.to_f32() * -b.d, acc);
+    }
+    acc
 }
 
 /// The 256 unsigned 6-bit levels (`q`, before the −32 offset) of a Q6_K block, in value
@@ -569,6 +608,25 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// Q5_K blocks with random bits everywhere (all 32 levels, 6-bit scales and minimums
+    /// up to 63) and reasonable f16 super-scales.
+    pub(crate) fn random_q5k(seed: u64, nb: usize) -> Vec<BlockQ5K> {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..nb)
+            .map(|_| {
+                let mut b = BlockQ5K {
+                    d: half::f16::from_f32(r.gen_range(0.0..0.01)),
+                    dmin: half::f16::from_f32(r.gen_range(0.0..0.01)),
+                    ..Default::default()
+                };
+                r.fill(&mut b.scales[..]);
+                r.fill(&mut b.qh[..]);
+                r.fill(&mut b.qs[..]);
+                b
+            })
+            .collect()
+    }
+
     /// Q8_K activations of a random row.
     pub(crate) fn q8k(seed: u64, n: usize) -> Vec<BlockQ8K> {
         let mut q = vec![BlockQ8K::default(); n / 256];
@@ -670,6 +728,26 @@ pub(crate) mod tests {
         // Q8_K adds less. Allow 3 sigma.
         let exact = dot_f32(&w, &a);
         assert!((got - exact).abs() < 0.5, "{got} vs exact {exact}");
+    }
+
+    /// The portable Q5_K dot equals the f32 dot of the dequantized rows (ggml's
+    /// `dequantize_row_q5_K` reading the same bytes), up to float summation order.
+    #[test]
+    fn q5_k_dot_equals_the_dequantized_dot() {
+        let n = 1024;
+        for seed in 0..20 {
+            let w = random_q5k(seed, n / 256);
+            let a = q8k(200 + seed, n);
+            let got = scalar_q5_k_q8_k(&w, &a);
+            let want = dot_f32(
+                &deq(crate::GgmlType::Q5K, &w, n),
+                &deq(crate::GgmlType::Q8K, &a, n),
+            );
+            assert!(
+                (got - want).abs() < 1e-4 * want.abs().max(1.0),
+                "seed {seed}: {got} vs {want}"
+            );
+        }
     }
 
     fn dot_q4_k_q8_k_multi_one(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {

@@ -2,13 +2,13 @@
 
 use crate::dot::{
     dot_f32, dot_q4_0_q8_0_multi, dot_q4_1_q8_1_multi, dot_q4_k_q8_k_multi, dot_q8_0_q8_0_multi,
-    scalar_q6_k_q8_k, MAX_MULTI,
+    scalar_q5_k_q8_k, scalar_q6_k_q8_k, MAX_MULTI,
 };
-use crate::packed::{self, Q4Kx8, Q4_1x16, Q4_1x8, Q6Kx8, Q8_0x8, GROUP, WIDE_GROUP};
+use crate::packed::{self, Q4Kx8, Q4_1x16, Q4_1x8, Q5Kx8, Q6Kx8, Q8_0x8, GROUP, WIDE_GROUP};
 use crate::quant::quantize::{quantize_q8_0, quantize_q8_1, quantize_q8_k};
 use crate::quant::{
-    dequantize_q4k, dequantize_q6k, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0,
-    BlockQ8_1, QK, QK_K,
+    dequantize_q4k, dequantize_q5k, dequantize_q6k, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
+    BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK, QK_K,
 };
 use rayon::prelude::*;
 
@@ -26,6 +26,9 @@ pub enum WeightData {
     /// Q4_K super-blocks of 256 (GGUF Q4_K, `--quantization q4_k`), multiplied against
     /// Q8_K activations like ggml does.
     Q4K(Vec<BlockQ4K>),
+    /// Q5_K super-blocks of 256 (GGUF Q5_K: most matrices of Q5_K_M files), multiplied
+    /// against Q8_K activations like ggml does.
+    Q5K(Vec<BlockQ5K>),
     /// Q6_K super-blocks of 256 (GGUF Q6_K, e.g. the output matrix of Q4_K_M files),
     /// multiplied against Q8_K activations like ggml does.
     Q6K(Vec<BlockQ6K>),
@@ -37,6 +40,8 @@ pub enum WeightData {
     Q8_0x8(Vec<Q8_0x8>),
     /// Q4_K repacked eight rows at a time for the packed SIMD kernels.
     Q4Kx8(Vec<Q4Kx8>),
+    /// Q5_K repacked eight rows at a time for the packed SIMD kernels.
+    Q5Kx8(Vec<Q5Kx8>),
     /// Q6_K repacked eight rows at a time for the packed SIMD kernels.
     Q6Kx8(Vec<Q6Kx8>),
 }
@@ -278,11 +283,13 @@ impl QMatrix {
             WeightData::Q4_1(_) => "Q4_1",
             WeightData::Q8_0(_) => "Q8_0",
             WeightData::Q4K(_) => "Q4_K",
+            WeightData::Q5K(_) => "Q5_K",
             WeightData::Q6K(_) => "Q6_K",
             WeightData::Q4_1x8(_) => "Q4_1 (packed x8)",
             WeightData::Q4_1x16(_) => "Q4_1 (packed x16)",
             WeightData::Q8_0x8(_) => "Q8_0 (packed x8)",
             WeightData::Q4Kx8(_) => "Q4_K (packed x8)",
+            WeightData::Q5Kx8(_) => "Q5_K (packed x8)",
             WeightData::Q6Kx8(_) => "Q6_K (packed x8)",
         }
     }
@@ -295,16 +302,18 @@ impl QMatrix {
             WeightData::Q4_1(v) => v.len() * 20,
             WeightData::Q8_0(v) => v.len() * 34,
             WeightData::Q4K(v) => v.len() * std::mem::size_of::<BlockQ4K>(),
+            WeightData::Q5K(v) => v.len() * std::mem::size_of::<BlockQ5K>(),
             WeightData::Q6K(v) => v.len() * std::mem::size_of::<BlockQ6K>(),
             WeightData::Q4_1x8(v) => v.len() * std::mem::size_of::<Q4_1x8>(),
             WeightData::Q4_1x16(v) => v.len() * std::mem::size_of::<Q4_1x16>(),
             WeightData::Q8_0x8(v) => v.len() * std::mem::size_of::<Q8_0x8>(),
             WeightData::Q4Kx8(v) => v.len() * std::mem::size_of::<Q4Kx8>(),
+            WeightData::Q5Kx8(v) => v.len() * std::mem::size_of::<Q5Kx8>(),
             WeightData::Q6Kx8(v) => v.len() * std::mem::size_of::<Q6Kx8>(),
         }
     }
 
-    /// Repacks Q4_1, Q8_0, Q4_K and Q6_K weights (and Q4_0, rewritten as Q4_1) for the packed kernels
+    /// Repacks Q4_1, Q8_0, Q4_K, Q5_K and Q6_K weights (and Q4_0, rewritten as Q4_1) for the packed kernels
     /// when the kernel tier has them and the row count allows (a multiple of 8);
     /// otherwise returns the matrix unchanged.
     pub fn packed_for_cpu(self) -> Self {
@@ -329,6 +338,9 @@ impl QMatrix {
             WeightData::Q4K(b) => {
                 WeightData::Q4Kx8(packed::pack_q4_k(&b, self.rows, self.cols / QK_K))
             }
+            WeightData::Q5K(b) => {
+                WeightData::Q5Kx8(packed::pack_q5_k(&b, self.rows, self.cols / QK_K))
+            }
             WeightData::Q6K(b) => {
                 WeightData::Q6Kx8(packed::pack_q6_k(&b, self.rows, self.cols / QK_K))
             }
@@ -337,11 +349,13 @@ impl QMatrix {
         Self { data, ..self }
     }
 
-    /// Blocks per row in the storage format (super-blocks of 256 for Q4_K and Q6_K).
+    /// Blocks per row in the storage format (super-blocks of 256 for the K-quants).
     fn blocks_per_row(&self) -> usize {
         match self.data {
             WeightData::Q4K(_)
             | WeightData::Q4Kx8(_)
+            | WeightData::Q5K(_)
+            | WeightData::Q5Kx8(_)
             | WeightData::Q6K(_)
             | WeightData::Q6Kx8(_) => self.cols / QK_K,
             _ => self.cols / QK,
@@ -388,6 +402,14 @@ impl QMatrix {
                     dequantize_q4k(b, o);
                 }
             }
+            WeightData::Q5K(v) => {
+                for (b, o) in v[r * nb..(r + 1) * nb]
+                    .iter()
+                    .zip(out.chunks_exact_mut(QK_K))
+                {
+                    dequantize_q5k(b, o);
+                }
+            }
             WeightData::Q6K(v) => {
                 for (b, o) in v[r * nb..(r + 1) * nb]
                     .iter()
@@ -400,6 +422,7 @@ impl QMatrix {
             WeightData::Q4_1x16(v) => packed::unpack_row_q4_1(v, nb, r, out),
             WeightData::Q8_0x8(v) => packed::unpack_row_q8_0(v, nb, r, out),
             WeightData::Q4Kx8(v) => packed::unpack_row_q4_k(v, nb, r, out),
+            WeightData::Q5Kx8(v) => packed::unpack_row_q5_k(v, nb, r, out),
             WeightData::Q6Kx8(v) => packed::unpack_row_q6_k(v, nb, r, out),
         }
     }
@@ -422,8 +445,10 @@ impl QMatrix {
             WeightData::Q4_1x8(_) | WeightData::Q4_1x16(_) => ActFormat::Q8_1Scaled,
             WeightData::Q4_0(_) | WeightData::Q8_0(_) => ActFormat::Q8_0,
             WeightData::Q8_0x8(_) => ActFormat::Q8_0Scaled,
-            WeightData::Q4K(_) | WeightData::Q6K(_) | WeightData::Q6Kx8(_) => ActFormat::Q8K,
-            WeightData::Q4Kx8(_) => ActFormat::Q8KPaired,
+            WeightData::Q4K(_) | WeightData::Q5K(_) | WeightData::Q6K(_) | WeightData::Q6Kx8(_) => {
+                ActFormat::Q8K
+            }
+            WeightData::Q4Kx8(_) | WeightData::Q5Kx8(_) => ActFormat::Q8KPaired,
         }
     }
 
@@ -536,6 +561,22 @@ impl QMatrix {
                             t0 == 0
                         )
                     }),
+                (WeightData::Q5Kx8(w), Activations::Q8KPaired(q, pairs)) => groups
+                    .run::<GROUP, PACKED_TOKENS>(|g, t0, tc, out| unsafe {
+                        let (ys, ps) = (
+                            token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
+                            token_rows::<_, PACKED_TOKENS>(pairs, nb, t0, tc),
+                        );
+                        by_token_count!(
+                            tc,
+                            gemv_q5_kx8,
+                            out,
+                            &w[g * nb..(g + 1) * nb],
+                            &ys,
+                            &ps,
+                            t0 == 0
+                        )
+                    }),
                 (WeightData::Q6Kx8(w), Activations::Q8K(q)) => {
                     groups.run::<GROUP, PACKED_TOKENS>(|g, t0, tc, out| unsafe {
                         let ys = token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc);
@@ -592,6 +633,11 @@ impl QMatrix {
             }
             (WeightData::Q4K(v), Activations::Q8K(q)) => {
                 dot_q4_k_q8_k_multi(&v[w], &rows_of(q, nb, t0, n)[..n], out)
+            }
+            (WeightData::Q5K(v), Activations::Q8K(q)) => {
+                for (o, y) in out.iter_mut().zip(&rows_of(q, nb, t0, n)) {
+                    *o = scalar_q5_k_q8_k(&v[w.clone()], y);
+                }
             }
             (WeightData::Q6K(v), Activations::Q8K(q)) => {
                 for (o, y) in out.iter_mut().zip(&rows_of(q, nb, t0, n)) {
@@ -704,6 +750,54 @@ mod tests {
     /// definition's integer sums and float operations: equal bit for bit, for every token
     /// count (several runs of [`PACKED_TOKENS`] included). Both also match an f32 product
     /// of the dequantized weights up to the Q8_K rounding of the activations.
+    /// Q5_K through `matmul`: packed (when the tier has kernels) and row-major give the
+    /// same bits, and both stay near f32 on the dequantized weights.
+    #[test]
+    fn q5_k_matmul_packed_row_major_and_dequantized_agree() {
+        let (rows, cols) = (24, 512);
+        let m = QMatrix {
+            rows,
+            cols,
+            data: WeightData::Q5K(crate::dot::tests::random_q5k(4, rows * cols / QK_K)),
+        };
+        assert_eq!(m.nbytes(), rows * cols / 256 * 176);
+        let p = m.clone().packed_for_cpu();
+        if packed::available() {
+            assert_eq!(p.format(), "Q5_K (packed x8)");
+        }
+        let mut deq = vec![0.0; rows * cols];
+        let mut b = vec![0.0; cols];
+        for (r, o) in deq.chunks_exact_mut(cols).enumerate() {
+            m.row_f32(r, o);
+            p.row_f32(r, &mut b);
+            assert_eq!(o, &b[..], "row {r}");
+        }
+        let f = QMatrix {
+            rows,
+            cols,
+            data: WeightData::F32(deq),
+        };
+        for n in [1, 3, 4, 5, 9] {
+            let x = random(70 + n as u64, n * cols);
+            let (mut a, mut b, mut c) = (
+                vec![0.0; n * rows],
+                vec![0.0; n * rows],
+                vec![0.0; n * rows],
+            );
+            m.matmul(&x, &mut a);
+            p.matmul(&x, &mut b);
+            f.matmul(&x, &mut c);
+            assert_eq!(a, b, "n={n}");
+            // Half a Q8_K step (max|x| / 254) per value times Σ|w| (weights up to ~20).
+            for (i, (u, v)) in a.iter().zip(&c).enumerate() {
+                assert!(
+                    (u - v).abs() < 0.05 * v.abs().max(10.0),
+                    "n={n} [{i}]: {u} vs {v}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn q6_k_matmul_packed_row_major_and_dequantized_agree() {
         use crate::quant::quantize::quantize_weight_q6_k;

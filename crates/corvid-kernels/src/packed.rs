@@ -11,8 +11,8 @@
 #[cfg(target_arch = "x86_64")]
 use crate::isa::Isa;
 use crate::quant::{
-    dequantize_q6k, scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0,
-    BlockQ8_1,
+    dequantize_q5k, dequantize_q6k, pack_scale_min_k4, scale_min_k4, BlockQ4K, BlockQ4_0,
+    BlockQ4_1, BlockQ5K, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
 use half::f16;
 
@@ -62,6 +62,21 @@ pub struct Q4Kx8 {
     /// `mins[p][r]`: row `r`'s minimums of sub-blocks `2p` and `2p + 1` (one `vpmaddwd`
     /// operand against the activation's pair of sub-block sums).
     mins: [[[u8; 2]; GROUP]; 4],
+    qs: [[[[u8; 4]; GROUP]; 8]; 4],
+}
+
+/// One super-block column (256 values) of eight Q5_K rows: [`Q4Kx8`]'s scales, minimums
+/// and nibbles, plus the fifth bits interleaved the same way (`qh[j][r]` = row `r`'s
+/// `qh` bytes `4j .. 4j + 4`; bit `i` of each is sub-block `i`'s), so one column of
+/// `qh` serves all eight sub-blocks.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct Q5Kx8 {
+    d: [f16; GROUP],
+    dmin: [f16; GROUP],
+    sc: [[u8; GROUP]; 8],
+    mins: [[[u8; 2]; GROUP]; 4],
+    qh: [[[u8; 4]; GROUP]; 8],
     qs: [[[[u8; 4]; GROUP]; 8]; 4],
 }
 
@@ -188,6 +203,71 @@ pub fn unpack_row_q4_k(packed: &[Q4Kx8], nb: usize, r: usize, out: &mut [f32]) {
                 }
             }
         }
+    }
+}
+
+/// Packs a `rows × nb`-super-block Q5_K matrix (`rows` a multiple of 8), group-major.
+pub fn pack_q5_k(blocks: &[BlockQ5K], rows: usize, nb: usize) -> Vec<Q5Kx8> {
+    let mut out = Vec::with_capacity(rows / GROUP * nb);
+    for g in 0..rows / GROUP {
+        for b in 0..nb {
+            let mut p = Q5Kx8 {
+                d: [f16::ZERO; GROUP],
+                dmin: [f16::ZERO; GROUP],
+                sc: [[0; GROUP]; 8],
+                mins: [[[0; 2]; GROUP]; 4],
+                qh: [[[0; 4]; GROUP]; 8],
+                qs: [[[[0; 4]; GROUP]; 8]; 4],
+            };
+            for r in 0..GROUP {
+                let src = &blocks[(g * GROUP + r) * nb + b];
+                p.d[r] = src.d;
+                p.dmin[r] = src.dmin;
+                for i in 0..8 {
+                    let (sc, m) = scale_min_k4(i, &src.scales);
+                    p.sc[i][r] = sc;
+                    p.mins[i / 2][r][i % 2] = m;
+                }
+                for (j, c) in src.qh.chunks_exact(4).enumerate() {
+                    p.qh[j][r].copy_from_slice(c);
+                }
+                for c in 0..4 {
+                    for j in 0..8 {
+                        let at = 32 * c + 4 * j;
+                        p.qs[c][j][r].copy_from_slice(&src.qs[at..at + 4]);
+                    }
+                }
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Row `r` of a packed Q5_K matrix as f32: its blocks reassembled (scales re-packed in
+/// ggml's 12-byte form) and dequantized by [`dequantize_q5k`], so equal to the row-major
+/// row bit for bit.
+pub fn unpack_row_q5_k(packed: &[Q5Kx8], nb: usize, r: usize, out: &mut [f32]) {
+    let (lane, blocks) = row_group(packed, nb, r, GROUP);
+    for (p, o) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+        let sc: [u8; 8] = std::array::from_fn(|i| p.sc[i][lane]);
+        let mn: [u8; 8] = std::array::from_fn(|i| p.mins[i / 2][lane][i % 2]);
+        let mut b = BlockQ5K {
+            d: p.d[lane],
+            dmin: p.dmin[lane],
+            scales: pack_scale_min_k4(&sc, &mn),
+            ..Default::default()
+        };
+        for (j, c) in b.qh.chunks_exact_mut(4).enumerate() {
+            c.copy_from_slice(&p.qh[j][lane]);
+        }
+        for c in 0..4 {
+            for j in 0..8 {
+                let at = 32 * c + 4 * j;
+                b.qs[at..at + 4].copy_from_slice(&p.qs[c][j][lane]);
+            }
+        }
+        dequantize_q5k(&b, o);
     }
 }
 
@@ -370,6 +450,14 @@ by_tier!(
     /// lane order) only in float summation order, its integer sums being exact per row
     /// instead of per byte lane.
     gemv_q4_kx8(Q4Kx8, BlockQ8K, [i32; 4])
+);
+
+by_tier!(
+    /// Packed Q5_K: [`gemv_q4_kx8`] with each value's fifth bit or-ed in, and (on
+    /// AVX2) each column's pairs widened to i32 at once, since a sub-block's eight
+    /// columns of 5-bit products would overflow i16. Every tier equals
+    /// [`crate::dot::scalar_q5_k_q8_k`] bit for bit.
+    gemv_q5_kx8(Q5Kx8, BlockQ8K, [i32; 4])
 );
 
 /// Packed Q6_K against Q8_K activations: `out[k][r] = row (8g + r) · acts[k]` for one
@@ -738,7 +826,7 @@ mod x86 {
     macro_rules! kernels {
         ($tier:ident, $features:literal, $opaque:literal, $q4:ident, $widen:ident, $q8_start:ident, $q8_prep:ident, $q8:ident, $k4:ident, $k4_scales:ident, $k4_scale:ident, $k6:ident, $k6_scales:ident, $k6_scale:ident) => {
             pub mod $tier {
-                use super::super::{Q4Kx8, Q4_1x8, Q6Kx8, Q8_0x8, GROUP};
+                use super::super::{Q4Kx8, Q4_1x8, Q5Kx8, Q6Kx8, Q8_0x8, GROUP};
                 use super::{
                     $k4, $k4_scale, $k4_scales, $k6, $k6_scales, $q4, $q8, $q8_prep, $q8_start,
                     $widen,
@@ -882,6 +970,87 @@ mod x86 {
                         let dm =
                             _mm256_cvtph_ps(_mm_loadu_si128(wb.dmin.as_ptr() as *const __m128i));
                         // The minimum pairs widened to i16 once per block, for all tokens.
+                        let mins: [__m256i; 4] = std::array::from_fn(|p| {
+                            _mm256_cvtepu8_epi16(_mm_loadu_si128(
+                                wb.mins[p].as_ptr() as *const __m128i
+                            ))
+                        });
+                        for (k, acc_k) in acc.iter_mut().enumerate() {
+                            let pk = pairs.get_unchecked(k).get_unchecked(b);
+                            let mut m = _mm256_setzero_si256();
+                            for (&mp, &pair) in mins.iter().zip(pk) {
+                                m = _mm256_add_epi32(
+                                    m,
+                                    _mm256_madd_epi16(mp, _mm256_set1_epi32(pair)),
+                                );
+                            }
+                            let ad = acts.get_unchecked(k).get_unchecked(b).d;
+                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+                            let min_scale = _mm256_mul_ps(dm, _mm256_set1_ps(-ad));
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[k]), scale, *acc_k);
+                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), min_scale, *acc_k);
+                        }
+                    }
+                    for k in 0..N {
+                        _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
+                    }
+                }
+
+                #[target_feature(enable = $features)]
+                pub unsafe fn gemv_q5_kx8<const N: usize>(
+                    w: &[Q5Kx8],
+                    acts: &[&[BlockQ8K]],
+                    pairs: &[&[[i32; 4]]],
+                    prefetch: bool,
+                    out: &mut [[f32; GROUP]; N],
+                ) {
+                    let mut acc = [_mm256_setzero_ps(); N];
+                    let (low4, bit4) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(0x10));
+                    // Hidden loop counts, as in `gemv_q4_kx8`.
+                    let (sub_blocks, columns) = super::loop_counts::<N>($opaque, (8, 8));
+                    for (b, wb) in w.iter().enumerate() {
+                        if prefetch {
+                            super::prefetch_ahead(wb);
+                        }
+                        let q = super::q8_k_words::<N>(acts, b);
+                        let mut sums = [_mm256_setzero_si256(); N];
+                        // Sub-block i: chunk i / 2's low (even i) or high nibbles, and bit
+                        // i of the qh bytes, moved to bit 4 (16-bit shifts by at most 4
+                        // keep it within its byte).
+                        for i in 0..sub_blocks {
+                            let (c, half) = (i / 2, i % 2);
+                            let shift = _mm_cvtsi32_si128(4 * half as i32);
+                            let (up, down) = if i <= 4 {
+                                (4 - i as i32, 0)
+                            } else {
+                                (0, i as i32 - 4)
+                            };
+                            let (up, down) = (_mm_cvtsi32_si128(up), _mm_cvtsi32_si128(down));
+                            let sc = $k4_scales(wb.sc.get_unchecked(i));
+                            let mut s = [_mm256_setzero_si256(); N];
+                            for j in 0..columns {
+                                let v = _mm256_loadu_si256(
+                                    wb.qs.get_unchecked(c).get_unchecked(j).as_ptr()
+                                        as *const __m256i,
+                                );
+                                let qh = _mm256_loadu_si256(
+                                    wb.qh.get_unchecked(j).as_ptr() as *const __m256i
+                                );
+                                let low = _mm256_and_si256(_mm256_srl_epi16(v, shift), low4);
+                                let high = _mm256_srl_epi16(_mm256_sll_epi16(qh, up), down);
+                                let v = _mm256_or_si256(low, _mm256_and_si256(high, bit4));
+                                let at = 8 * i + j;
+                                for k in 0..N {
+                                    s[k] = $k6(s[k], v, q[k].add(at).read_unaligned(), sc);
+                                }
+                            }
+                            for k in 0..N {
+                                sums[k] = _mm256_add_epi32(sums[k], super::$k6_scale(s[k], sc));
+                            }
+                        }
+                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+                        let dm =
+                            _mm256_cvtph_ps(_mm_loadu_si128(wb.dmin.as_ptr() as *const __m128i));
                         let mins: [__m256i; 4] = std::array::from_fn(|p| {
                             _mm256_cvtepu8_epi16(_mm_loadu_si128(
                                 wb.mins[p].as_ptr() as *const __m128i
@@ -1262,6 +1431,88 @@ mod tests {
                 crate::quant::dequantize_q6k(blk, o);
             }
             unpack_row_q6_k(&packed, nb, r, &mut b);
+            assert_eq!(a, b, "row {r}");
+        }
+    }
+
+    /// The first `N` token rows of a four-token output.
+    fn first<const N: usize>(out: &mut [[f32; GROUP]; 4]) -> &mut [[f32; GROUP]; N] {
+        (&mut out[..N]).try_into().unwrap()
+    }
+
+    /// One tier's packed Q5_K kernel, whatever the active tier.
+    unsafe fn q5_k_on<const N: usize>(
+        tier: Isa,
+        w: &[Q5Kx8],
+        ys: &[&[BlockQ8K]],
+        ps: &[&[[i32; 4]]],
+        prefetch: bool,
+        out: &mut [[f32; GROUP]; N],
+    ) {
+        match tier {
+            Isa::Avx512Vnni => x86::vnni::gemv_q5_kx8(w, ys, ps, prefetch, out),
+            Isa::AvxVnni => x86::avxvnni::gemv_q5_kx8(w, ys, ps, prefetch, out),
+            _ => x86::avx2::gemv_q5_kx8(w, ys, ps, prefetch, out),
+        }
+    }
+
+    /// Packed Q5_K equals the portable dot ([`crate::dot::scalar_q5_k_q8_k`]) bit for bit
+    /// on every tier this run covers, for every token count, with random bits everywhere
+    /// (all 32 levels, scales and minimums up to 63); and its rows unpack to exactly the
+    /// row-major blocks' values.
+    #[test]
+    fn packed_q5_k_is_bit_identical_to_the_portable_dot() {
+        use crate::dot::scalar_q5_k_q8_k;
+        use crate::dot::tests::{q8k, random_q5k};
+        let (rows, nb) = (16, 3);
+        let blocks = random_q5k(9, rows * nb);
+        let packed = pack_q5_k(&blocks, rows, nb);
+        let acts: Vec<Vec<BlockQ8K>> = (0..4).map(|k| q8k(30 + k, nb * 256)).collect();
+        let pairs: Vec<Vec<[i32; 4]>> = acts.iter().map(|q| q8_k_min_pairs(q)).collect();
+        let (ys, ps) = (slices(&acts), slices(&pairs));
+        let tiers = [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
+        let mut checked = 0;
+        for tier in tiers.into_iter().filter(|&t| t <= isa() && t.runs_here()) {
+            for g in 0..rows / GROUP {
+                let w = &packed[g * nb..(g + 1) * nb];
+                for n in 1..=4 {
+                    let mut out = [[0.0; GROUP]; 4];
+                    let prefetch = n % 2 == 1;
+                    // SAFETY: the tier runs here; the activations hold `nb` blocks.
+                    unsafe {
+                        let o = &mut out;
+                        match n {
+                            1 => q5_k_on::<1>(tier, w, &ys, &ps, prefetch, first(o)),
+                            2 => q5_k_on::<2>(tier, w, &ys, &ps, prefetch, first(o)),
+                            3 => q5_k_on::<3>(tier, w, &ys, &ps, prefetch, first(o)),
+                            _ => q5_k_on::<4>(tier, w, &ys, &ps, prefetch, o),
+                        }
+                    }
+                    for k in 0..n {
+                        for r in 0..GROUP {
+                            let row = &blocks[(g * GROUP + r) * nb..(g * GROUP + r + 1) * nb];
+                            let want = scalar_q5_k_q8_k(row, ys[k]);
+                            assert_eq!(
+                                out[k][r].to_bits(),
+                                want.to_bits(),
+                                "{tier} group {g} n={n} token {k} row {r}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 0 || !available());
+        let (mut a, mut b) = (vec![0.0; nb * 256], vec![0.0; nb * 256]);
+        for r in 0..rows {
+            for (blk, o) in blocks[r * nb..(r + 1) * nb]
+                .iter()
+                .zip(a.chunks_exact_mut(256))
+            {
+                crate::quant::dequantize_q5k(blk, o);
+            }
+            unpack_row_q5_k(&packed, nb, r, &mut b);
             assert_eq!(a, b, "row {r}");
         }
     }

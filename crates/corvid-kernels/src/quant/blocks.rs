@@ -82,6 +82,36 @@ impl Default for BlockQ4K {
     }
 }
 
+/// Q5_K (ggml's `block_q5_K`): Q4_K with a fifth bit per value, `x = d * sc * q - dmin *
+/// m` with `q` in 0..=31. Kept as stored so Q5_K GGUF weights (Q5_K_M / Q5_K_S files) are
+/// multiplied without requantization.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BlockQ5K {
+    /// Super-block scale of the 6-bit sub-block scales.
+    pub d: f16,
+    /// Super-block scale of the 6-bit sub-block minimums.
+    pub dmin: f16,
+    /// Eight 6-bit scales and eight 6-bit minimums, packed as [`scale_min_k4`] reads them.
+    pub scales: [u8; 12],
+    /// Fifth bits: bit `i` of byte `l` belongs to value `32i + l` (sub-block `i`).
+    pub qh: [u8; 32],
+    /// Low four bits, laid out as [`BlockQ4K::qs`].
+    pub qs: [u8; 128],
+}
+
+impl Default for BlockQ5K {
+    fn default() -> Self {
+        Self {
+            d: f16::ZERO,
+            dmin: f16::ZERO,
+            scales: [0; 12],
+            qh: [0; 32],
+            qs: [0; 128],
+        }
+    }
+}
+
 /// Q6_K (ggml's `block_q6_K`): 256 values in sixteen sub-blocks of 16, each with a
 /// signed 8-bit scale `sc`: `x = d * sc * (q - 32)`, q a 6-bit value split into its low
 /// four bits (`ql`) and high two (`qh`). Kept as stored so Q6_K GGUF weights (the
@@ -150,6 +180,24 @@ pub fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// The inverse of [`scale_min_k4`]: eight 6-bit scales and minimums packed into the
+/// 12 bytes of a Q4_K/Q5_K super-block.
+pub fn pack_scale_min_k4(sc: &[u8; 8], mn: &[u8; 8]) -> [u8; 12] {
+    let mut q = [0u8; 12];
+    for j in 0..8 {
+        let (ls, lm) = (sc[j], mn[j]);
+        if j < 4 {
+            q[j] |= ls;
+            q[j + 4] |= lm;
+        } else {
+            q[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+            q[j - 4] |= (ls >> 4) << 6;
+            q[j] |= (lm >> 4) << 6;
+        }
+    }
+    q
+}
+
 /// A block type that can be copied straight out of GGUF bytes.
 pub trait RawBlock: Copy + Default {
     /// Size in bytes as stored.
@@ -205,6 +253,19 @@ impl RawBlock for BlockQ4K {
             dmin: f16_at(b, 2),
             scales: b[4..16].try_into().expect("block length"),
             qs: b[16..144].try_into().expect("block length"),
+        }
+    }
+}
+
+impl RawBlock for BlockQ5K {
+    const BYTES: usize = 176;
+    fn read(b: &[u8]) -> Self {
+        Self {
+            d: f16_at(b, 0),
+            dmin: f16_at(b, 2),
+            scales: b[4..16].try_into().expect("block length"),
+            qh: b[16..48].try_into().expect("block length"),
+            qs: b[48..176].try_into().expect("block length"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! These are the reference semantics (ggml's); the hot path never dequantizes whole
 //! matrices, but loading converts less common formats through here.
 
-use super::blocks::{scale_min_k4, BlockQ4K, BlockQ6K, BlockQ8_0, QK};
+use super::blocks::{scale_min_k4, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8_0, QK};
 use crate::GgmlType;
 use half::{bf16, f16};
 
@@ -153,10 +153,23 @@ fn dequant_q4k_parts(d: f32, dmin: f32, scales: &[u8; 12], qs: &[u8], y: &mut [f
 }
 
 fn dequant_q5k(b: &[u8], y: &mut [f32]) {
-    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-    let scales = &b[4..16];
-    let qh = &b[16..48];
-    let qs = &b[48..176];
+    let scales: &[u8; 12] = b[4..16].try_into().expect("block length");
+    dequant_q5k_parts(
+        f16_at(b, 0),
+        f16_at(b, 2),
+        scales,
+        &b[16..48],
+        &b[48..176],
+        y,
+    );
+}
+
+/// Dequantizes one Q5_K block to its 256 values.
+pub fn dequantize_q5k(b: &BlockQ5K, y: &mut [f32]) {
+    dequant_q5k_parts(b.d.to_f32(), b.dmin.to_f32(), &b.scales, &b.qh, &b.qs, y);
+}
+
+fn dequant_q5k_parts(d: f32, dmin: f32, scales: &[u8; 12], qh: &[u8], qs: &[u8], y: &mut [f32]) {
     for (g, chunk) in y.chunks_exact_mut(64).enumerate() {
         let ql = &qs[g * 32..g * 32 + 32];
         let (u1, u2) = (1u8 << (2 * g), 2u8 << (2 * g));

@@ -4,8 +4,8 @@
 //! tests and benchmarks).
 
 use super::blocks::{
-    scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK,
-    QK_K,
+    pack_scale_min_k4, scale_min_k4, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ6K, BlockQ8K,
+    BlockQ8_0, BlockQ8_1, QK, QK_K,
 };
 use half::f16;
 
@@ -224,72 +224,109 @@ fn make_qkx2_quants(
     (scale, -min)
 }
 
+/// One super-block's affine fit as ggml's `quantize_row_q4_K_ref` and
+/// `quantize_row_q5_K_ref` do it (no importance matrix): per 32-value sub-block a
+/// weighted fit with `nmax + 1` levels, then the eight scales and minimums quantized to
+/// 6 bits against the super-block's largest, and every value's level (0..=`nmax`) under
+/// the quantized scales. Returns `(d, dmin, packed scales, levels)`.
+fn fit_k_super_block(
+    xs: &[f32],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+) -> (f16, f16, [u8; 12], [u8; QK_K]) {
+    let mut levels = [0u8; QK_K];
+    let (mut laux, mut weights) = ([0u8; 32], [0.0f32; 32]);
+    let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..QK_K / 32 {
+        let sub = &xs[32 * j..32 * j + 32];
+        let mut sum_x2 = 0.0f32;
+        for &v in sub {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, &v) in weights.iter_mut().zip(sub) {
+            *w = av_x + v.abs();
+        }
+        let l = &mut levels[32 * j..32 * j + 32];
+        (scales[j], mins[j]) =
+            make_qkx2_quants(nmax, sub, &weights, l, &mut laux, rmin, 0.1, nstep);
+        max_scale = if scales[j] > max_scale {
+            scales[j]
+        } else {
+            max_scale
+        };
+        max_min = if mins[j] > max_min { mins[j] } else { max_min };
+    }
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let ls: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_scale * scales[j]) as u8).min(63));
+    let lm: [u8; 8] = std::array::from_fn(|j| (nearest_int(inv_min * mins[j]) as u8).min(63));
+    let packed = pack_scale_min_k4(&ls, &lm);
+    let (d, dmin) = (
+        f16::from_f32(max_scale / 63.0),
+        f16::from_f32(max_min / 63.0),
+    );
+    for j in 0..QK_K / 32 {
+        let (sc, m) = scale_min_k4(j, &packed);
+        let dj = d.to_f32() * sc as f32;
+        if dj == 0.0 {
+            continue;
+        }
+        let dm = dmin.to_f32() * m as f32;
+        for i in 32 * j..32 * j + 32 {
+            levels[i] = nearest_int((xs[i] + dm) / dj).clamp(0, nmax) as u8;
+        }
+    }
+    (d, dmin, packed, levels)
+}
+
 /// Quantizes a weight row to Q4_K (`x.len()` a multiple of 256), as ggml's
 /// `quantize_row_q4_K_ref` (what llama.cpp's quantizer does without an importance
-/// matrix): per 32-value sub-block a weighted affine fit, then the eight scales and
-/// minimums quantized to 6 bits against the super-block's largest.
+/// matrix).
 pub fn quantize_weight_q4_k(x: &[f32]) -> Vec<BlockQ4K> {
     x.chunks_exact(QK_K)
         .map(|xs| {
-            let mut levels = [0u8; QK_K];
-            let (mut laux, mut weights) = ([0u8; 32], [0.0f32; 32]);
-            let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
-            let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
-            for j in 0..QK_K / 32 {
-                let sub = &xs[32 * j..32 * j + 32];
-                let mut sum_x2 = 0.0f32;
-                for &v in sub {
-                    sum_x2 += v * v;
-                }
-                let av_x = (sum_x2 / 32.0).sqrt();
-                for (w, &v) in weights.iter_mut().zip(sub) {
-                    *w = av_x + v.abs();
-                }
-                let l = &mut levels[32 * j..32 * j + 32];
-                (scales[j], mins[j]) =
-                    make_qkx2_quants(15, sub, &weights, l, &mut laux, -1.0, 0.1, 20);
-                max_scale = if scales[j] > max_scale {
-                    scales[j]
-                } else {
-                    max_scale
-                };
-                max_min = if mins[j] > max_min { mins[j] } else { max_min };
-            }
-            let inv_scale = if max_scale > 0.0 {
-                63.0 / max_scale
-            } else {
-                0.0
+            let (d, dmin, scales, levels) = fit_k_super_block(xs, 15, -1.0, 20);
+            let mut b = BlockQ4K {
+                d,
+                dmin,
+                scales,
+                ..Default::default()
             };
-            let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-            let mut b = BlockQ4K::default();
-            for j in 0..QK_K / 32 {
-                let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-                let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
-                if j < 4 {
-                    b.scales[j] = ls;
-                    b.scales[j + 4] = lm;
-                } else {
-                    b.scales[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
-                    b.scales[j - 4] |= (ls >> 4) << 6;
-                    b.scales[j] |= (lm >> 4) << 6;
-                }
-            }
-            b.d = f16::from_f32(max_scale / 63.0);
-            b.dmin = f16::from_f32(max_min / 63.0);
-            for j in 0..QK_K / 32 {
-                let (sc, m) = scale_min_k4(j, &b.scales);
-                let d = b.d.to_f32() * sc as f32;
-                if d == 0.0 {
-                    continue;
-                }
-                let dm = b.dmin.to_f32() * m as f32;
-                for i in 32 * j..32 * j + 32 {
-                    levels[i] = nearest_int((xs[i] + dm) / d).clamp(0, 15) as u8;
-                }
-            }
             for (g, q) in b.qs.chunks_exact_mut(32).enumerate() {
                 for (i, byte) in q.iter_mut().enumerate() {
                     *byte = levels[64 * g + i] | (levels[64 * g + 32 + i] << 4);
+                }
+            }
+            b
+        })
+        .collect()
+}
+
+/// Quantizes a weight row to Q5_K (`x.len()` a multiple of 256), as ggml's
+/// `quantize_row_q5_K_ref`: [`quantize_weight_q4_k`]'s fit with 32 levels, the fifth bit
+/// of each level stored apart.
+pub fn quantize_weight_q5_k(x: &[f32]) -> Vec<BlockQ5K> {
+    x.chunks_exact(QK_K)
+        .map(|xs| {
+            let (d, dmin, scales, levels) = fit_k_super_block(xs, 31, -0.5, 15);
+            let mut b = BlockQ5K {
+                d,
+                dmin,
+                scales,
+                ..Default::default()
+            };
+            for (g, q) in b.qs.chunks_exact_mut(32).enumerate() {
+                for (i, byte) in q.iter_mut().enumerate() {
+                    let (lo, hi) = (levels[64 * g + i], levels[64 * g + 32 + i]);
+                    *byte = (lo & 0xF) | ((hi & 0xF) << 4);
+                    b.qh[i] |= ((lo >> 4) << (2 * g)) | ((hi >> 4) << (2 * g + 1));
                 }
             }
             b
@@ -458,6 +495,32 @@ mod tests {
         let mut z = [BlockQ8K::default()];
         quantize_q8_k(&[0.0; 256], &mut z);
         assert_eq!(z[0].d, 0.0);
+    }
+
+    /// Q5_K keeps each value within half a 5-bit step of its sub-block's range (plus the
+    /// 6-bit scale rounding), and its fifth bits land where `dequantize` reads them.
+    #[test]
+    fn q5_k_quantization_round_trips_within_its_step() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        for case in 0..30 {
+            let scale = [1e-3f32, 0.05, 1.0, 20.0][case % 4];
+            let x: Vec<f32> = (0..512).map(|_| rng.gen_range(-1.0..1.0) * scale).collect();
+            let q = quantize_weight_q5_k(&x);
+            let mut y = vec![0.0; 512];
+            for (b, o) in q.iter().zip(y.chunks_exact_mut(QK_K)) {
+                crate::quant::dequantize_q5k(b, o);
+            }
+            for (xs, ys) in x.chunks_exact(32).zip(y.chunks_exact(32)) {
+                let (lo, hi) = xs
+                    .iter()
+                    .fold((0.0f32, 0.0f32), |(a, b), &v| (a.min(v), b.max(v)));
+                let tol = (hi - lo) * (0.5 / 31.0 + 0.03) + 1e-6;
+                for (a, b) in xs.iter().zip(ys) {
+                    assert!((a - b).abs() <= tol, "case {case}: {a} vs {b}");
+                }
+            }
+            assert!(q.iter().any(|b| b.qh.iter().any(|&h| h != 0)));
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Turning raw tensors into compute-ready weights: vectors (norms, biases) as f32 and
 //! matrices in a format the matmul kernels multiply directly.
 //!
-//! Q4_0, Q4_1, Q8_0, Q4_K and Q6_K are kept as stored, and Q5_0 is rewritten exactly as
-//! Q8_0 (same scale, values −16..=15). Plain F32/F16/BF16 matrices become F32, or are
-//! quantized when `--quantization` asks. Other quantized types (Q5_1, Q2_K, Q3_K, Q5_K)
+//! Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K are kept as stored, and Q5_0 is rewritten exactly
+//! as Q8_0 (same scale, values −16..=15). Plain F32/F16/BF16 matrices become F32, or are
+//! quantized when `--quantization` asks. Other quantized types (Q5_1, Q2_K, Q3_K)
 //! are dequantized and re-quantized to Q8_0 at load, which keeps them on the fast integer
 //! path at the cost of memory and one more rounding; this is documented behaviour, not
 //! silent. (A Q4_K_M file thus runs all its matrices exactly as stored: its Q4_K and Q6_K
@@ -98,6 +98,7 @@ pub fn to_matrix(
         (GgmlType::Q8_0, _) => WeightData::Q8_0(read_blocks(t.data)),
         (GgmlType::Q5_0, _) => WeightData::Q8_0(q5_0_as_q8_0(t.data)),
         (GgmlType::Q4K, _) => WeightData::Q4K(read_blocks(t.data)),
+        (GgmlType::Q5K, _) if cols.is_multiple_of(QK_K) => WeightData::Q5K(read_blocks(t.data)),
         (GgmlType::Q6K, _) if cols.is_multiple_of(QK_K) => WeightData::Q6K(read_blocks(t.data)),
         (GgmlType::F32 | GgmlType::F16 | GgmlType::BF16, None) => WeightData::F32(to_f32(t)?),
         (ty, q) => {
