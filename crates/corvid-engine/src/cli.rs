@@ -42,8 +42,8 @@ pub struct EngineCliArgs {
     /// Naive baseline: one request at a time, no prefix cache.
     #[arg(long, env = "CORVID_NO_BATCHING")]
     pub no_batching: bool,
-    /// Quantize unquantized (safetensors) weights at load: q8_0, q4_0, q4_1 or q4_k.
-    /// q4_k needs rows that are a multiple of 256 long; other matrices fall back to
+    /// Quantize unquantized (safetensors) weights at load: q8_0, q4_0, q4_1, q4_k or
+    /// q5_k. The K-quants need rows that are a multiple of 256 long; other matrices fall back to
     /// Q8_0 with a warning (llama.cpp's quantizer also falls back for them).
     #[arg(long, env = "CORVID_QUANTIZATION")]
     pub quantization: Option<LoadQuantization>,

@@ -230,6 +230,29 @@ fn load_time_quantization_stays_close_to_f32() {
     }
 }
 
+/// The K-quants at load (`--quantization q4_k|q5_k`) on a model whose rows are 256 long:
+/// both stay near the f32 model, and the 5-bit one nearer than the 4-bit one (about half
+/// the step, so well under the 4-bit error).
+#[test]
+fn load_time_k_quants_stay_close_to_f32() {
+    let src = repo().join("fixtures/tiny/llama256-hf");
+    let f32_model = load_model(&src, &LoadOptions::default()).unwrap();
+    let prompt: Vec<u32> = (0..20).map(|i| 10 + i * 13).collect();
+    let (want, _) = run(&f32_model, &prompt, 1, &[]);
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let err = |q: &str| {
+        let options = LoadOptions {
+            quantization: Some(q.parse().unwrap()),
+        };
+        let (got, _) = run(&load_model(&src, &options).unwrap(), &prompt, 1, &[]);
+        max_abs(&got, &want)
+    };
+    let (e4, e5) = (err("q4_k"), err("q5_k"));
+    eprintln!("llama256 at load: max |Δlogit| vs f32 q4_k {e4:.4}, q5_k {e5:.4} (logits up to {scale:.1})");
+    assert!(e4 < 0.5 * scale.max(1.0), "q4_k: {e4}");
+    assert!(e5 < 0.7 * e4, "q5_k {e5} not below q4_k {e4}");
+}
+
 /// llama.cpp's Q4_K_M quantization of `llama256` (Q4_K matrices natively, its Q6_K ones
 /// requantized to Q8_0) against llama.cpp's logits on the same file.
 ///

@@ -13,7 +13,8 @@
 use super::source::RawTensor;
 use crate::error::Result;
 use corvid_kernels::quant::quantize::{
-    quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q8_0,
+    quantize_weight_q4_0, quantize_weight_q4_1, quantize_weight_q4_k, quantize_weight_q5_k,
+    quantize_weight_q8_0,
 };
 use corvid_kernels::quant::{dequantize, q5_0_as_q8_0, read_blocks, QK, QK_K};
 use corvid_kernels::{GgmlType, QMatrix, WeightData};
@@ -32,6 +33,9 @@ pub enum LoadQuantization {
     /// whose rows are not a multiple of 256 long become Q8_0 instead, with a warning,
     /// the way llama.cpp's quantizer falls back to another type for them.
     Q4K,
+    /// 5-bit k-quant super-blocks of 256 (ggml's reference Q5_K quantizer), with
+    /// [`LoadQuantization::Q4K`]'s Q8_0 fallback for other row lengths.
+    Q5K,
 }
 
 impl FromStr for LoadQuantization {
@@ -42,8 +46,9 @@ impl FromStr for LoadQuantization {
             "q4_0" => Ok(Self::Q4_0),
             "q4_1" => Ok(Self::Q4_1),
             "q4_k" => Ok(Self::Q4K),
+            "q5_k" => Ok(Self::Q5K),
             other => Err(format!(
-                "unknown quantization `{other}` (expected q8_0, q4_0, q4_1 or q4_k)"
+                "unknown quantization `{other}` (expected q8_0, q4_0, q4_1, q4_k or q5_k)"
             )),
         }
     }
@@ -117,9 +122,12 @@ pub fn to_matrix(
                 LoadQuantization::Q4K if cols.is_multiple_of(QK_K) => {
                     WeightData::Q4K(quantize_weight_q4_k(&x))
                 }
-                LoadQuantization::Q4K => {
+                LoadQuantization::Q5K if cols.is_multiple_of(QK_K) => {
+                    WeightData::Q5K(quantize_weight_q5_k(&x))
+                }
+                LoadQuantization::Q4K | LoadQuantization::Q5K => {
                     tracing::warn!(
-                        "{}: row length {cols} is not a multiple of {QK_K}; quantized to Q8_0 instead of Q4_K",
+                        "{}: row length {cols} is not a multiple of {QK_K}; quantized to Q8_0 instead of {q:?}",
                         t.name
                     );
                     WeightData::Q8_0(quantize_weight_q8_0(&x))

@@ -47,7 +47,7 @@ class LLM:
             their file's format), or "half"/"float16": float32 compute with an f16 KV
             cache, and a warning that says so. "bfloat16" is refused.
         quantization: Quantize unquantized (safetensors) weights at load: "q8_0",
-            "q4_0", "q4_1" or "q4_k".
+            "q4_0", "q4_1", "q4_k" or "q5_k".
         max_model_len: Longest prompt + output in tokens (default: the model's context).
         max_num_seqs: Most sequences batched together.
         seed: Seed of the stream that seeds requests without their own `seed`; None
