@@ -550,6 +550,34 @@ mod x86 {
         std::array::from_fn(|k| acts.get_unchecked(k).get_unchecked(b).qs.as_ptr() as *const i32)
     }
 
+    /// The end of one Q4_K or Q5_K super-block `$wb` (column `$b`) for every token: the
+    /// minimums' integer sum (each row's pairs of 6-bit minimums, widened once for all
+    /// tokens, against the token's pairs of sub-block sums by `vpmaddwd`), then
+    /// `acc += (d·d_a)·sums` and `acc += (dmin·−d_a)·mins`, two FMAs, in the order the
+    /// portable dots use. A macro, not a function: passed by reference, the accumulators
+    /// went through memory (Q4_K 7 % slower at 64 tokens).
+    macro_rules! k_super_block_end {
+        ($acc:ident, $sums:ident, $wb:ident, $acts:ident, $pairs:ident, $b:ident) => {{
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128($wb.d.as_ptr() as *const __m128i));
+            let dm = _mm256_cvtph_ps(_mm_loadu_si128($wb.dmin.as_ptr() as *const __m128i));
+            let mins: [__m256i; 4] = std::array::from_fn(|p| {
+                _mm256_cvtepu8_epi16(_mm_loadu_si128($wb.mins[p].as_ptr() as *const __m128i))
+            });
+            for (k, acc_k) in $acc.iter_mut().enumerate() {
+                let pk = $pairs.get_unchecked(k).get_unchecked($b);
+                let mut m = _mm256_setzero_si256();
+                for (&mp, &pair) in mins.iter().zip(pk) {
+                    m = _mm256_add_epi32(m, _mm256_madd_epi16(mp, _mm256_set1_epi32(pair)));
+                }
+                let ad = $acts.get_unchecked(k).get_unchecked($b).d;
+                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
+                let min_scale = _mm256_mul_ps(dm, _mm256_set1_ps(-ad));
+                *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps($sums[k]), scale, *acc_k);
+                *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), min_scale, *acc_k);
+            }
+        }};
+    }
+
     /// The `vpdpbusd` steps of a VNNI tier, named `$q4` and `$q8`, for one encoding of
     /// the instruction (EVEX under AVX-512 VL, VEX under AVX-VNNI: same results).
     macro_rules! vnni_steps {
@@ -966,30 +994,7 @@ mod x86 {
                                 sums[k] = _mm256_add_epi32(sums[k], $k4_scale(s[k], sc));
                             }
                         }
-                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
-                        let dm =
-                            _mm256_cvtph_ps(_mm_loadu_si128(wb.dmin.as_ptr() as *const __m128i));
-                        // The minimum pairs widened to i16 once per block, for all tokens.
-                        let mins: [__m256i; 4] = std::array::from_fn(|p| {
-                            _mm256_cvtepu8_epi16(_mm_loadu_si128(
-                                wb.mins[p].as_ptr() as *const __m128i
-                            ))
-                        });
-                        for (k, acc_k) in acc.iter_mut().enumerate() {
-                            let pk = pairs.get_unchecked(k).get_unchecked(b);
-                            let mut m = _mm256_setzero_si256();
-                            for (&mp, &pair) in mins.iter().zip(pk) {
-                                m = _mm256_add_epi32(
-                                    m,
-                                    _mm256_madd_epi16(mp, _mm256_set1_epi32(pair)),
-                                );
-                            }
-                            let ad = acts.get_unchecked(k).get_unchecked(b).d;
-                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
-                            let min_scale = _mm256_mul_ps(dm, _mm256_set1_ps(-ad));
-                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[k]), scale, *acc_k);
-                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), min_scale, *acc_k);
-                        }
+                        k_super_block_end!(acc, sums, wb, acts, pairs, b);
                     }
                     for k in 0..N {
                         _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
@@ -1048,29 +1053,7 @@ mod x86 {
                                 sums[k] = _mm256_add_epi32(sums[k], super::$k6_scale(s[k], sc));
                             }
                         }
-                        let dw = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
-                        let dm =
-                            _mm256_cvtph_ps(_mm_loadu_si128(wb.dmin.as_ptr() as *const __m128i));
-                        let mins: [__m256i; 4] = std::array::from_fn(|p| {
-                            _mm256_cvtepu8_epi16(_mm_loadu_si128(
-                                wb.mins[p].as_ptr() as *const __m128i
-                            ))
-                        });
-                        for (k, acc_k) in acc.iter_mut().enumerate() {
-                            let pk = pairs.get_unchecked(k).get_unchecked(b);
-                            let mut m = _mm256_setzero_si256();
-                            for (&mp, &pair) in mins.iter().zip(pk) {
-                                m = _mm256_add_epi32(
-                                    m,
-                                    _mm256_madd_epi16(mp, _mm256_set1_epi32(pair)),
-                                );
-                            }
-                            let ad = acts.get_unchecked(k).get_unchecked(b).d;
-                            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(ad));
-                            let min_scale = _mm256_mul_ps(dm, _mm256_set1_ps(-ad));
-                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[k]), scale, *acc_k);
-                            *acc_k = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), min_scale, *acc_k);
-                        }
+                        k_super_block_end!(acc, sums, wb, acts, pairs, b);
                     }
                     for k in 0..N {
                         _mm256_storeu_ps(out[k].as_mut_ptr(), acc[k]);
