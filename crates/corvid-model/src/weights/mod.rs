@@ -1,4 +1,5 @@
-//! Weight loading: tensor sources (GGUF, safetensors) and conversion to compute formats.
+//! Weight loading: tensor sources (GGUF, safetensors, GPTQ/AWQ-packed safetensors) and
+//! conversion to compute formats.
 
 pub mod convert;
 pub mod gptq_awq;

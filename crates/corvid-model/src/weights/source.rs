@@ -89,9 +89,7 @@ pub trait TensorSource {
         cols: usize,
         quant: Option<LoadQuantization>,
     ) -> Result<Option<QMatrix>> {
-        self.get(name)?
-            .map(|t| to_matrix(&t, rows, cols, quant))
-            .transpose()
+        single_tensor_matrix(self, name, rows, cols, quant)
     }
 
     /// The tensor, or an error naming the file and the missing tensor.
@@ -101,6 +99,19 @@ pub trait TensorSource {
             tensor: name.to_string(),
         })
     }
+}
+
+/// The matrix stored as one tensor (every GGUF matrix; unpacked safetensors ones).
+fn single_tensor_matrix(
+    src: &(impl TensorSource + ?Sized),
+    name: &str,
+    rows: usize,
+    cols: usize,
+    quant: Option<LoadQuantization>,
+) -> Result<Option<QMatrix>> {
+    src.get(name)?
+        .map(|t| to_matrix(&t, rows, cols, quant))
+        .transpose()
 }
 
 impl TensorSource for GgufFile {
@@ -383,10 +394,7 @@ impl TensorSource for SafetensorsDir {
     ) -> Result<Option<QMatrix>> {
         match self.packed_prefix(name) {
             Some(prefix) => self.packed_matrix(&prefix, rows, cols).map(Some),
-            None => self
-                .get(name)?
-                .map(|t| to_matrix(&t, rows, cols, quant))
-                .transpose(),
+            None => single_tensor_matrix(self, name, rows, cols, quant),
         }
     }
 }
