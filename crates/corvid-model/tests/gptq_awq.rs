@@ -192,3 +192,33 @@ fn unsupported_variants_are_refused_naming_the_field() {
         "{err}"
     );
 }
+
+/// GLM-4 reads its fused `gate_up_proj` as one tensor and splits its rows; corvid does not
+/// split packed layers, so a packed one is refused with its name, not reported missing.
+#[test]
+fn a_packed_fused_projection_is_refused_naming_it() {
+    let case = "gptq-4bit-g64-asym";
+    let dir = with_config(
+        case,
+        json(&cases_dir().join(case).join("config.json"))["quantization_config"].clone(),
+        "fused",
+    );
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let renamed = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name.replace("self_attn.q_proj", "mlp.gate_up_proj"), view));
+    let fused = safetensors::serialize(renamed, &None).unwrap();
+    std::fs::write(dir.join("model.safetensors"), fused).unwrap();
+    let src = SafetensorsDir::open(&dir).unwrap();
+    let err = match src.get("blk.0.ffn_up.weight") {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a packed gate_up_proj should be refused"),
+    };
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        err.contains("model.layers.0.mlp.gate_up_proj") && err.contains("packed"),
+        "{err}"
+    );
+}
