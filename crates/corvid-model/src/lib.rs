@@ -1,5 +1,6 @@
-//! corvid's model runtime: reads weights (GGUF, safetensors), builds architectures,
-//! tokenizes and renders chat templates. It knows nothing of scheduling or HTTP.
+//! corvid's model runtime: reads weights (GGUF, safetensors plain or packed by GPTQ/AWQ),
+//! builds architectures, tokenizes and renders chat templates. It knows nothing of
+//! scheduling or HTTP.
 
 pub mod arch;
 pub mod chat_template;

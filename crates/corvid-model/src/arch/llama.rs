@@ -70,7 +70,13 @@ impl Llama {
     ) -> Result<Self> {
         let c = &config;
         let (h, q, kv, ff) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-        let mat = |name: &str, rows, cols| to_matrix(&src.require(name)?, rows, cols, quant);
+        let mat = |name: &str, rows, cols| {
+            src.matrix(name, rows, cols, quant)?
+                .ok_or_else(|| ModelError::MissingTensor {
+                    file: src.location().to_path_buf(),
+                    tensor: name.to_string(),
+                })
+        };
         let vector = |name: &str, len| to_vector(&src.require(name)?, len);
         let bar = LoadProgress::new(
             src.location()
@@ -139,10 +145,7 @@ impl Llama {
             })
             .collect::<Result<Vec<_>>>()?;
         let norm = vector("output_norm.weight", h)?;
-        let lm_head = match src.get("output.weight")? {
-            Some(t) => Some(to_matrix(&t, c.vocab_size, h, quant)?),
-            None => None,
-        };
+        let lm_head = src.matrix("output.weight", c.vocab_size, h, quant)?;
         bar.inc();
         bar.finish();
         let freq_factors = rope_freqs.or_else(|| {

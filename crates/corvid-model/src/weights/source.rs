@@ -1,9 +1,12 @@
 //! Where tensors come from: a GGUF file or a Hugging Face safetensors folder, behind one
 //! interface that speaks GGUF tensor names (`blk.3.attn_q.weight`).
 
+use super::convert::{to_matrix, LoadQuantization};
+use super::gptq_awq::{PackedLayer, PackedPart};
+use super::quant_config::CheckpointQuant;
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
-use corvid_kernels::GgmlType;
+use corvid_kernels::{GgmlType, QMatrix};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
@@ -76,6 +79,19 @@ pub trait TensorSource {
     /// Where the weights live, for messages.
     fn location(&self) -> &Path;
 
+    /// The matrix with this GGUF-style name as `rows × cols` in compute format, or `None`
+    /// if absent. A source whose matrices are not single tensors (GPTQ/AWQ layers are
+    /// four) overrides this; everything else converts the tensor [`Self::get`] returns.
+    fn matrix(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        quant: Option<LoadQuantization>,
+    ) -> Result<Option<QMatrix>> {
+        single_tensor_matrix(self, name, rows, cols, quant)
+    }
+
     /// The tensor, or an error naming the file and the missing tensor.
     fn require(&self, name: &str) -> Result<RawTensor<'_>> {
         self.get(name)?.ok_or_else(|| ModelError::MissingTensor {
@@ -83,6 +99,19 @@ pub trait TensorSource {
             tensor: name.to_string(),
         })
     }
+}
+
+/// The matrix stored as one tensor (every GGUF matrix; unpacked safetensors ones).
+fn single_tensor_matrix(
+    src: &(impl TensorSource + ?Sized),
+    name: &str,
+    rows: usize,
+    cols: usize,
+    quant: Option<LoadQuantization>,
+) -> Result<Option<QMatrix>> {
+    src.get(name)?
+        .map(|t| to_matrix(&t, rows, cols, quant))
+        .transpose()
 }
 
 impl TensorSource for GgufFile {
@@ -102,16 +131,29 @@ impl TensorSource for GgufFile {
 }
 
 /// A Hugging Face model folder: one `model.safetensors` or shards listed in
-/// `model.safetensors.index.json`.
+/// `model.safetensors.index.json`, its linear layers plain or packed by GPTQ or AWQ.
 pub struct SafetensorsDir {
     dir: PathBuf,
     files: Vec<(PathBuf, Mmap)>,
     index: HashMap<String, usize>,
+    /// The folder's `quantization_config`, if its layers are GPTQ/AWQ-packed.
+    quant: Option<CheckpointQuant>,
+}
+
+/// One tensor of a safetensors folder, by its HF name.
+struct HfTensor<'a> {
+    file: &'a Path,
+    dtype: Dtype,
+    /// Outermost dimension first, as safetensors stores it.
+    shape: Vec<usize>,
+    data: &'a [u8],
 }
 
 impl SafetensorsDir {
-    /// Opens every safetensors file of the folder and indexes their tensor names.
+    /// Opens every safetensors file of the folder and indexes their tensor names; reads
+    /// the folder's quantization config, refusing layouts corvid cannot unpack.
     pub fn open(dir: &Path) -> Result<Self> {
+        let quant = CheckpointQuant::from_hf_dir(dir)?;
         let index_path = dir.join("model.safetensors.index.json");
         let names: Vec<PathBuf> = if index_path.exists() {
             let text =
@@ -157,7 +199,106 @@ impl SafetensorsDir {
             dir: dir.to_path_buf(),
             files,
             index,
+            quant,
         })
+    }
+
+    /// The tensor with this HF name, or `None` if the folder has none.
+    fn hf_tensor(&self, hf: &str) -> Result<Option<HfTensor<'_>>> {
+        let Some(&i) = self.index.get(hf) else {
+            return Ok(None);
+        };
+        let (path, mmap) = &self.files[i];
+        let st = SafeTensors::deserialize(mmap).map_err(|e| ModelError::Format {
+            file: path.clone(),
+            msg: format!("invalid safetensors: {e}"),
+        })?;
+        let view = st.tensor(hf).map_err(|e| ModelError::BadTensor {
+            file: path.clone(),
+            tensor: hf.to_string(),
+            msg: e.to_string(),
+        })?;
+        // The view borrows the parsed header; re-slice the mmap for the owner's lifetime.
+        let data = view.data();
+        let start = data.as_ptr() as usize - mmap.as_ptr() as usize;
+        Ok(Some(HfTensor {
+            file: path,
+            dtype: view.dtype(),
+            shape: view.shape().to_vec(),
+            data: &mmap[start..start + data.len()],
+        }))
+    }
+
+    /// The HF prefix (`model.layers.0.self_attn.q_proj`) of the GPTQ/AWQ-packed layer
+    /// behind a GGUF matrix name, if the folder stores it packed.
+    fn packed_prefix(&self, name: &str) -> Option<String> {
+        hf_names(name)
+            .iter()
+            .filter_map(|hf| hf.strip_suffix(".weight"))
+            .find(|p| self.index.contains_key(&format!("{p}.qweight")))
+            .map(str::to_string)
+    }
+
+    /// The packed layer `prefix` unpacked into corvid's block formats.
+    fn packed_matrix(&self, prefix: &str, rows: usize, cols: usize) -> Result<QMatrix> {
+        let Some(quant) = self.quant else {
+            return Err(ModelError::Format {
+                file: self.dir.join("config.json"),
+                msg: format!(
+                    "`{prefix}.qweight` is a GPTQ/AWQ-packed layer, but there is no \
+                     quantization_config saying how it is packed"
+                ),
+            });
+        };
+        let part = |suffix: &str, dtype: Dtype| -> Result<Option<HfTensor<'_>>> {
+            let name = format!("{prefix}.{suffix}");
+            match self.hf_tensor(&name)? {
+                Some(t) if t.dtype != dtype => Err(ModelError::BadTensor {
+                    file: t.file.to_path_buf(),
+                    tensor: name,
+                    msg: format!("dtype {:?}, expected {dtype:?}", t.dtype),
+                }),
+                t => Ok(t),
+            }
+        };
+        let need = |suffix: &str, dtype| {
+            part(suffix, dtype)?.ok_or_else(|| ModelError::MissingTensor {
+                file: self.dir.clone(),
+                tensor: format!("{prefix}.{suffix}"),
+            })
+        };
+        let (qweight, qzeros, scales) = (
+            need("qweight", Dtype::I32)?,
+            need("qzeros", Dtype::I32)?,
+            need("scales", Dtype::F16)?,
+        );
+        let g_idx = part("g_idx", Dtype::I32)?;
+        fn view<'t>(t: &'t HfTensor<'_>) -> PackedPart<'t> {
+            PackedPart {
+                shape: &t.shape,
+                data: t.data,
+            }
+        }
+        let layer = PackedLayer {
+            name: format!("{prefix}.qweight"),
+            file: qweight.file,
+            qweight: view(&qweight),
+            qzeros: view(&qzeros),
+            scales: view(&scales),
+            g_idx: g_idx.as_ref().map(view),
+        };
+        let unpacked = match quant {
+            CheckpointQuant::Gptq {
+                bits,
+                group_size,
+                zeros_minus_one,
+            } => layer.unpack_gptq(rows, cols, bits, group_size, zeros_minus_one)?,
+            CheckpointQuant::AwqGemm { group_size } => {
+                layer.unpack_awq_gemm(rows, cols, group_size)?
+            }
+        };
+        let data = unpacked.into_weight_data(&layer.name)?;
+        Ok(QMatrix { rows, cols, data }.packed_for_cpu())
     }
 }
 
@@ -205,48 +346,56 @@ fn hf_names(gguf: &str) -> Vec<String> {
 
 impl TensorSource for SafetensorsDir {
     fn get(&self, name: &str) -> Result<Option<RawTensor<'_>>> {
-        let Some((hf, &i)) = hf_names(name)
+        let Some((hf, t)) = hf_names(name)
             .into_iter()
-            .find_map(|hf| self.index.get(&hf).map(|i| (hf, i)))
+            .map(|hf| Ok(self.hf_tensor(&hf)?.map(|t| (hf, t))))
+            .find_map(Result::transpose)
+            .transpose()?
         else {
-            return Ok(None);
+            return match self.packed_prefix(name) {
+                Some(prefix) => Err(ModelError::Unsupported(format!(
+                    "`{prefix}` is a GPTQ/AWQ-packed layer where this architecture reads one \
+                     tensor (such as GLM-4's fused gate_up_proj); corvid does not split packed layers"
+                ))),
+                None => Ok(None),
+            };
         };
-        let (path, mmap) = &self.files[i];
-        let st = SafeTensors::deserialize(mmap).map_err(|e| ModelError::Format {
-            file: path.clone(),
-            msg: format!("invalid safetensors: {e}"),
-        })?;
-        let view = st.tensor(&hf).map_err(|e| ModelError::BadTensor {
-            file: path.clone(),
-            tensor: hf.clone(),
-            msg: e.to_string(),
-        })?;
-        let ty = match view.dtype() {
+        let ty = match t.dtype {
             Dtype::F32 => GgmlType::F32,
             Dtype::F16 => GgmlType::F16,
             Dtype::BF16 => GgmlType::BF16,
             other => {
                 return Err(ModelError::BadTensor {
-                    file: path.clone(),
+                    file: t.file.to_path_buf(),
                     tensor: hf,
                     msg: format!("unsupported dtype {other:?}"),
                 })
             }
         };
-        // The view borrows the parsed header; re-slice the mmap for the owner's lifetime.
-        let data = view.data();
-        let start = data.as_ptr() as usize - mmap.as_ptr() as usize;
         Ok(Some(RawTensor {
             name: name.to_string(),
-            file: path,
-            dims: view.shape().iter().rev().copied().collect(),
+            file: t.file,
+            dims: t.shape.iter().rev().copied().collect(),
             ty,
-            data: &mmap[start..start + data.len()],
+            data: t.data,
         }))
     }
 
     fn location(&self) -> &Path {
         &self.dir
+    }
+
+    fn matrix(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        quant: Option<LoadQuantization>,
+    ) -> Result<Option<QMatrix>> {
+        match self.packed_prefix(name) {
+            Some(prefix) => self.packed_matrix(&prefix, rows, cols).map(Some),
+            None => single_tensor_matrix(self, name, rows, cols, quant),
+        }
     }
 }
 
