@@ -286,6 +286,14 @@ else
   echo "SKIP kv-events: no corvid binary at $CORVID_BIN"
 fi
 
+# ---- the load tools users benchmark with (inference-perf, guidellm, corvid bench serve) -----
+if [ -x "$CORVID_BIN" ]; then
+  suite "load tools: inference-perf, guidellm and corvid bench serve against corvid" \
+    timeout -k 15 300 env LOAD_TOOLS_PORT_BASE=$((BASE + 160)) bash "$HERE/load_tools.sh"
+else
+  echo "SKIP load-tools: no corvid binary at $CORVID_BIN"
+fi
+
 # ---- the dashboards in a real browser (Chromium + Playwright) with the real corvid ---------
 if [ -x "$CORVID_BIN" ]; then
   suite "browser: built-in /dashboard and every Grafana panel in Chromium" \
