@@ -2,13 +2,15 @@
 # Idempotent installer of what deploy/tests needs. Fast when everything is present.
 #   apt:  prometheus (prometheus, promtool), prometheus-alertmanager (+ amtool), nginx,
 #         chromium and fonts-noto-cjk (the browser tests: headless, the panels' Chinese titles)
-#   npm:  @grafana/schema, typescript, @kubernetes-models/{prometheus-operator,keda},
+#   npm:  @grafana/schema, typescript, @kubernetes-models/{prometheus-operator,keda,gateway-api},
 #         playwright-core (drives the system chromium; downloads no browser), uplot (the
 #         copy vendored in crates/corvid-server/assets/ is checked against it)
 #         (pinned, in $CORVID_CACHE/npm, outside the repo)
 #   PyPI: kubernetes-validate (pinned, venv in $CORVID_CACHE/venv; brings PyYAML), pyzmq and
 #         msgpack (the KV-cache event subscriber),
-#         vllm-router (pinned, venv in $CORVID_CACHE/venv-router: the router test)
+#         vllm-router (pinned, venv in $CORVID_CACHE/venv-router: the router test),
+#         inference-perf and guidellm (pinned in bench/setup_load_tools.sh, venv in
+#         $CORVID_CACHE/venv-loadtools: the load tools' smoke test and bench/load_tools.sh)
 # Only the package registries are used.
 set -euo pipefail
 
@@ -18,6 +20,7 @@ NPM_PKGS=(
   "typescript@5.6.3"
   "@kubernetes-models/prometheus-operator@6.0.0"
   "@kubernetes-models/keda@2.0.0"
+  "@kubernetes-models/gateway-api@2.0.0"
   "playwright-core@1.65.1"
   "uplot@1.6.32"
 )
@@ -81,5 +84,8 @@ if [ "$(cat "$CACHE/venv-router/.installed" 2>/dev/null)" != "$ROUTER_PKG" ]; th
   "$CACHE/venv-router/bin/pip" install -q --disable-pip-version-check "$ROUTER_PKG"
   printf '%s' "$ROUTER_PKG" > "$CACHE/venv-router/.installed"
 fi
+
+# The load generators users benchmark with, in a venv of their own (Python >= 3.12, PyTorch).
+bash "$(dirname "${BASH_SOURCE[0]}")/../../bench/setup_load_tools.sh" >/dev/null
 
 log "ready (cache: $CACHE)"

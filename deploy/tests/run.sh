@@ -186,13 +186,17 @@ check "kubernetes-validate --strict: same, Kubernetes 1.29 schemas (older cluste
   deploy/kubernetes/deployment.yaml deploy/kubernetes/service.yaml deploy/kubernetes/hpa.yaml
 crds() {
   local f
-  for f in servicemonitor prometheusrule keda-scaledobject; do
+  for f in servicemonitor prometheusrule keda-scaledobject inference-pool; do
     "$PY" -c 'import sys,yaml,json; json.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d], open(sys.argv[2],"w"))' \
       "deploy/kubernetes/$f.yaml" "$TMP/$f.json"
   done
-  node "$HERE/check_crds.mjs" "$NPMDIR" "$TMP/servicemonitor.json" "$TMP/prometheusrule.json" "$TMP/keda-scaledobject.json"
+  node "$HERE/check_crds.mjs" "$NPMDIR" "$TMP/servicemonitor.json" "$TMP/prometheusrule.json" \
+    "$TMP/keda-scaledobject.json" "$TMP/inference-pool.json"
 }
 suite "custom resources against the operators' schemas" crds
+# No registry publishes the Inference Extension's CRDs: a schema derived from its API reference.
+suite "InferencePool + InferenceObjective: derived schema, consistency with the Deployment" \
+  "$PY" "$HERE/check_inference_pool.py"
 check "prometheus-adapter values: structure" "$PY" -c '
 import yaml
 v = yaml.safe_load(open("deploy/kubernetes/prometheus-adapter-values.yaml"))
@@ -280,6 +284,14 @@ if [ -x "$CORVID_BIN" ]; then
     timeout -k 15 300 env KV_EVENTS_PORT_BASE=$((BASE + 150)) bash "$HERE/kv_events.sh"
 else
   echo "SKIP kv-events: no corvid binary at $CORVID_BIN"
+fi
+
+# ---- the load tools users benchmark with (inference-perf, guidellm, corvid bench serve) -----
+if [ -x "$CORVID_BIN" ]; then
+  suite "load tools: inference-perf, guidellm and corvid bench serve against corvid" \
+    timeout -k 15 300 env LOAD_TOOLS_PORT_BASE=$((BASE + 160)) bash "$HERE/load_tools.sh"
+else
+  echo "SKIP load-tools: no corvid binary at $CORVID_BIN"
 fi
 
 # ---- the dashboards in a real browser (Chromium + Playwright) with the real corvid ---------
