@@ -9,7 +9,8 @@
 # says how each tool counts (see the comments there).
 #
 # Workload: /v1/completions, streaming, random prompts of INPUT_LEN tokens, exactly OUTPUT_LEN
-# output tokens (every tool sends ignore_eos), concurrency from CONCURRENCIES, REQUESTS_PER_CONC
+# output tokens (every tool sends ignore_eos, and no temperature: each server samples at its
+# default, `corvid bench serve --server-default-sampling`), concurrency from CONCURRENCIES, REQUESTS_PER_CONC
 # × concurrency requests (at least 16) per run. Offline: both Python tools read the tokenizer
 # folder TOKENIZER (default: the default model's HF conversion made by scripts/setup.sh) with
 # HF_HUB_OFFLINE=1; the venv comes from bench/setup_load_tools.sh.
@@ -66,7 +67,8 @@ run_tool() {
       timeout "$RUN_TIMEOUT" "$CORVID" bench serve --base-url "$base" --endpoint /v1/completions --model "$MODEL_NAME" \
         --workload fixed --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" --num-prompts "$n" \
         --max-concurrency "$c" --request-rate inf --warmup 0 --seed 0 --request-timeout 600 \
-        --idle-timeout 120 --label "$sys" --no-progress --result-json "$dir/result.json"
+        --idle-timeout 120 --label "$sys" --no-progress --server-default-sampling \
+        --result-json "$dir/result.json"
       ;;
     inference-perf)
       cat >"$dir/config.yml" <<EOF

@@ -63,16 +63,19 @@ pub struct RequestResult {
     pub start_offset: f64,
 }
 
-/// The JSON body of a streaming request for `spec`.
-pub fn request_body(api: Api, model: &str, spec: &RequestSpec) -> Value {
+/// The JSON body of a streaming request for `spec`, at `temperature` (none: the server's
+/// default).
+pub fn request_body(api: Api, model: &str, temperature: Option<f64>, spec: &RequestSpec) -> Value {
     let mut body = json!({
         "model": model,
         "max_tokens": spec.output_len,
-        "temperature": 0.0,
         "ignore_eos": true,
         "stream": true,
         "stream_options": {"include_usage": true},
     });
+    if let Some(t) = temperature {
+        body["temperature"] = json!(t);
+    }
     match api {
         Api::Completions => body["prompt"] = json!(spec.completion_text()),
         Api::Chat => {
@@ -265,5 +268,30 @@ pub(crate) fn truncate(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompt::Prompt;
+
+    /// Greedy by default; with no temperature the field is left out, so the server's own
+    /// default applies (what inference-perf and guidellm send).
+    #[test]
+    fn the_temperature_is_sent_only_when_given() {
+        let spec = RequestSpec {
+            system: None,
+            user: Prompt {
+                text: "hi".into(),
+                token_ids: vec![1],
+            },
+            output_len: 4,
+        };
+        let greedy = request_body(Api::Completions, "m", Some(0.0), &spec);
+        assert_eq!(greedy["temperature"], 0.0);
+        let default = request_body(Api::Chat, "m", None, &spec);
+        assert!(default.get("temperature").is_none());
+        assert_eq!(default["messages"][0]["content"], "hi");
     }
 }

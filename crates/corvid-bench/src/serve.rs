@@ -79,6 +79,14 @@ pub struct ServeBenchArgs {
     /// Tokenizer for building prompts: a GGUF or HF folder (default: the default model).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Sampling temperature sent with every request (0: greedy, the default, so runs are
+    /// repeatable).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Send no temperature, so the server samples at its own default, as inference-perf
+    /// and guidellm do (for comparing their numbers with this tool's).
+    #[arg(long, conflicts_with = "temperature")]
+    pub server_default_sampling: bool,
     /// Write the result as JSON here.
     #[arg(long)]
     pub result_json: Option<PathBuf>,
@@ -201,6 +209,8 @@ pub struct Target {
     pub api: Api,
     /// Model name sent.
     pub model: String,
+    /// Temperature sent, or none for the server's default.
+    pub temperature: Option<f64>,
     /// Per-request limits.
     pub timeouts: Timeouts,
 }
@@ -219,6 +229,7 @@ pub async fn run_requests(
         url,
         api,
         model,
+        temperature,
         timeouts,
     } = target;
     let (api, timeouts) = (*api, *timeouts);
@@ -230,7 +241,7 @@ pub async fn run_requests(
     for (spec, &at) in specs.iter().zip(offsets) {
         tokio::time::sleep_until((start + Duration::from_secs_f64(at)).into()).await;
         let (client, url, sem, bar) = (client.clone(), url.clone(), sem.clone(), bar.clone());
-        let body = client::request_body(api, model, spec);
+        let body = client::request_body(api, model, *temperature, spec);
         let prompt_len = spec.prompt_len();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.ok();
@@ -316,6 +327,7 @@ pub async fn run_with(
         url: url.clone(),
         api,
         model: model.clone(),
+        temperature: (!args.server_default_sampling).then_some(args.temperature),
         timeouts,
     };
     if !warmup.is_empty() {

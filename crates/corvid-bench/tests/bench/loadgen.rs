@@ -27,6 +27,8 @@ fn args(base: String, endpoint: &str, n: usize, conc: Option<usize>) -> ServeBen
         request_timeout: 3.0,
         idle_timeout: 1.0,
         tokenizer: None,
+        temperature: 0.0,
+        server_default_sampling: false,
         result_json: None,
         label: None,
         scrape_metrics: false,

@@ -92,6 +92,8 @@ async fn counts_agree_with_the_servers_metrics() {
         request_timeout: 120.0,
         idle_timeout: 60.0,
         tokenizer: None,
+        temperature: 0.0,
+        server_default_sampling: false,
         result_json: None,
         label: Some("corvid".into()),
         scrape_metrics: true,
