@@ -31,7 +31,7 @@ pub fn check_prompt(config: &EngineConfig, ids: &[u32]) -> Result<(), EngineErro
         return Err(InvalidParam::new("prompt", "must not be empty.").into());
     }
     check_token_ids(config.vocab_size, ids)?;
-    let fits_pool = (ids.len() + 1).div_ceil(config.block_size) <= config.num_blocks;
+    let fits_pool = config.kv_blocks_for(ids.len() + 1) <= config.usable_kv_blocks();
     if ids.len() >= config.max_model_len || !fits_pool {
         return Err(EngineError::PromptTooLong {
             prompt_tokens: ids.len(),

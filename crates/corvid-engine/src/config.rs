@@ -7,7 +7,8 @@ use crate::params::{EngineArgs, KvCacheDtype};
 use crate::scheduler::SchedulerConfig;
 use corvid_model::config::ModelConfig;
 use corvid_model::default_model::{default_model_path, DEFAULT_MODEL_NAME};
-use corvid_model::KvCache;
+use corvid_model::kv_cache::max_blocks;
+use corvid_model::{KvCache, KvGroups};
 
 /// Largest KV block the attention kernels take, in tokens.
 const MAX_BLOCK_SIZE: usize = 256;
@@ -20,8 +21,11 @@ pub struct EngineConfig {
     /// Longest prompt + output in force: the requested length clamped to the model's
     /// context and to what the KV pool holds.
     pub max_model_len: usize,
-    /// KV blocks in the pool.
+    /// KV blocks in the pool (with the null block when a KV group has a window).
     pub num_blocks: usize,
+    /// Each KV group's sliding window (`None`: full attention); one entry for a model
+    /// without sliding windows (see [`corvid_model::KvGroups`]).
+    pub kv_windows: Vec<Option<usize>>,
     /// Tokens per KV block.
     pub block_size: usize,
     /// KV cache element format.
@@ -80,11 +84,26 @@ impl EngineArgs {
                 self.max_num_batched_tokens.max(1),
             )
         };
+        let kv_windows = KvGroups::of(model).windows;
+        let reserved = usize::from(kv_windows.iter().any(Option::is_some));
+        let blocks_for =
+            |len: usize| max_blocks(&kv_windows, len, self.block_size, max_num_batched_tokens);
         let budget_blocks = (self.kv_cache_memory.bytes() as usize / per_block).max(1);
         // Never reserve more than every batch slot could use at full length.
-        let useful = max_num_seqs * max_model_len.div_ceil(self.block_size);
+        let useful = max_num_seqs * blocks_for(max_model_len) + reserved;
         let num_blocks = budget_blocks.min(useful.max(1));
-        max_model_len = max_model_len.min(num_blocks * self.block_size);
+        // The longest sequence the pool holds on its own.
+        let usable = num_blocks.saturating_sub(reserved);
+        let (mut lo, mut hi) = (0, max_model_len);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if blocks_for(mid) <= usable {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        max_model_len = lo;
         if max_model_len < 2 {
             return bad(format!(
                 "the KV cache budget holds only {num_blocks} blocks; raise --kv-cache-memory"
@@ -94,6 +113,7 @@ impl EngineArgs {
             served_model_name: self.served_name(),
             max_model_len,
             num_blocks,
+            kv_windows,
             block_size: self.block_size,
             kv_cache_dtype: self.kv_cache_dtype,
             kv_bytes: num_blocks * per_block,
@@ -108,6 +128,21 @@ impl EngineArgs {
 }
 
 impl EngineConfig {
+    /// Most KV blocks one sequence of `num_tokens` tokens holds at once.
+    pub fn kv_blocks_for(&self, num_tokens: usize) -> usize {
+        max_blocks(
+            &self.kv_windows,
+            num_tokens,
+            self.block_size,
+            self.max_num_batched_tokens,
+        )
+    }
+
+    /// KV blocks sequences can use: the pool less the null block of window groups.
+    pub fn usable_kv_blocks(&self) -> usize {
+        self.num_blocks - usize::from(self.kv_windows.iter().any(Option::is_some))
+    }
+
     /// The scheduler's share of the limits.
     pub fn scheduler(&self) -> SchedulerConfig {
         SchedulerConfig {

@@ -79,9 +79,10 @@ impl EngineCore {
             config.num_blocks,
             config.kv_cache_dtype.resolve(),
         );
-        let mut kv = KvManager::new(
+        let mut kv = KvManager::with_windows(
             config.num_blocks,
             config.block_size,
+            config.kv_windows.clone(),
             config.enable_prefix_caching,
         );
         if config.enable_kv_cache_events {

@@ -107,7 +107,7 @@ impl Scheduler {
         self.kv.take_events()
     }
 
-    /// KV blocks held by sequences or the prefix cache.
+    /// KV blocks held by running sequences, summed over KV groups.
     pub fn kv_blocks_used(&self) -> usize {
         self.kv.num_used()
     }
@@ -133,11 +133,12 @@ impl Scheduler {
         let mut budget = self.cfg.max_num_batched_tokens;
         let mut i = 0;
         'running: while i < self.running.len() && budget > 0 {
-            let (key, total) = {
+            let (key, computed, total) = {
                 let s = &self.running[i];
-                (s.key, s.num_computed + s.num_uncomputed().min(budget))
+                let total = s.num_computed + s.num_uncomputed().min(budget);
+                (s.key, s.num_computed, total)
             };
-            while !self.kv.allocate_slots(key, total) {
+            while !self.kv.allocate_slots(key, computed, total) {
                 if self.preempt_last() == key {
                     out.num_preempted += 1;
                     break 'running;
@@ -165,7 +166,10 @@ impl Scheduler {
                 }
             }
             let n = seq.num_uncomputed().min(budget);
-            if !self.kv.allocate_slots(seq.key, seq.num_computed + n) {
+            if !self
+                .kv
+                .allocate_slots(seq.key, seq.num_computed, seq.num_computed + n)
+            {
                 // Give back any prefix blocks so a waiting sequence holds nothing.
                 self.kv.free(seq.key);
                 seq.num_computed = 0;
@@ -204,7 +208,7 @@ impl Scheduler {
                 SeqInput {
                     tokens: &s.tokens[s.num_computed..end],
                     start_pos: s.num_computed,
-                    block_table: self.kv.block_table(s.key),
+                    block_tables: self.kv.block_tables(s.key),
                     want_logits: end == s.tokens.len(),
                 }
             })

@@ -157,12 +157,14 @@ impl CausalLm for FakeLm {
         let bs = kv.layout.block_size;
         let mut out = Vec::new();
         for s in batch {
-            assert!(
-                s.block_table.len() * bs >= s.start_pos + s.tokens.len(),
-                "block table too short"
-            );
-            for &b in s.block_table {
-                assert!((b as usize) < kv.num_blocks);
+            for table in s.block_tables {
+                assert!(
+                    table.len() * bs >= s.start_pos + s.tokens.len(),
+                    "block table too short"
+                );
+                for &b in table {
+                    assert!((b as usize) < kv.num_blocks);
+                }
             }
             if s.want_logits {
                 let last = *s.tokens.last().expect("a scheduled chunk has tokens") as usize;

@@ -59,9 +59,19 @@ proptest! {
         prop_assert_eq!(snap.running + snap.waiting, 0);
     }
 
+    /// With one full-attention group, and with a full group and two window groups (blocks
+    /// released as sequences advance, the null block standing in for them).
     #[test]
-    fn manager_refcounts_balance(ops in prop::collection::vec((0u64..6, 1usize..30, any::<bool>()), 1..200)) {
-        let mut m = KvManager::new(16, 4, true);
+    fn manager_refcounts_balance(
+        ops in prop::collection::vec((0u64..6, 1usize..30, any::<bool>()), 1..200),
+        windowed in any::<bool>(),
+    ) {
+        let mut m = if windowed {
+            KvManager::with_windows(16, 4, vec![None, Some(6), Some(6)], true)
+        } else {
+            KvManager::new(16, 4, true)
+        };
+        let null = if windowed { Some(0u32) } else { None };
         let mut live = std::collections::HashMap::<u64, Vec<u32>>::new();
         for (seq, n, free) in ops {
             if free {
@@ -69,11 +79,16 @@ proptest! {
                 live.remove(&seq);
                 continue;
             }
-            let tokens: Vec<u32> = (0..n as u32).collect();
-            if !live.contains_key(&seq) {
-                m.reuse_prefix(seq, &tokens);
-            }
-            if m.allocate_slots(seq, n) {
+            // A live sequence grows from its computed tokens; a new one reuses a prefix.
+            let (tokens, computed): (Vec<u32>, usize) = match live.get(&seq) {
+                Some(t) => ((0..(t.len() + n) as u32).collect(), t.len()),
+                None => {
+                    let t: Vec<u32> = (0..n as u32).collect();
+                    let c = m.reuse_prefix(seq, &t);
+                    (t, c)
+                }
+            };
+            if m.allocate_slots(seq, computed, tokens.len()) {
                 m.cache_full_blocks(seq, &tokens);
                 live.insert(seq, tokens);
             } else {
@@ -83,11 +98,18 @@ proptest! {
             // Every block's count equals the number of live tables holding it.
             let mut counts = std::collections::HashMap::<u32, u32>::new();
             for s in live.keys() {
-                for &b in m.block_table(*s) {
-                    *counts.entry(b).or_default() += 1;
+                for &b in m.block_tables(*s).iter().flatten() {
+                    if Some(b) != null {
+                        *counts.entry(b).or_default() += 1;
+                    }
+                }
+                // A window group keeps at most its window before the last step's tokens.
+                if windowed {
+                    let held = m.blocks_held(*s);
+                    prop_assert!(held[1] <= held[0] && held[1] == held[2]);
                 }
             }
-            for b in 0..16u32 {
+            for b in (0..16u32).filter(|&b| Some(b) != null) {
                 prop_assert_eq!(m.ref_count(b), counts.get(&b).copied().unwrap_or(0));
             }
         }

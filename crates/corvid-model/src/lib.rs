@@ -16,6 +16,6 @@ pub mod weights;
 
 pub use config::ModelConfig;
 pub use error::{ModelError, Result};
-pub use kv_cache::{KvCache, KvDtype};
+pub use kv_cache::{KvCache, KvDtype, KvGroups};
 pub use loader::{load_model, load_tokenizer, LoadOptions};
 pub use model::{CausalLm, SeqInput};

@@ -12,8 +12,10 @@ pub struct SeqInput<'a> {
     pub tokens: &'a [u32],
     /// Position of `tokens[0]` (tokens before it are already in the KV cache).
     pub start_pos: usize,
-    /// KV blocks of the sequence, covering at least `start_pos + tokens.len()` tokens.
-    pub block_table: &'a [u32],
+    /// KV blocks of the sequence, one table per [`crate::KvGroups`] group, each covering
+    /// at least `start_pos + tokens.len()` tokens (a window group's entries before its
+    /// window may name a placeholder block: they are never read).
+    pub block_tables: &'a [Vec<u32>],
     /// Whether to return logits for the last token (false for non-final prefill chunks).
     pub want_logits: bool,
 }

@@ -71,7 +71,7 @@ fn corrupted_gguf_never_panics() {
             let seq = SeqInput {
                 tokens: &[1, 2, 3],
                 start_pos: 0,
-                block_table: &[0],
+                block_tables: &[vec![0]],
                 want_logits: true,
             };
             let _ = catch_unwind(AssertUnwindSafe(|| model.forward(&[seq], &mut kv)))
@@ -134,17 +134,21 @@ fn bad_forward_inputs_are_errors() {
     let model = load_model(&tiny("qwen2.gguf"), &LoadOptions::default()).unwrap();
     let mut kv = KvCache::new(model.config(), 16, 4, KvDtype::F16);
     let vocab = model.config().vocab_size as u32;
-    let cases: [(&[u32], usize, &[u32]); 4] = [
-        (&[vocab], 0, &[0]), // token out of vocabulary
-        (&[], 0, &[0]),      // empty sequence
-        (&[1; 20], 0, &[0]), // block table too short
-        (&[1], 0, &[9]),     // block outside the pool
+    // (tokens, start position, block tables)
+    type Case<'a> = (&'a [u32], usize, &'a [Vec<u32>]);
+    let cases: [Case; 6] = [
+        (&[vocab], 0, &[vec![0]]),      // token out of vocabulary
+        (&[], 0, &[vec![0]]),           // empty sequence
+        (&[1; 20], 0, &[vec![0]]),      // block table too short
+        (&[1], 0, &[vec![9]]),          // block outside the pool
+        (&[1], 0, &[]),                 // no block table
+        (&[1], 0, &[vec![0], vec![1]]), // more tables than KV groups
     ];
     for (tokens, start_pos, table) in cases {
         let seq = SeqInput {
             tokens,
             start_pos,
-            block_table: table,
+            block_tables: table,
             want_logits: true,
         };
         let r = model.forward(&[seq], &mut kv);

@@ -14,20 +14,25 @@ pub type BlockId = u32;
 /// Hash of a full block's tokens chained with its parent's hash.
 pub type BlockHash = u64;
 
+/// What a cached block holds: a prefix (its hash) in one KV group. The groups of a
+/// sequence store the same tokens in different blocks (different layers' KV), so the
+/// prefix cache tells them apart.
+pub type CacheKey = (BlockHash, usize);
+
 const NIL: u32 = u32::MAX;
 
 /// Reference-counted blocks with an intrusive doubly linked free list.
 pub struct BlockPool {
     ref_count: Vec<u32>,
-    hash: Vec<Option<BlockHash>>,
+    hash: Vec<Option<CacheKey>>,
     prev: Vec<u32>,
     next: Vec<u32>,
     head: u32,
     tail: u32,
     num_free: usize,
-    cached: HashMap<BlockHash, BlockId>,
-    /// Hashes evicted since the last [`BlockPool::take_evicted`], when recording.
-    evicted: Option<Vec<BlockHash>>,
+    cached: HashMap<CacheKey, BlockId>,
+    /// Keys evicted since the last [`BlockPool::take_evicted`], when recording.
+    evicted: Option<Vec<CacheKey>>,
 }
 
 impl BlockPool {
@@ -56,8 +61,8 @@ impl BlockPool {
         self.evicted.get_or_insert_with(Vec::new);
     }
 
-    /// The hashes evicted since the last call, oldest first (empty when not recording).
-    pub fn take_evicted(&mut self) -> Vec<BlockHash> {
+    /// The keys evicted since the last call, oldest first (empty when not recording).
+    pub fn take_evicted(&mut self) -> Vec<CacheKey> {
         self.evicted
             .as_mut()
             .map(std::mem::take)
@@ -132,9 +137,14 @@ impl BlockPool {
         Some(out)
     }
 
-    /// The cached block holding the prefix with this hash, taking a reference on it.
-    pub fn touch_cached(&mut self, h: BlockHash) -> Option<BlockId> {
-        let b = *self.cached.get(&h)?;
+    /// Whether some block holds this prefix (without taking a reference).
+    pub fn is_cached(&self, key: CacheKey) -> bool {
+        self.cached.contains_key(&key)
+    }
+
+    /// The cached block holding this prefix, taking a reference on it.
+    pub fn touch_cached(&mut self, key: CacheKey) -> Option<BlockId> {
+        let b = *self.cached.get(&key)?;
         if self.ref_count[b as usize] == 0 {
             self.unlink(b);
         }
@@ -142,9 +152,9 @@ impl BlockPool {
         Some(b)
     }
 
-    /// Records that block `b` (full, computed) holds the prefix with hash `h`. True when
-    /// that makes the prefix newly reusable (no other block already holds it).
-    pub fn register(&mut self, b: BlockId, h: BlockHash) -> bool {
+    /// Records that block `b` (full, computed) holds the prefix `h`. True when that makes
+    /// the prefix newly reusable (no other block already holds it).
+    pub fn register(&mut self, b: BlockId, h: CacheKey) -> bool {
         if self.hash[b as usize].is_some() {
             return false;
         }
@@ -183,8 +193,8 @@ impl BlockPool {
         self.ref_count[b as usize]
     }
 
-    /// The hashes of every reusable cached prefix block (what KV-cache events describe).
-    pub fn cached_hashes(&self) -> impl Iterator<Item = BlockHash> + '_ {
+    /// The keys of every reusable cached prefix block.
+    pub fn cached_keys(&self) -> impl Iterator<Item = CacheKey> + '_ {
         self.cached.keys().copied()
     }
 }
@@ -199,16 +209,17 @@ mod tests {
         let a = p.allocate(3).unwrap();
         assert_eq!(p.num_free(), 1);
         assert!(p.allocate(2).is_none());
-        p.register(a[0], 42);
+        p.register(a[0], (42, 0));
         p.free(a.iter().rev().copied());
         assert_eq!(p.num_free(), 4);
         // The cached block can be revived while it sits in the free list.
-        assert_eq!(p.touch_cached(42), Some(a[0]));
+        assert_eq!(p.touch_cached((42, 1)), None, "another group's prefix");
+        assert_eq!(p.touch_cached((42, 0)), Some(a[0]));
         assert_eq!(p.num_free(), 3);
         p.free([a[0]]);
         // Allocating everything evicts it.
         let all = p.allocate(4).unwrap();
         assert_eq!(all.len(), 4);
-        assert_eq!(p.touch_cached(42), None);
+        assert_eq!(p.touch_cached((42, 0)), None);
     }
 }

@@ -10,7 +10,7 @@
 use super::load_progress::LoadProgress;
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvGroups};
 use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
@@ -36,6 +36,9 @@ struct Layer {
     post_norms: Option<[Vec<f32>; 2]>,
     /// Whether the layer attends to a sliding window (with the local RoPE).
     local: bool,
+    /// Its KV group (which of a sequence's block tables it uses) and its store.
+    kv_group: usize,
+    kv_store: usize,
     wo: QMatrix,
     ffn_norm: Vec<f32>,
     w_gate: QMatrix,
@@ -54,6 +57,8 @@ pub struct Llama {
     rope: Rope,
     /// The local layers' RoPE, for models with sliding-window layers.
     rope_local: Option<Rope>,
+    /// How the layers share the KV pool: each sequence brings one block table per group.
+    kv_groups: KvGroups,
     /// The threads every step's kernels run on. Running the whole forward inside the
     /// pool (rather than injecting each matmul from the engine thread) keeps the
     /// workers hot between the ~200 kernels of a step instead of waking them each time.
@@ -87,6 +92,7 @@ impl Llama {
         );
         let embed = mat("token_embd.weight", c.vocab_size, h)?;
         bar.inc();
+        let groups = KvGroups::of(c);
         let layers = (0..c.num_layers)
             .map(|i| {
                 let n = |part: &str| format!("blk.{i}.{part}");
@@ -134,6 +140,8 @@ impl Llama {
                     qk_norm,
                     post_norms,
                     local: c.layer_window(i).is_some(),
+                    kv_group: groups.placement[i].0,
+                    kv_store: groups.placement[i].1,
                     wo: mat(&n("attn_output.weight"), h, q)?,
                     ffn_norm: vector(&n("ffn_norm.weight"), h)?,
                     w_gate,
@@ -157,6 +165,7 @@ impl Llama {
             .sliding_window
             .map(|w| Rope::new(c.rope_dims, w.rope_theta, c.rope_style, None));
         Ok(Self {
+            kv_groups: groups,
             config,
             embed,
             layers,
@@ -185,6 +194,13 @@ impl Llama {
 
     fn check(&self, batch: &[SeqInput<'_>], kv: &KvCache) -> Result<()> {
         let bs = kv.layout.block_size;
+        let stores = self.kv_groups.layers_per_block;
+        if kv.stores.len() != stores {
+            return Err(ModelError::Input(format!(
+                "a KV cache of {} stores per block for a model with {stores}",
+                kv.stores.len()
+            )));
+        }
         for s in batch {
             let end = s.start_pos + s.tokens.len();
             if s.tokens.is_empty() {
@@ -199,16 +215,25 @@ impl Llama {
                     "token id {t} is outside the vocabulary"
                 )));
             }
-            if s.block_table.len() * bs < end {
+            if s.block_tables.len() != self.kv_groups.len() {
                 return Err(ModelError::Input(format!(
-                    "block table covers {} tokens, need {end}",
-                    s.block_table.len() * bs
+                    "{} block tables for a model with {} KV groups",
+                    s.block_tables.len(),
+                    self.kv_groups.len()
                 )));
             }
-            if let Some(&b) = s.block_table.iter().find(|&&b| b as usize >= kv.num_blocks) {
-                return Err(ModelError::Input(format!(
-                    "block {b} is outside the KV pool"
-                )));
+            for table in s.block_tables {
+                if table.len() * bs < end {
+                    return Err(ModelError::Input(format!(
+                        "block table covers {} tokens, need {end}",
+                        table.len() * bs
+                    )));
+                }
+                if let Some(&b) = table.iter().find(|&&b| b as usize >= kv.num_blocks) {
+                    return Err(ModelError::Input(format!(
+                        "block {b} is outside the KV pool"
+                    )));
+                }
             }
         }
         Ok(())
@@ -292,6 +317,7 @@ impl AttentionTasks {
         store: &KvStore,
         batch: &[SeqInput<'_>],
         meta: &[TokenMeta],
+        kv_group: usize,
         q: &[f32],
         scale: f32,
         out: &mut [f32],
@@ -322,7 +348,7 @@ impl AttentionTasks {
             .for_each_init(AttnScratch::default, |scratch, (t, h, o, piece)| {
                 let m = &meta[t];
                 let qg = &q[t * qd + h * gw..t * qd + (h + 1) * gw];
-                let table = batch[m.seq].block_table;
+                let table = &batch[m.seq].block_tables[kv_group];
                 paged_attention_group(
                     layout,
                     store,
@@ -393,9 +419,13 @@ impl Llama {
             .collect();
         let n = meta.len();
         let bs = kv.layout.block_size;
-        let slots: Vec<usize> = meta
-            .iter()
-            .map(|m| batch[m.seq].block_table[m.pos / bs] as usize * bs + m.pos % bs)
+        // Each token's cache slot in each KV group.
+        let slots: Vec<Vec<usize>> = (0..self.kv_groups.len())
+            .map(|g| {
+                meta.iter()
+                    .map(|m| batch[m.seq].block_tables[g][m.pos / bs] as usize * bs + m.pos % bs)
+                    .collect()
+            })
             .collect();
 
         let mut x = vec![0.0f32; n * h];
@@ -423,7 +453,9 @@ impl Llama {
             .sliding_window
             .map(|w| AttentionTasks::new(c, &meta, bs, Some(w.size)));
 
-        for (layer, cache) in self.layers.iter().zip(kv.layers.iter_mut()) {
+        for layer in &self.layers {
+            let cache = &mut kv.stores[layer.kv_store];
+            let slots = &slots[layer.kv_group];
             xn.copy_from_slice(&x);
             rms_norm(&mut xn, &layer.attn_norm, c.rms_norm_eps);
             matmul_group(
@@ -459,7 +491,16 @@ impl Llama {
                     &v[i * kvd..(i + 1) * kvd],
                 );
             }
-            tasks.run(&kv.layout, cache, batch, &meta, &q, scale, &mut attn);
+            tasks.run(
+                &kv.layout,
+                cache,
+                batch,
+                &meta,
+                layer.kv_group,
+                &q,
+                scale,
+                &mut attn,
+            );
             layer.wo.matmul(&attn, &mut proj);
             if let Some([post_attn, _]) = &layer.post_norms {
                 rms_norm(&mut proj, post_attn, c.rms_norm_eps);

@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use corvid_kernels::ops::argmax;
-use corvid_model::{CausalLm, KvCache, KvDtype, SeqInput};
+use corvid_model::{CausalLm, KvCache, KvDtype, KvGroups, SeqInput};
 use std::path::{Path, PathBuf};
 
 /// The repository root.
@@ -67,12 +67,11 @@ pub fn run_with(
     stop: &[u32],
     dtype: KvDtype,
 ) -> (Vec<f32>, Vec<u32>) {
-    let mut kv = KvCache::new(model.config(), 16, 256, dtype);
-    let table: Vec<u32> = (0..256).collect();
+    let (mut kv, tables) = whole_cache(model, dtype);
     let seq = SeqInput {
         tokens: prompt,
         start_pos: 0,
-        block_table: &table,
+        block_tables: &tables,
         want_logits: true,
     };
     let first = model.forward(&[seq], &mut kv).unwrap().remove(0);
@@ -82,7 +81,7 @@ pub fn run_with(
         let seq = SeqInput {
             tokens: &tok,
             start_pos: prompt.len() + got.len() - 1,
-            block_table: &table,
+            block_tables: &tables,
             want_logits: true,
         };
         got.push(argmax(&model.forward(&[seq], &mut kv).unwrap()[0]));
@@ -90,18 +89,29 @@ pub fn run_with(
     (first, got)
 }
 
+/// A KV cache for one sequence of up to 4,096 tokens that keeps every block of every KV
+/// group (nothing is ever released), with its block tables.
+pub fn whole_cache(model: &dyn CausalLm, dtype: KvDtype) -> (KvCache, Vec<Vec<u32>>) {
+    const BLOCKS: u32 = 256;
+    let groups = KvGroups::of(model.config()).len() as u32;
+    let kv = KvCache::new(model.config(), 16, (groups * BLOCKS) as usize, dtype);
+    let tables = (0..groups)
+        .map(|g| (g * BLOCKS..(g + 1) * BLOCKS).collect())
+        .collect();
+    (kv, tables)
+}
+
 /// Feeds `prompt`, then the reference's tokens `next` one by one, and returns the logits
 /// before each of them (teacher forcing: the reference's choices, never the model's own).
 pub fn teacher_forced(model: &dyn CausalLm, prompt: &[u32], next: &[u32]) -> Vec<Vec<f32>> {
-    let mut kv = KvCache::new(model.config(), 16, 256, KvDtype::F16);
-    let table: Vec<u32> = (0..256).collect();
+    let (mut kv, tables) = whole_cache(model, KvDtype::F16);
     let mut out = Vec::with_capacity(next.len());
     let (mut tokens, mut start) = (prompt.to_vec(), 0);
     for &token in next {
         let seq = SeqInput {
             tokens: &tokens,
             start_pos: start,
-            block_table: &table,
+            block_tables: &tables,
             want_logits: true,
         };
         out.push(model.forward(&[seq], &mut kv).unwrap().remove(0));

@@ -259,6 +259,7 @@ mod tests {
             served_model_name: "m".into(),
             max_model_len: 64,
             num_blocks: 10,
+            kv_windows: vec![None],
             block_size: 16,
             kv_cache_dtype: Default::default(),
             kv_bytes: 1 << 20,
