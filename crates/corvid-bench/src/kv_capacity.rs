@@ -30,19 +30,36 @@ pub struct KvCapacity {
     pub ratio: f64,
 }
 
+/// The KV pool's geometry, as the engine sizes it.
+pub struct KvPool<'a> {
+    /// Blocks sequences can use.
+    pub blocks: usize,
+    /// Tokens per block.
+    pub block_size: usize,
+    /// Bytes the pool takes.
+    pub bytes: usize,
+    /// Context limit of one sequence.
+    pub max_model_len: usize,
+    /// KV groups (layers sharing block tables): a block holds `block_size` tokens of one
+    /// group, so a whole cache for one sequence is `groups` blocks per `block_size` tokens.
+    pub groups: usize,
+    /// Blocks one sequence of the given length holds while it decodes: every group's
+    /// blocks for the whole sequence, except sliding-window groups, which hold only their
+    /// window's (a prompt being prefilled in chunks briefly holds a chunk more there).
+    pub blocks_for: &'a dyn Fn(usize) -> usize,
+}
+
 /// Computes capacities from the pool geometry and the workload's `prompt + output`
 /// lengths in tokens.
-pub fn kv_capacity(
-    blocks_total: usize,
-    block_size: usize,
-    kv_bytes: usize,
-    max_model_len: usize,
-    seq_lens: &[usize],
-) -> KvCapacity {
-    let bs = block_size.max(1);
-    let per_seq_contig = max_model_len.div_ceil(bs).max(1);
+pub fn kv_capacity(pool: &KvPool<'_>, seq_lens: &[usize]) -> KvCapacity {
+    let (blocks_total, max_model_len) = (pool.blocks, pool.max_model_len);
+    let bs = pool.block_size.max(1);
+    let per_seq_contig = (pool.groups.max(1) * max_model_len.div_ceil(bs)).max(1);
     let contiguous_max_seqs = blocks_total / per_seq_contig;
-    let needs: Vec<usize> = seq_lens.iter().map(|l| l.div_ceil(bs).max(1)).collect();
+    let needs: Vec<usize> = seq_lens
+        .iter()
+        .map(|&l| (pool.blocks_for)(l).max(1))
+        .collect();
     let mut used = 0;
     let mut paged = 0;
     for n in &needs {
@@ -64,7 +81,7 @@ pub fn kv_capacity(
     KvCapacity {
         blocks_total,
         block_size: bs,
-        kv_bytes,
+        kv_bytes: pool.bytes,
         max_model_len,
         mean_blocks_per_request: mean,
         contiguous_max_seqs,
@@ -82,18 +99,41 @@ pub fn kv_capacity(
 mod tests {
     use super::*;
 
+    fn pool(blocks: usize, groups: usize, blocks_for: &dyn Fn(usize) -> usize) -> KvPool<'_> {
+        KvPool {
+            blocks,
+            block_size: 16,
+            bytes: 0,
+            max_model_len: 512,
+            groups,
+            blocks_for,
+        }
+    }
+
     #[test]
     fn paged_fits_more_than_contiguous() {
         // 100 blocks of 16; max_model_len 512 = 32 blocks per contiguous slot -> 3 seqs.
+        let whole = |l: usize| l.div_ceil(16);
         let lens = vec![100; 50]; // 7 blocks each -> 14 fit
-        let k = kv_capacity(100, 16, 0, 512, &lens);
+        let k = kv_capacity(&pool(100, 1, &whole), &lens);
         assert_eq!(k.contiguous_max_seqs, 3);
         assert_eq!(k.paged_max_seqs, 14);
         assert!(!k.paged_all_fit);
         assert!((k.ratio - 14.0 / 3.0).abs() < 1e-9);
         // A workload that fits whole: capacity estimated from its mean need.
-        let k = kv_capacity(100, 16, 0, 512, &[100, 100]);
+        let k = kv_capacity(&pool(100, 1, &whole), &[100, 100]);
         assert!(k.paged_all_fit);
         assert_eq!(k.paged_max_seqs, 14);
+    }
+
+    /// With a sliding-window group the paged need is the engine's (window blocks only),
+    /// while a contiguous slot still reserves every group's whole context.
+    #[test]
+    fn window_groups_count_only_their_window() {
+        // One global group, one window group holding at most 3 blocks.
+        let windowed = |l: usize| l.div_ceil(16) + l.div_ceil(16).min(3);
+        let k = kv_capacity(&pool(200, 2, &windowed), &[160; 40]); // 10 + 3 blocks each
+        assert_eq!(k.contiguous_max_seqs, 200 / 64);
+        assert_eq!(k.paged_max_seqs, 200 / 13);
     }
 }

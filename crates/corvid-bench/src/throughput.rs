@@ -9,13 +9,14 @@
 //! * `prefix-ttft` — TTFT of requests sharing a `--system-prompt-len` system prompt,
 //!   sent one at a time, with prefix caching on and then off.
 
-use crate::kv_capacity::{kv_capacity, KvCapacity};
+use crate::kv_capacity::{kv_capacity, KvCapacity, KvPool};
 use crate::sink::{Collected, CollectingSink};
 use crate::stats::{std_dev, Summary};
 use crate::workload::{self, RequestSpec, WorkloadArgs, WorkloadKind};
 use anyhow::{Context, Result};
 use corvid_engine::cli::EngineCliArgs;
 use corvid_engine::{EngineArgs, EngineHandle, PromptInput, RequestStream, SamplingParams};
+use corvid_model::kv_cache::max_blocks;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -278,10 +279,14 @@ fn throughput(args: &ThroughputArgs, ea: &EngineArgs) -> Result<ThroughputResult
         preemptions: c.preemptions,
         ttft_ms: Summary::from_seconds(&ttft),
         kv_capacity: kv_capacity(
-            cfg.num_blocks,
-            cfg.block_size,
-            cfg.kv_bytes,
-            cfg.max_model_len,
+            &KvPool {
+                blocks: cfg.usable_kv_blocks(),
+                block_size: cfg.block_size,
+                bytes: cfg.kv_bytes,
+                max_model_len: cfg.max_model_len,
+                groups: cfg.kv_windows.len(),
+                blocks_for: &|len| max_blocks(&cfg.kv_windows, len, cfg.block_size, 1),
+            },
             &lens,
         ),
     })
