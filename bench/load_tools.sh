@@ -20,6 +20,8 @@
 #      TOKENIZER, PORT (18080), RUN_TIMEOUT (900 s per tool run), OUT, RAW, THREADS, MODEL.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
+# shellcheck source=load_tools_runs.sh
+source "$(dirname "$0")/load_tools_runs.sh"
 CONCURRENCIES="${CONCURRENCIES:-16 64}"
 INPUT_LEN="${INPUT_LEN:-128}"
 OUTPUT_LEN="${OUTPUT_LEN:-64}"
@@ -70,37 +72,8 @@ run_tool() {
         --idle-timeout 120 --label "$sys" --no-progress --server-default-sampling \
         --result-json "$dir/result.json"
       ;;
-    inference-perf)
-      cat >"$dir/config.yml" <<EOF
-api: {type: completion, streaming: true}
-server: {type: vllm, model_name: $MODEL_NAME, base_url: "$base", ignore_eos: true}
-tokenizer: {pretrained_model_name_or_path: "$TOKENIZER"}
-data:
-  type: random
-  input_distribution: {type: fixed, min: $INPUT_LEN, max: $INPUT_LEN, mean: $INPUT_LEN, std_dev: 0}
-  output_distribution: {type: fixed, min: $OUTPUT_LEN, max: $OUTPUT_LEN, mean: $OUTPUT_LEN, std_dev: 0}
-load:
-  type: concurrent
-  num_workers: 1
-  stages: [{num_requests: $n, concurrency_level: $c}]
-  request_timeout: 600
-report:
-  request_lifecycle: {summary: true, per_stage: false, per_request: false}
-  prometheus: {summary: false, per_stage: false}
-storage: {local_storage: {path: "$dir"}}
-EOF
-      (cd "$dir" && timeout "$RUN_TIMEOUT" "$TOOLS_BIN/inference-perf" --config_file config.yml)
-      ;;
-    guidellm)
-      timeout "$RUN_TIMEOUT" "$TOOLS_BIN/guidellm" run \
-        --backend "kind=openai_http,target=$base,model=$MODEL_NAME,request_format=/v1/completions" \
-        --profile "kind=concurrent,streams=$c" \
-        --constraint "kind=max_requests,count=$n" \
-        --data "kind=synthetic_text,prompt_tokens=$INPUT_LEN,output_tokens=$OUTPUT_LEN" \
-        --tokenizer "kind=huggingface_auto,model=$TOKENIZER" \
-        --output "kind=json,path=$dir/benchmarks.json" \
-        --disable-console-interactive
-      ;;
+    inference-perf) inference_perf_run "$dir" "$base" "$MODEL_NAME" "$n" "$c" "$RUN_TIMEOUT" 600 ;;
+    guidellm) guidellm_run "$dir" "$base" "$MODEL_NAME" "$n" "$c" "$RUN_TIMEOUT" ;;
   esac
 }
 

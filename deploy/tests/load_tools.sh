@@ -17,6 +17,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib.sh
 source "$HERE/lib.sh"
+# shellcheck source=../../bench/load_tools_runs.sh
+source "$REPO/bench/load_tools_runs.sh"
 
 corvid_bin_or_skip load-tools
 API=$(( ${LOAD_TOOLS_PORT_BASE:-27900} + 1 ))
@@ -52,37 +54,11 @@ timeout 120 "$CORVID_BIN" bench serve --base-url "$base" --endpoint /v1/completi
   --result-json "$TMP/corvid-bench/result.json" >"$TMP/corvid-bench.log" 2>&1 || true
 verdict corvid-bench "$TMP/corvid-bench" "$TMP/corvid-bench.log"
 
-mkdir -p "$TMP/inference-perf"
-cat >"$TMP/inference-perf/config.yml" <<EOF
-api: {type: completion, streaming: true}
-server: {type: vllm, model_name: smollm2, base_url: "$base", ignore_eos: true}
-tokenizer: {pretrained_model_name_or_path: "$TOKENIZER"}
-data:
-  type: random
-  input_distribution: {type: fixed, min: $INPUT_LEN, max: $INPUT_LEN, mean: $INPUT_LEN, std_dev: 0}
-  output_distribution: {type: fixed, min: $OUTPUT_LEN, max: $OUTPUT_LEN, mean: $OUTPUT_LEN, std_dev: 0}
-load:
-  type: concurrent
-  num_workers: 1
-  stages: [{num_requests: $REQUESTS, concurrency_level: $CONC}]
-  request_timeout: 60
-report:
-  request_lifecycle: {summary: true, per_stage: false, per_request: false}
-  prometheus: {summary: false, per_stage: false}
-storage: {local_storage: {path: "$TMP/inference-perf"}}
-EOF
-(cd "$TMP/inference-perf" && timeout 120 "$TOOLS_BIN/inference-perf" --config_file config.yml) \
+inference_perf_run "$TMP/inference-perf" "$base" smollm2 "$REQUESTS" "$CONC" 120 60 \
   >"$TMP/inference-perf.log" 2>&1 || true
 verdict inference-perf "$TMP/inference-perf" "$TMP/inference-perf.log"
 
-mkdir -p "$TMP/guidellm"
-timeout 120 "$TOOLS_BIN/guidellm" run \
-  --backend "kind=openai_http,target=$base,model=smollm2,request_format=/v1/completions" \
-  --profile "kind=concurrent,streams=$CONC" --constraint "kind=max_requests,count=$REQUESTS" \
-  --data "kind=synthetic_text,prompt_tokens=$INPUT_LEN,output_tokens=$OUTPUT_LEN" \
-  --tokenizer "kind=huggingface_auto,model=$TOKENIZER" \
-  --output "kind=json,path=$TMP/guidellm/benchmarks.json" --disable-console \
-  >"$TMP/guidellm.log" 2>&1 || true
+guidellm_run "$TMP/guidellm" "$base" smollm2 "$REQUESTS" "$CONC" 120 >"$TMP/guidellm.log" 2>&1 || true
 verdict guidellm "$TMP/guidellm" "$TMP/guidellm.log"
 
 # The server's own count must agree: every tool's requests reached it and none failed.
