@@ -1337,18 +1337,21 @@ mod tests {
         same_on_every_tier!(gemv_q4_kx8, &pk, qk, sk);
     }
 
-    /// Packed Q6_K equals the portable dot ([`crate::dot::scalar_q6_k_q8_k`]) bit for bit
-    /// on every tier this run covers, for every token count and with prefetching on and
-    /// off; and its rows unpack to exactly the row-major blocks' values.
-    #[test]
-    fn packed_q6_k_is_bit_identical_to_the_portable_dot() {
-        use crate::dot::scalar_q6_k_q8_k;
-        use crate::dot::tests::{q8k, random_q6k};
-        let (rows, nb) = (16, 3);
-        let blocks = random_q6k(7, rows * nb);
-        let packed = pack_q6_k(&blocks, rows, nb);
-        let acts: Vec<Vec<BlockQ8K>> = (0..4).map(|k| q8k(20 + k, nb * 256)).collect();
-        let ys = slices(&acts);
+    /// Runs `kernel` (one tier's packed kernel for `N` = 1..=4 tokens) on every tier this
+    /// run covers, every group and token count, prefetching on odd counts, and checks each
+    /// output against `portable(row's blocks, token)` bit for bit; then checks that `unpack`
+    /// gives each row exactly `dequant`'s values of its blocks.
+    #[allow(clippy::too_many_arguments)]
+    fn assert_packed_k_quant_equals_portable<B, P>(
+        blocks: &[B],
+        packed: &[P],
+        (rows, nb): (usize, usize),
+        ys: &[&[BlockQ8K]],
+        kernel: impl Fn(Isa, &[P], usize, bool, &mut [[f32; GROUP]; 4]),
+        portable: impl Fn(&[B], &[BlockQ8K]) -> f32,
+        dequant: impl Fn(&B, &mut [f32]),
+        unpack: impl Fn(&[P], usize, usize, &mut [f32]),
+    ) {
         let tiers = [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
         let mut checked = 0;
         for tier in tiers.into_iter().filter(|&t| t <= isa() && t.runs_here()) {
@@ -1356,46 +1359,13 @@ mod tests {
                 let w = &packed[g * nb..(g + 1) * nb];
                 for n in 1..=4 {
                     let mut out = [[0.0; GROUP]; 4];
-                    let prefetch = n % 2 == 1;
-                    unsafe {
-                        macro_rules! call {
-                            ($t:ident) => {
-                                match n {
-                                    1 => x86::$t::gemv_q6_kx8::<1>(
-                                        w,
-                                        &ys,
-                                        prefetch,
-                                        (&mut out[..1]).try_into().unwrap(),
-                                    ),
-                                    2 => x86::$t::gemv_q6_kx8::<2>(
-                                        w,
-                                        &ys,
-                                        prefetch,
-                                        (&mut out[..2]).try_into().unwrap(),
-                                    ),
-                                    3 => x86::$t::gemv_q6_kx8::<3>(
-                                        w,
-                                        &ys,
-                                        prefetch,
-                                        (&mut out[..3]).try_into().unwrap(),
-                                    ),
-                                    _ => x86::$t::gemv_q6_kx8::<4>(w, &ys, prefetch, &mut out),
-                                }
-                            };
-                        }
-                        match tier {
-                            Isa::Avx512Vnni => call!(vnni),
-                            Isa::AvxVnni => call!(avxvnni),
-                            _ => call!(avx2),
-                        }
-                    }
+                    kernel(tier, w, n, n % 2 == 1, &mut out);
                     for k in 0..n {
                         for r in 0..GROUP {
                             let row = &blocks[(g * GROUP + r) * nb..(g * GROUP + r + 1) * nb];
-                            let want = scalar_q6_k_q8_k(row, ys[k]);
                             assert_eq!(
                                 out[k][r].to_bits(),
-                                want.to_bits(),
+                                portable(row, ys[k]).to_bits(),
                                 "{tier} group {g} n={n} token {k} row {r}"
                             );
                             checked += 1;
@@ -1411,9 +1381,9 @@ mod tests {
                 .iter()
                 .zip(a.chunks_exact_mut(256))
             {
-                crate::quant::dequantize_q6k(blk, o);
+                dequant(blk, o);
             }
-            unpack_row_q6_k(&packed, nb, r, &mut b);
+            unpack(packed, nb, r, &mut b);
             assert_eq!(a, b, "row {r}");
         }
     }
@@ -1423,20 +1393,50 @@ mod tests {
         (&mut out[..N]).try_into().unwrap()
     }
 
-    /// One tier's packed Q5_K kernel, whatever the active tier.
-    unsafe fn q5_k_on<const N: usize>(
-        tier: Isa,
-        w: &[Q5Kx8],
-        ys: &[&[BlockQ8K]],
-        ps: &[&[[i32; 4]]],
-        prefetch: bool,
-        out: &mut [[f32; GROUP]; N],
-    ) {
-        match tier {
-            Isa::Avx512Vnni => x86::vnni::gemv_q5_kx8(w, ys, ps, prefetch, out),
-            Isa::AvxVnni => x86::avxvnni::gemv_q5_kx8(w, ys, ps, prefetch, out),
-            _ => x86::avx2::gemv_q5_kx8(w, ys, ps, prefetch, out),
-        }
+    /// Packed Q6_K equals the portable dot ([`crate::dot::scalar_q6_k_q8_k`]) bit for bit
+    /// on every tier this run covers, for every token count and with prefetching on and
+    /// off; and its rows unpack to exactly the row-major blocks' values.
+    #[test]
+    fn packed_q6_k_is_bit_identical_to_the_portable_dot() {
+        use crate::dot::tests::{q8k, random_q6k};
+        let (rows, nb) = (16, 3);
+        let blocks = random_q6k(7, rows * nb);
+        let acts: Vec<Vec<BlockQ8K>> = (0..4).map(|k| q8k(20 + k, nb * 256)).collect();
+        let ys = slices(&acts);
+        let kernel = |tier, w: &[Q6Kx8], n, prefetch, out: &mut [[f32; GROUP]; 4]| {
+            unsafe fn on<const N: usize>(
+                tier: Isa,
+                w: &[Q6Kx8],
+                ys: &[&[BlockQ8K]],
+                prefetch: bool,
+                out: &mut [[f32; GROUP]; N],
+            ) {
+                match tier {
+                    Isa::Avx512Vnni => x86::vnni::gemv_q6_kx8(w, ys, prefetch, out),
+                    Isa::AvxVnni => x86::avxvnni::gemv_q6_kx8(w, ys, prefetch, out),
+                    _ => x86::avx2::gemv_q6_kx8(w, ys, prefetch, out),
+                }
+            }
+            // SAFETY: the tier runs here; the activations hold `nb` blocks.
+            unsafe {
+                match n {
+                    1 => on::<1>(tier, w, &ys, prefetch, first(out)),
+                    2 => on::<2>(tier, w, &ys, prefetch, first(out)),
+                    3 => on::<3>(tier, w, &ys, prefetch, first(out)),
+                    _ => on::<4>(tier, w, &ys, prefetch, out),
+                }
+            }
+        };
+        assert_packed_k_quant_equals_portable(
+            &blocks,
+            &pack_q6_k(&blocks, rows, nb),
+            (rows, nb),
+            &ys,
+            kernel,
+            crate::dot::scalar_q6_k_q8_k,
+            crate::quant::dequantize_q6k,
+            unpack_row_q6_k,
+        );
     }
 
     /// Packed Q5_K equals the portable dot ([`crate::dot::scalar_q5_k_q8_k`]) bit for bit
@@ -1445,59 +1445,47 @@ mod tests {
     /// row-major blocks' values.
     #[test]
     fn packed_q5_k_is_bit_identical_to_the_portable_dot() {
-        use crate::dot::scalar_q5_k_q8_k;
         use crate::dot::tests::{q8k, random_q5k};
         let (rows, nb) = (16, 3);
         let blocks = random_q5k(9, rows * nb);
-        let packed = pack_q5_k(&blocks, rows, nb);
         let acts: Vec<Vec<BlockQ8K>> = (0..4).map(|k| q8k(30 + k, nb * 256)).collect();
         let pairs: Vec<Vec<[i32; 4]>> = acts.iter().map(|q| q8_k_min_pairs(q)).collect();
         let (ys, ps) = (slices(&acts), slices(&pairs));
-        let tiers = [Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni];
-        let mut checked = 0;
-        for tier in tiers.into_iter().filter(|&t| t <= isa() && t.runs_here()) {
-            for g in 0..rows / GROUP {
-                let w = &packed[g * nb..(g + 1) * nb];
-                for n in 1..=4 {
-                    let mut out = [[0.0; GROUP]; 4];
-                    let prefetch = n % 2 == 1;
-                    // SAFETY: the tier runs here; the activations hold `nb` blocks.
-                    unsafe {
-                        let o = &mut out;
-                        match n {
-                            1 => q5_k_on::<1>(tier, w, &ys, &ps, prefetch, first(o)),
-                            2 => q5_k_on::<2>(tier, w, &ys, &ps, prefetch, first(o)),
-                            3 => q5_k_on::<3>(tier, w, &ys, &ps, prefetch, first(o)),
-                            _ => q5_k_on::<4>(tier, w, &ys, &ps, prefetch, o),
-                        }
-                    }
-                    for k in 0..n {
-                        for r in 0..GROUP {
-                            let row = &blocks[(g * GROUP + r) * nb..(g * GROUP + r + 1) * nb];
-                            let want = scalar_q5_k_q8_k(row, ys[k]);
-                            assert_eq!(
-                                out[k][r].to_bits(),
-                                want.to_bits(),
-                                "{tier} group {g} n={n} token {k} row {r}"
-                            );
-                            checked += 1;
-                        }
-                    }
+        let kernel = |tier, w: &[Q5Kx8], n, prefetch, out: &mut [[f32; GROUP]; 4]| {
+            unsafe fn on<const N: usize>(
+                tier: Isa,
+                w: &[Q5Kx8],
+                ys: &[&[BlockQ8K]],
+                ps: &[&[[i32; 4]]],
+                prefetch: bool,
+                out: &mut [[f32; GROUP]; N],
+            ) {
+                match tier {
+                    Isa::Avx512Vnni => x86::vnni::gemv_q5_kx8(w, ys, ps, prefetch, out),
+                    Isa::AvxVnni => x86::avxvnni::gemv_q5_kx8(w, ys, ps, prefetch, out),
+                    _ => x86::avx2::gemv_q5_kx8(w, ys, ps, prefetch, out),
                 }
             }
-        }
-        assert!(checked > 0 || !available());
-        let (mut a, mut b) = (vec![0.0; nb * 256], vec![0.0; nb * 256]);
-        for r in 0..rows {
-            for (blk, o) in blocks[r * nb..(r + 1) * nb]
-                .iter()
-                .zip(a.chunks_exact_mut(256))
-            {
-                crate::quant::dequantize_q5k(blk, o);
+            // SAFETY: the tier runs here; the activations hold `nb` blocks.
+            unsafe {
+                match n {
+                    1 => on::<1>(tier, w, &ys, &ps, prefetch, first(out)),
+                    2 => on::<2>(tier, w, &ys, &ps, prefetch, first(out)),
+                    3 => on::<3>(tier, w, &ys, &ps, prefetch, first(out)),
+                    _ => on::<4>(tier, w, &ys, &ps, prefetch, out),
+                }
             }
-            unpack_row_q5_k(&packed, nb, r, &mut b);
-            assert_eq!(a, b, "row {r}");
-        }
+        };
+        assert_packed_k_quant_equals_portable(
+            &blocks,
+            &pack_q5_k(&blocks, rows, nb),
+            (rows, nb),
+            &ys,
+            kernel,
+            crate::dot::scalar_q5_k_q8_k,
+            crate::quant::dequantize_q5k,
+            unpack_row_q5_k,
+        );
     }
 
     /// Four tokens' random activations quantized into `nb` blocks of `len` values each.
