@@ -750,67 +750,19 @@ mod tests {
     /// definition's integer sums and float operations: equal bit for bit, for every token
     /// count (several runs of [`PACKED_TOKENS`] included). Both also match an f32 product
     /// of the dequantized weights up to the Q8_K rounding of the activations.
-    /// Q5_K through `matmul`: packed (when the tier has kernels) and row-major give the
-    /// same bits, and both stay near f32 on the dequantized weights.
-    #[test]
-    fn q5_k_matmul_packed_row_major_and_dequantized_agree() {
-        let (rows, cols) = (24, 512);
-        let m = QMatrix {
-            rows,
-            cols,
-            data: WeightData::Q5K(crate::dot::tests::random_q5k(4, rows * cols / QK_K)),
-        };
-        assert_eq!(m.nbytes(), rows * cols / 256 * 176);
+    /// A K-quant matrix through `matmul`: it packs to `packed_format` when the tier has
+    /// kernels, keeping its size; packed and row-major rows and products are the same bits;
+    /// and each product is near f32 on the dequantized weights (`close(got, f32)`).
+    fn assert_k_quant_matmul_agrees(
+        m: QMatrix,
+        packed_format: &str,
+        seed: u64,
+        close: impl Fn(f32, f32) -> bool,
+    ) {
+        let (rows, cols) = (m.rows, m.cols);
         let p = m.clone().packed_for_cpu();
         if packed::available() {
-            assert_eq!(p.format(), "Q5_K (packed x8)");
-        }
-        let mut deq = vec![0.0; rows * cols];
-        let mut b = vec![0.0; cols];
-        for (r, o) in deq.chunks_exact_mut(cols).enumerate() {
-            m.row_f32(r, o);
-            p.row_f32(r, &mut b);
-            assert_eq!(o, &b[..], "row {r}");
-        }
-        let f = QMatrix {
-            rows,
-            cols,
-            data: WeightData::F32(deq),
-        };
-        for n in [1, 3, 4, 5, 9] {
-            let x = random(70 + n as u64, n * cols);
-            let (mut a, mut b, mut c) = (
-                vec![0.0; n * rows],
-                vec![0.0; n * rows],
-                vec![0.0; n * rows],
-            );
-            m.matmul(&x, &mut a);
-            p.matmul(&x, &mut b);
-            f.matmul(&x, &mut c);
-            assert_eq!(a, b, "n={n}");
-            // Half a Q8_K step (max|x| / 254) per value times Σ|w| (weights up to ~20).
-            for (i, (u, v)) in a.iter().zip(&c).enumerate() {
-                assert!(
-                    (u - v).abs() < 0.05 * v.abs().max(10.0),
-                    "n={n} [{i}]: {u} vs {v}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn q6_k_matmul_packed_row_major_and_dequantized_agree() {
-        use crate::quant::quantize::quantize_weight_q6_k;
-        let (rows, cols) = (24, 512);
-        let m = QMatrix {
-            rows,
-            cols,
-            data: WeightData::Q6K(quantize_weight_q6_k(&random(8, rows * cols))),
-        };
-        assert_eq!(m.nbytes(), rows * cols / 256 * 210);
-        let p = m.clone().packed_for_cpu();
-        if packed::available() {
-            assert_eq!(p.format(), "Q6_K (packed x8)");
+            assert_eq!(p.format(), packed_format);
             assert_eq!(p.nbytes(), m.nbytes());
         }
         let mut deq = vec![0.0; rows * cols];
@@ -826,7 +778,7 @@ mod tests {
             data: WeightData::F32(deq),
         };
         for n in [1, 2, 3, 4, 5, 9] {
-            let x = random(60 + n as u64, n * cols);
+            let x = random(seed + n as u64, n * cols);
             let (mut a, mut b, mut c) = (
                 vec![0.0; n * rows],
                 vec![0.0; n * rows],
@@ -836,11 +788,41 @@ mod tests {
             p.matmul(&x, &mut b);
             f.matmul(&x, &mut c);
             assert_eq!(a, b, "n={n}");
-            // Half a Q8_K step (max|x| / 254) per value times Σ|w| ≈ 0.5 · 512.
             for (i, (u, v)) in a.iter().zip(&c).enumerate() {
-                assert!((u - v).abs() < 0.1, "n={n} [{i}]: {u} vs {v}");
+                assert!(close(*u, *v), "n={n} [{i}]: {u} vs {v}");
             }
         }
+    }
+
+    /// Q5_K (random blocks: all 32 levels, weights up to ~20) through `matmul`.
+    #[test]
+    fn q5_k_matmul_packed_row_major_and_dequantized_agree() {
+        let (rows, cols) = (24, 512);
+        let m = QMatrix {
+            rows,
+            cols,
+            data: WeightData::Q5K(crate::dot::tests::random_q5k(4, rows * cols / QK_K)),
+        };
+        assert_eq!(m.nbytes(), rows * cols / 256 * 176);
+        // Half a Q8_K step (max|x| / 254) per value times Σ|w| (weights up to ~20).
+        assert_k_quant_matmul_agrees(m, "Q5_K (packed x8)", 70, |u, v| {
+            (u - v).abs() < 0.05 * v.abs().max(10.0)
+        });
+    }
+
+    /// Q6_K, quantized from random weights, through `matmul`.
+    #[test]
+    fn q6_k_matmul_packed_row_major_and_dequantized_agree() {
+        use crate::quant::quantize::quantize_weight_q6_k;
+        let (rows, cols) = (24, 512);
+        let m = QMatrix {
+            rows,
+            cols,
+            data: WeightData::Q6K(quantize_weight_q6_k(&random(8, rows * cols))),
+        };
+        assert_eq!(m.nbytes(), rows * cols / 256 * 210);
+        // Half a Q8_K step (max|x| / 254) per value times Σ|w| ≈ 0.5 · 512.
+        assert_k_quant_matmul_agrees(m, "Q6_K (packed x8)", 60, |u, v| (u - v).abs() < 0.1);
     }
 
     /// Q4_0 runs as packed Q4_1 with `m = −8·d`: the rows it stores are the same values, and
