@@ -750,12 +750,12 @@ mod tests {
     /// definition's integer sums and float operations: equal bit for bit, for every token
     /// count (several runs of [`PACKED_TOKENS`] included). Both also match an f32 product
     /// of the dequantized weights up to the Q8_K rounding of the activations.
-    /// A K-quant matrix through `matmul`: it packs to `packed_format` when the tier has
-    /// kernels, keeping its size; packed and row-major rows and products are the same bits;
+    /// A K-quant matrix through `matmul`: it packs to `packed_format` of `packed_bytes`
+    /// when the tier has kernels; packed and row-major rows and products are the same bits;
     /// and each product is near f32 on the dequantized weights (`close(got, f32)`).
     fn assert_k_quant_matmul_agrees(
         m: QMatrix,
-        packed_format: &str,
+        (packed_format, packed_bytes): (&str, usize),
         seed: u64,
         close: impl Fn(f32, f32) -> bool,
     ) {
@@ -763,7 +763,7 @@ mod tests {
         let p = m.clone().packed_for_cpu();
         if packed::available() {
             assert_eq!(p.format(), packed_format);
-            assert_eq!(p.nbytes(), m.nbytes());
+            assert_eq!(p.nbytes(), packed_bytes);
         }
         let mut deq = vec![0.0; rows * cols];
         let mut b = vec![0.0; cols];
@@ -805,7 +805,12 @@ mod tests {
         };
         assert_eq!(m.nbytes(), rows * cols / 256 * 176);
         // Half a Q8_K step (max|x| / 254) per value times Σ|w| (weights up to ~20).
-        assert_k_quant_matmul_agrees(m, "Q5_K (packed x8)", 70, |u, v| {
+        // Packed, the 6-bit scales and minimums take a byte each (1,440 bytes per 8 rows).
+        let packed = (
+            "Q5_K (packed x8)",
+            rows / 8 * 2 * std::mem::size_of::<Q5Kx8>(),
+        );
+        assert_k_quant_matmul_agrees(m, packed, 70, |u, v| {
             (u - v).abs() < 0.05 * v.abs().max(10.0)
         });
     }
@@ -822,7 +827,8 @@ mod tests {
         };
         assert_eq!(m.nbytes(), rows * cols / 256 * 210);
         // Half a Q8_K step (max|x| / 254) per value times Σ|w| ≈ 0.5 · 512.
-        assert_k_quant_matmul_agrees(m, "Q6_K (packed x8)", 60, |u, v| (u - v).abs() < 0.1);
+        let packed = ("Q6_K (packed x8)", m.nbytes());
+        assert_k_quant_matmul_agrees(m, packed, 60, |u, v| (u - v).abs() < 0.1);
     }
 
     /// Q4_0 runs as packed Q4_1 with `m = −8·d`: the rows it stores are the same values, and
