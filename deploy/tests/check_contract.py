@@ -35,6 +35,7 @@ histograms |= {"vllm:iteration_tokens_total"}  # a histogram in vLLM despite its
 recorded = {r["record"] for g in load_yaml("prometheus/rules/corvid-recording.rules.yml")["groups"]
             for r in g["rules"]}
 PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "max", "avg", "min", "count",
+                "avg_over_time",
                 "le", "on", "unless", "and", "or", "without", "ignoring", "group_left", "bool"}
 
 
