@@ -59,6 +59,24 @@ def request(port, method, path, body=None, headers=None, timeout=15):
     return r, data
 
 
+def stream(port, body):
+    """A streamed completion of 4 events a second apart (plus [DONE]) from a stub: the
+    response, its first line, when that line and the whole stream arrived, the events."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    t0 = time.time()
+    c.request("POST", "/v1/completions",
+              body=json.dumps({**body, "stream": True, "chunks": 4, "interval": 1.0}),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    first = r.readline()
+    t_first = time.time() - t0
+    rest = r.read()
+    t_all = time.time() - t0
+    c.close()
+    events = [ln for ln in (first + rest).decode().splitlines() if ln.startswith("data:")]
+    return r, first, t_first, t_all, events
+
+
 def two_models(tmp, procs):
     """The gateway rendered for two models, alpha-model on the first stub and beta-model on
     the second: each model's requests reach only its replica, even while that replica is
@@ -111,18 +129,7 @@ def two_models(tmp, procs):
     check("two models: requests naming no model (/health) go to every replica",
           all(v >= 2 for v in hits.values()), str(hits))
 
-    c = http.client.HTTPConnection("127.0.0.1", GW2, timeout=15)
-    t0 = time.time()
-    c.request("POST", "/v1/completions",
-              body=json.dumps({"model": MODELS[1], "stream": True, "chunks": 4, "interval": 1.0}),
-              headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    first = r.readline()
-    t_first = time.time() - t0
-    rest = r.read()
-    t_all = time.time() - t0
-    c.close()
-    events = [ln for ln in (first + rest).decode().splitlines() if ln.startswith("data:")]
+    r, first, t_first, t_all, events = stream(GW2, {"model": MODELS[1]})
     check("two models: SSE streams unbuffered from the model's replica",
           r.getheader("X-Upstream") == NAMES[1] and first.startswith(b"data:") and t_first < 2.0
           and t_all > 3.5 and len(events) == 5 and events[-1] == "data: [DONE]",
@@ -243,18 +250,7 @@ def main():
               busy is not None and all(u != busy for u in one_busy), f"busy={busy} got={one_busy}")
 
         # --- SSE streaming passes through unbuffered
-        c = http.client.HTTPConnection("127.0.0.1", GW, timeout=15)
-        t0 = time.time()
-        c.request("POST", "/v1/completions",
-                  body=json.dumps({"stream": True, "chunks": 4, "interval": 1.0}),
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        first = r.readline()
-        t_first = time.time() - t0
-        rest = r.read()
-        t_all = time.time() - t0
-        c.close()
-        events = [ln for ln in (first + rest).decode().splitlines() if ln.startswith("data:")]
+        r, first, t_first, t_all, events = stream(GW, {})
         check("SSE: first event arrives before the stream ends (no proxy buffering)",
               first.startswith(b"data:") and t_first < 2.0 and t_all > 3.5,
               f"first after {t_first:.2f}s, all after {t_all:.2f}s")
