@@ -459,7 +459,7 @@ def corvid_dashboard():
     ]
     for name, description, expr, unit in compare:
         L.add(stat(ds, COMPARE + name, description + " One value per model.",
-                   [(expr, "{{model_name}}")], unit=unit, names=True), 4, 5)
+                   [(expr, "{{model_name}}")], unit=unit, names=True), 4, 7)
     L.add(piechart(
         ds, "Share of requests by model",
         "Finished requests per model over the dashboard's time range.",

@@ -184,6 +184,7 @@ run "${CHECKS[@]}" http "http://127.0.0.1:$GW/v1/completions" --post '{"model": 
 # A streaming load per model, both at once (Gemma is about twice as slow per token); the
 # panels are queried while it runs, so every rate and quantile window holds both models.
 PLOADC=()
+LOAD_C_START=$SECONDS
 for m in "$NAME" "$GEMMA_NAME"; do
   bg_start "load-c-$m" "$TMP" "$PY" "$HERE/load.py" --url "http://127.0.0.1:$GW" --model "$m" \
     --concurrency 3 --max-seconds 45 --max-requests 60 --max-tokens 32 --stream
@@ -193,7 +194,8 @@ for m in "$NAME" "$GEMMA_NAME"; do
   run "${CHECKS[@]}" prom "$PROMURL" "instance_model:vllm_request_latency_seconds_count:rate1m{model_name=\"$m\"} > 0" \
     --timeout 40 --name "requests for $m finish through the gateway"
 done
-sleep 5  # a few more finished requests in every quantile's window
+# queried 25 s into the 45 s load: every 1m window holds a good share of both models' requests
+sleep $((LOAD_C_START + 25 > SECONDS ? LOAD_C_START + 25 - SECONDS : 0))
 run "$PY" "$HERE/panel_queries.py" --prometheus "$PROMURL" --require-data \
   --var job=corvid --var "instance=$S1|$S2" --var "model_name=$NAME|$GEMMA_NAME" \
   --expect-instances "$S1,$S2" --expect-models "$NAME,$GEMMA_NAME" "$DEPLOY_DIR/grafana/dashboards/corvid.json"
