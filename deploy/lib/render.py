@@ -69,8 +69,9 @@ def models_arg(items):
 
 def route_by_model(text, models):
     """One upstream per model (a copy of `upstream corvid`, renamed, with that model's
-    replicas) after the fleet-wide one, and the map lines routing each model to its own;
-    a model no upstream serves maps to "" (the gateway's 404)."""
+    replicas) after the fleet-wide one, the map lines routing each model to its own (a
+    model no upstream serves maps to "": the gateway's 404), and every model's upstream in
+    $corvid_pools (GET /v1/models lists them all)."""
     block = re.search(r"(?ms)^    upstream corvid \{\n.*?^    \}\n", text).group(0)
     copies = ""
     lines = '        ""  corvid;\n'
@@ -80,6 +81,9 @@ def route_by_model(text, models):
         lines += f'        "{name}"  corvid_model{i};\n'
     lines += '        default  "";\n'
     text = text.replace(block, block + copies, 1)
+    pools = " ".join(f"corvid_model{i}" for i in range(1, len(models) + 1))
+    text, n = re.subn(r'(?m)^    js_var \$corvid_pools "[^"]*";$', f'    js_var $corvid_pools "{pools}";', text)
+    assert n == 1, "js_var $corvid_pools not found in nginx.conf"
     return between_markers(text, "models", lines)
 
 

@@ -13,9 +13,10 @@
 #      Gemma 3 270M on the second) behind the nginx gateway (the repo's config, loopback
 #      copy rendered with one upstream per model): a streaming load for each model through
 #      the gateway reaches only its model's replica (the replicas' own counters); an
-#      unknown model gets the gateway's OpenAI 404; every per-model panel query returns
-#      both models, the compare-models panels different non-zero numbers for each, the
-#      per-instance ones both instances; /metrics through the gateway is refused.
+#      unknown model gets the gateway's OpenAI 404; GET /v1/models lists both models;
+#      every per-model panel query returns both models, the compare-models panels
+#      different non-zero numbers for each, the per-instance ones both instances;
+#      /metrics through the gateway is refused.
 #  (d) a third, fresh corvid scraped alone by a second Prometheus (1s, default Accept
 #      header, so OpenMetrics) under a steady 75 s closed-loop load: the source document's
 #      `rate(vllm_request_throughput[1m])` and P95 expression, and the HighWaitingRequests
@@ -181,6 +182,8 @@ REPLICAS=(--replica "$NAME=http://$S1/metrics" --replica "$GEMMA_NAME=http://$S2
 run "${CHECKS[@]}" served "$TMP/served-before.json" "${REPLICAS[@]}"
 run "${CHECKS[@]}" http "http://127.0.0.1:$GW/v1/completions" --post '{"model": "no-such-model", "prompt": "hi"}' \
   --status 404 --error-code model_not_found --name "an unknown model gets the OpenAI 404 from the gateway"
+run "${CHECKS[@]}" http "http://127.0.0.1:$GW/v1/models" --status 200 --list-models "$NAME,$GEMMA_NAME" \
+  --name "GET /v1/models through the gateway lists both models"
 # A streaming load per model, both at once (Gemma is about twice as slow per token); the
 # panels are queried while it runs, so every rate and quantile window holds both models.
 PLOADC=()

@@ -15,9 +15,11 @@
   metrics METRICS_URL --docs docs/metrics.md
       the live /metrics exposes the names of docs/metrics.md (event counters that did not
       happen yet excepted), each sample carrying model_name.
-  http URL --status CODE [--header-echo X-Request-Id] [--post JSON] [--error-code C] --name TEXT
+  http URL --status CODE [--header-echo X-Request-Id] [--post JSON] [--error-code C]
+       [--list-models a,b] --name TEXT
       with --post, POSTs that JSON body; with --error-code, the answer must be an OpenAI
-      error body {"error": {"code": C}}.
+      error body {"error": {"code": C}}; with --list-models, an OpenAI model list holding
+      exactly these ids, each once.
   served OUT --replica MODEL=METRICS_URL ...
       records what each replica served so far (its own counters: finished requests,
       HTTP 404s) in OUT.
@@ -170,11 +172,14 @@ def cmd_http(a):
     ok = status == a.status
     if a.header_echo:
         ok &= headers.get(a.header_echo) == "e2e-request-id-1"
-    if a.error_code:
-        try:
+    try:
+        if a.error_code:
             ok &= json.loads(body)["error"]["code"] == a.error_code
-        except (ValueError, KeyError, TypeError):
-            ok = False
+        if a.list_models:
+            ids = [m["id"] for m in json.loads(body)["data"]]
+            ok &= sorted(ids) == sorted(a.list_models.split(","))
+    except (ValueError, KeyError, TypeError):
+        ok = False
     report(ok, a.name, f"status {status}, {a.header_echo}={headers.get(a.header_echo) if a.header_echo else ''}, "
                        f"body {body[:200]!r}")
 
@@ -235,7 +240,7 @@ p.add_argument("url"); p.add_argument("--docs", required=True)
 p = sub.add_parser("http")
 p.add_argument("url"); p.add_argument("--status", type=int, required=True)
 p.add_argument("--header-echo"); p.add_argument("--name", required=True)
-p.add_argument("--post"); p.add_argument("--error-code")
+p.add_argument("--post"); p.add_argument("--error-code"); p.add_argument("--list-models")
 p = sub.add_parser("served")
 p.add_argument("out"); p.add_argument("--replica", action="append", required=True)
 p = sub.add_parser("routed")

@@ -7,7 +7,8 @@ chunks pass through unbuffered, whether X-Request-Id is forwarded and whether /m
 refused. The real corvid behind the real gateway is exercised by deploy/tests/e2e.sh.
 
 usage: stub_upstream.py NAME PORT [MODEL]   (binds 127.0.0.1 only)
-With MODEL, a POST whose body names another model gets corvid's 404 (as a replica of MODEL would).
+With MODEL, GET /v1/models lists MODEL, and a POST whose body names another model gets
+corvid's 404 (as a replica of MODEL would).
 """
 import json
 import sys
@@ -40,6 +41,8 @@ class Handler(BaseHTTPRequestHandler):
         u = urlparse(self.path)
         if u.path == "/metrics":
             self._send(200, f'stub_up{{name="{NAME}"}} 1\n', "text/plain; version=0.0.4")
+        elif u.path == "/v1/models" and MODEL:
+            self._send(200, json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}))
         elif u.path == "/slow":
             time.sleep(min(float(parse_qs(u.query).get("seconds", ["1"])[0]), 10))
             self._send(200, json.dumps({"upstream": NAME}))

@@ -122,6 +122,10 @@ def two_models(tmp, procs):
           and "`nobody-serves-this`" in err.get("message", "")
           and r.getheader("X-Request-Id") == "client-id-404", f"{r.status} {r.getheaders()} {data[:300]}")
 
+    r, data = request(GW2, "GET", "/v1/models")
+    ids = sorted(m["id"] for m in json.loads(data)["data"]) if r.status == 200 else data
+    check("two models: GET /v1/models lists both models once", ids == sorted(MODELS), str(ids))
+
     hits = {n: 0 for n in NAMES}
     for _ in range(10):
         r, _ = request(GW2, "GET", "/health")
@@ -194,12 +198,12 @@ def main():
               all(s == 403 for s in refused.values()), str(refused))
 
         # --- X-Request-Id
-        r, data = request(GW, "GET", "/v1/models", headers={"X-Request-Id": "client-id-42"})
+        r, data = request(GW, "GET", "/v1/echo", headers={"X-Request-Id": "client-id-42"})
         seen = json.loads(data).get("request_id")
         check("client X-Request-Id passed to the replica and echoed",
               seen == "client-id-42" and r.getheader("X-Request-Id") == "client-id-42",
               f"seen={seen} echoed={r.getheader('X-Request-Id')}")
-        r, data = request(GW, "GET", "/v1/models")
+        r, data = request(GW, "GET", "/v1/echo")
         seen = json.loads(data).get("request_id")
         check("missing X-Request-Id is generated, forwarded and echoed",
               bool(seen) and len(seen) == 32 and r.getheader("X-Request-Id") == seen,
@@ -208,7 +212,7 @@ def main():
         # --- both replicas serve
         hits = {n: 0 for n in NAMES}
         for _ in range(20):
-            r, _ = request(GW, "GET", "/v1/models")
+            r, _ = request(GW, "GET", "/v1/echo")
             hits[r.getheader("X-Upstream")] += 1
         check("requests are spread over both replicas", all(v >= 5 for v in hits.values()), str(hits))
 
@@ -239,7 +243,7 @@ def main():
         holders.append(th)
         time.sleep(1.0)
         for _ in range(6):
-            r, _ = request(GW, "GET", "/v1/models")
+            r, _ = request(GW, "GET", "/v1/echo")
             one_busy.append(r.getheader("X-Upstream"))
         for th in holders:
             th.join(10)
@@ -268,6 +272,10 @@ def main():
 
         # --- one model (as shipped): a model the replicas do not serve reaches a replica,
         # which answers corvid's 404
+        r, data = request(GW, "GET", "/v1/models", headers={"X-Request-Id": "client-id-43"})
+        ids = [m["id"] for m in json.loads(data)["data"]] if r.status == 200 else data
+        check("one model: GET /v1/models is a replica's list",
+              len(ids) == 1 and ids[0] in MODELS and r.getheader("X-Request-Id") == "client-id-43", str(ids))
         r, data = request(GW, "POST", "/v1/completions", {"model": "nobody-serves-this", "prompt": "x"})
         check("one model: an unknown model is answered 404 by a replica",
               r.status == 404 and r.getheader("X-Upstream") in NAMES
