@@ -17,7 +17,8 @@
 #   STACK_DURATION    stop by itself after this many seconds (default: run until Ctrl-C)
 #   STACK_INTERVAL    scrape/evaluation interval (default 15s, the documented value)
 #
-# Binaries: Debian's `prometheus` and `prometheus-alertmanager` packages (+ nginx);
+# Binaries: Debian's `prometheus` and `prometheus-alertmanager` packages (+ nginx with njs,
+# libnginx-mod-http-js);
 # `bash deploy/tests/install.sh` installs them. The configs used are generated copies of
 # deploy/prometheus, deploy/alertmanager and deploy/nginx with loopback addresses, in a
 # temporary directory that is printed (and removed on exit unless STACK_KEEP=1).

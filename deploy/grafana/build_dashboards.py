@@ -153,7 +153,9 @@ def gauge(ds, title, description, exprs, unit, minimum, maximum, steps):
     }
 
 
-def stat(ds, title, description, exprs, unit="short"):
+def stat(ds, title, description, exprs, unit="short", names=False):
+    """names=True shows each series' legend under its value: one value per model side by
+    side (the compare-models panels)."""
     return {
         "type": "stat",
         "title": title,
@@ -169,7 +171,7 @@ def stat(ds, title, description, exprs, unit="short"):
             "justifyMode": "auto",
             "orientation": "auto",
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "textMode": "auto",
+            "textMode": "value_and_name" if names else "auto",
         },
         "targets": targets(ds, *exprs),
     }
@@ -275,10 +277,22 @@ def dashboard(uid, title, description, tags, panels, variables, annotations=()):
 
 SEL = 'job=~"$job", instance=~"$instance", model_name=~"$model_name"'
 R = "instance_model:"  # recording-rule prefix (aggregated by job, instance, model_name)
+# Per-replica panels group by both: a replica serves one model, and the legend says which.
+IM = "instance, model_name"
+LIM = "{{model_name}} @ {{instance}}"
+# Title prefix of the compare-models stat panels (deploy/tests/panel_queries.py
+# --expect-models requires different, non-zero values per model from them).
+COMPARE = "对比 Compare: "
 
 
-def q(p, metric, by="le"):
-    return f"histogram_quantile({p}, sum by ({by}) ({R}{metric}:rate1m{{{SEL}}}))"
+def q(p, metric):
+    """Quantile of a recorded histogram, per model: latencies of different models mixed in
+    one quantile describe neither."""
+    return f"histogram_quantile({p}, sum by (model_name, le) ({R}{metric}:rate1m{{{SEL}}}))"
+
+
+def quantiles(metric, ps):
+    return [(q(p, metric), f"{{{{model_name}}}} P{int(p * 100)}") for p in ps]
 
 
 def corvid_dashboard():
@@ -305,72 +319,69 @@ def corvid_dashboard():
          (f"sum(vllm_waiting_requests{{{SEL}}})", "waiting")]), 5)
     L.add(stat(
         ds, "Error ratio (5m)",
-        "Share of finished requests with finished_reason=\"error\" over 5 minutes.",
-        [(f'sum(rate(vllm_request_finished_total{{{SEL}, finished_reason="error"}}[5m])) '
-          f"/ sum(rate(vllm_request_finished_total{{{SEL}}}[5m]))", "errors")],
-        unit="percentunit"), 5)
+        "Share of finished requests with finished_reason=\"error\" over 5 minutes, per model.",
+        [(f'sum by (model_name) (rate(vllm_request_finished_total{{{SEL}, finished_reason="error"}}[5m])) '
+          f"/ sum by (model_name) (rate(vllm_request_finished_total{{{SEL}}}[5m]))", "{{model_name}}")],
+        unit="percentunit", names=True), 5)
     L.add(timeseries(
         ds, "RPS by instance",
-        "Finished requests per second, per replica (recording rule "
+        "Finished requests per second, per replica and the model it serves (recording rule "
         "instance_model:vllm_request_throughput:rate1m).",
-        [(f"sum by (instance) ({R}vllm_request_throughput:rate1m{{{SEL}}})", "{{instance}}")],
+        [(f"sum by ({IM}) ({R}vllm_request_throughput:rate1m{{{SEL}}})", LIM)],
         unit="reqps"), 8)
     L.add(timeseries(
         ds, "Request latency: average, P50, P95, P99",
-        "End-to-end latency (arrival to last token) of the selected instances and models.",
-        [(f"sum({R}vllm_request_latency_seconds_sum:rate1m{{{SEL}}}) / "
-          f"sum({R}vllm_request_latency_seconds_count:rate1m{{{SEL}}})", "average"),
-         (q(0.5, "vllm_request_latency_seconds_bucket"), "P50"),
-         (q(0.95, "vllm_request_latency_seconds_bucket"), "P95"),
-         (q(0.99, "vllm_request_latency_seconds_bucket"), "P99")], unit="s"), 16)
+        "End-to-end latency (arrival to last token) per model, over the selected instances.",
+        [(f"sum by (model_name) ({R}vllm_request_latency_seconds_sum:rate1m{{{SEL}}}) / "
+          f"sum by (model_name) ({R}vllm_request_latency_seconds_count:rate1m{{{SEL}}})",
+          "{{model_name}} average")]
+        + quantiles("vllm_request_latency_seconds_bucket", (0.5, 0.95, 0.99)), unit="s"), 16)
     L.add(timeseries(
         ds, "Active requests by instance",
-        "Requests in the running batch per replica.",
-        [(f"sum by (instance) (vllm_running_requests{{{SEL}}})", "{{instance}}")]), 8)
+        "Requests in the running batch per replica (and the model it serves).",
+        [(f"sum by ({IM}) (vllm_running_requests{{{SEL}}})", LIM)]), 8)
     L.add(timeseries(
         ds, "Time to first token (TTFT)",
-        "Arrival to first generated token: queue time plus prefill.",
-        [(q(0.5, "vllm_time_to_first_token_seconds_bucket"), "P50"),
-         (q(0.95, "vllm_time_to_first_token_seconds_bucket"), "P95"),
-         (q(0.99, "vllm_time_to_first_token_seconds_bucket"), "P99")], unit="s"), 12)
+        "Arrival to first generated token, per model: queue time plus prefill.",
+        quantiles("vllm_time_to_first_token_seconds_bucket", (0.5, 0.95, 0.99)), unit="s"), 12)
     L.add(timeseries(
         ds, "Inter-token latency",
-        "Time between consecutive generated tokens of a request (decode speed seen by users).",
-        [(q(0.5, "vllm_inter_token_latency_seconds_bucket"), "P50"),
-         (q(0.95, "vllm_inter_token_latency_seconds_bucket"), "P95"),
-         (q(0.99, "vllm_inter_token_latency_seconds_bucket"), "P99")], unit="s"), 12)
+        "Time between consecutive generated tokens of a request, per model (decode speed "
+        "seen by users).",
+        quantiles("vllm_inter_token_latency_seconds_bucket", (0.5, 0.95, 0.99)), unit="s"), 12)
 
     # ---- 资源使用 / resources --------------------------------------------------------
     L.row("资源使用 Resources")
     L.add(timeseries(
         ds, "Process memory (MB)",
         "Resident memory of each corvid process, and the bytes it reserved for the KV pool.",
-        [(f"sum by (instance) (vllm_process_resident_memory_bytes{{{SEL}}}) / 1024 / 1024",
-          "{{instance}} resident"),
-         (f"sum by (instance) (vllm_kv_cache_bytes{{{SEL}}}) / 1024 / 1024",
-          "{{instance}} KV pool")], unit="decmbytes"), 8)
+        [(f"sum by ({IM}) (vllm_process_resident_memory_bytes{{{SEL}}}) / 1024 / 1024",
+          f"{LIM} resident"),
+         (f"sum by ({IM}) (vllm_kv_cache_bytes{{{SEL}}}) / 1024 / 1024",
+          f"{LIM} KV pool")], unit="decmbytes"), 8)
     L.add(timeseries(
         ds, "Engine / device utilization (%)",
         "vllm_gpu_utilization as a percentage: the share of recent wall time the compute "
         "device (on CPU: the engine thread) spent running model steps.",
-        [(f"avg by (instance) (vllm_gpu_utilization{{{SEL}}}) * 100", "{{instance}}")],
+        [(f"avg by ({IM}) (vllm_gpu_utilization{{{SEL}}}) * 100", LIM)],
         unit="percent", minimum=0, maximum=100), 8)
     L.add(timeseries(
         ds, "KV cache usage (%)",
         "KV blocks in use over KV blocks total. Sustained values near 100% cause waiting "
         "and preemptions (alert CorvidKVCacheNearlyFull at 95%).",
-        [(f"max by (instance) (vllm_kv_cache_usage_ratio{{{SEL}}}) * 100", "{{instance}}")],
+        [(f"max by ({IM}) (vllm_kv_cache_usage_ratio{{{SEL}}}) * 100", LIM)],
         unit="percent", minimum=0, maximum=100, threshold_line=95), 8)
     L.add(timeseries(
         ds, "KV cache blocks",
         "KV blocks used and allocated, per replica.",
-        [(f"sum by (instance) (vllm_kv_cache_blocks_used{{{SEL}}})", "{{instance}} used"),
-         (f"sum by (instance) (vllm_kv_cache_blocks_capacity{{{SEL}}})", "{{instance}} total")]), 12)
+        [(f"sum by ({IM}) (vllm_kv_cache_blocks_used{{{SEL}}})", f"{LIM} used"),
+         (f"sum by ({IM}) (vllm_kv_cache_blocks_capacity{{{SEL}}})", f"{LIM} total")]), 12)
     L.add(timeseries(
         ds, "Token throughput",
-        "Prompt (prefill) and generated tokens per second, selected instances.",
-        [(f"sum({R}vllm_prompt_tokens:rate1m{{{SEL}}})", "prompt tokens/s"),
-         (f"sum({R}vllm_generation_tokens:rate1m{{{SEL}}})", "generation tokens/s")]), 12)
+        "Prompt (prefill) and generated tokens per second per model, selected instances.",
+        [(f"sum by (model_name) ({R}vllm_prompt_tokens:rate1m{{{SEL}}})", "{{model_name}} prompt tokens/s"),
+         (f"sum by (model_name) ({R}vllm_generation_tokens:rate1m{{{SEL}}})",
+          "{{model_name}} generation tokens/s")]), 12)
 
     # ---- 排队与调度 / queueing and scheduling -----------------------------------------
     L.row("排队与调度 Queueing & scheduling")
@@ -378,57 +389,77 @@ def corvid_dashboard():
         ds, "等待队列 Waiting queue",
         "Requests waiting to be scheduled, per replica. The red line is the "
         "HighWaitingRequests threshold (100 for 2m); the autoscalers act on this metric.",
-        [(f"sum by (instance) (vllm_waiting_requests{{{SEL}}})", "{{instance}}")],
+        [(f"sum by ({IM}) (vllm_waiting_requests{{{SEL}}})", LIM)],
         threshold_line=100), 8)
     L.add(timeseries(
         ds, "Batch size per step",
         "Sequences per engine step: average and P95. A batch pinned at --max-num-seqs "
         "means the replica is saturated.",
-        [(f"sum by (instance) (rate(vllm_batch_size_sum{{{SEL}}}[1m])) / "
-          f"sum by (instance) (rate(vllm_batch_size_count{{{SEL}}}[1m]))", "{{instance}} avg"),
-         (f"histogram_quantile(0.95, sum by (instance, le) (rate(vllm_batch_size_bucket{{{SEL}}}[1m])))",
-          "{{instance}} P95")]), 8)
+        [(f"sum by ({IM}) (rate(vllm_batch_size_sum{{{SEL}}}[1m])) / "
+          f"sum by ({IM}) (rate(vllm_batch_size_count{{{SEL}}}[1m]))", f"{LIM} avg"),
+         (f"histogram_quantile(0.95, sum by ({IM}, le) (rate(vllm_batch_size_bucket{{{SEL}}}[1m])))",
+          f"{LIM} P95")]), 8)
     L.add(timeseries(
         ds, "Tokens per step",
         "Prefill plus decode tokens per engine step (average), per replica.",
-        [(f"sum by (instance) (rate(vllm_tokens_per_step_sum{{{SEL}}}[1m])) / "
-          f"sum by (instance) (rate(vllm_tokens_per_step_count{{{SEL}}}[1m]))", "{{instance}}")]), 8)
+        [(f"sum by ({IM}) (rate(vllm_tokens_per_step_sum{{{SEL}}}[1m])) / "
+          f"sum by ({IM}) (rate(vllm_tokens_per_step_count{{{SEL}}}[1m]))", LIM)]), 8)
     L.add(timeseries(
         ds, "Queue time",
-        "Time requests spend waiting before their first step.",
-        [(q(0.5, "vllm_request_queue_time_seconds_bucket"), "P50"),
-         (q(0.95, "vllm_request_queue_time_seconds_bucket"), "P95")], unit="s"), 8)
+        "Time requests spend waiting before their first step, per model.",
+        quantiles("vllm_request_queue_time_seconds_bucket", (0.5, 0.95)), unit="s"), 8)
     L.add(timeseries(
         ds, "Preemptions per minute",
         "Sequences evicted from the KV cache and recomputed later.",
-        [(f"sum by (instance) (rate(vllm_preemptions_total{{{SEL}}}[1m])) * 60", "{{instance}}")]), 8)
+        [(f"sum by ({IM}) (rate(vllm_preemptions_total{{{SEL}}}[1m])) * 60", LIM)]), 8)
     L.add(timeseries(
         ds, "Timeouts and aborts per minute",
         "Requests that hit their deadline, and requests aborted (client gone or timeout).",
-        [(f"sum by (instance) (rate(vllm_request_timeout_total{{{SEL}}}[1m])) * 60",
-          "{{instance}} timeouts"),
-         (f"sum by (instance) (rate(vllm_request_aborted_total{{{SEL}}}[1m])) * 60",
-          "{{instance}} aborts")]), 8)
+        [(f"sum by ({IM}) (rate(vllm_request_timeout_total{{{SEL}}}[1m])) * 60",
+          f"{LIM} timeouts"),
+         (f"sum by ({IM}) (rate(vllm_request_aborted_total{{{SEL}}}[1m])) * 60",
+          f"{LIM} aborts")]), 8)
     L.add(timeseries(
         ds, "Rejected requests per minute (503)",
         "Requests refused before reaching the engine: queue_full (overload: the waiting queue "
         "is full; clients are told Retry-After) and service_unavailable (loading, draining, "
         "engine failed).",
-        [(f"sum by (instance, reason) (rate(vllm_request_rejected_total{{{SEL}}}[1m])) * 60",
-          "{{instance}} {{reason}}")]), 8)
+        [(f"sum by ({IM}, reason) (rate(vllm_request_rejected_total{{{SEL}}}[1m])) * 60",
+          f"{LIM} {{{{reason}}}}")]), 8)
     L.add(timeseries(
         ds, "Finished requests by reason",
-        "stop, length, abort, error per second.",
-        [(f"sum by (finished_reason) (rate(vllm_request_finished_total{{{SEL}}}[1m]))",
-          "{{finished_reason}}")], unit="reqps", stack=True), 12)
+        "stop, length, abort, error per second, per model.",
+        [(f"sum by (model_name, finished_reason) (rate(vllm_request_finished_total{{{SEL}}}[1m]))",
+          "{{model_name}} {{finished_reason}}")], unit="reqps", stack=True), 12)
     L.add(timeseries(
         ds, "HTTP requests by handler and status",
-        "HTTP layer (includes /health and rejected requests).",
+        "HTTP layer (includes /health and rejected requests), all models together: the "
+        "server's view, not a model's.",
         [(f"sum by (handler, status) (rate(vllm_http_requests_total{{{SEL}}}[1m]))",
           "{{handler}} {{status}}")], unit="reqps"), 12)
 
     # ---- 模型维度 / per model --------------------------------------------------------
     L.row("模型维度 Per model")
+    # The source document's "compare models" region (不同模型的调用占比 LLaMA vs Qwen, 各模型响应
+    # 时间对比 定位慢模型): one number per model, side by side, for what tells models apart.
+    compare = [
+        ("requests/s", "Finished requests per second (1m rate).",
+         f"sum by (model_name) ({R}vllm_request_throughput:rate1m{{{SEL}}})", "reqps"),
+        ("P95 latency", "End-to-end P95 latency (1m): the slow model stands out.",
+         q(0.95, "vllm_request_latency_seconds_bucket"), "s"),
+        ("P95 TTFT", "Time to first token P95 (1m): queueing plus prefill.",
+         q(0.95, "vllm_time_to_first_token_seconds_bucket"), "s"),
+        ("P95 inter-token latency", "Time between generated tokens, P95 (1m): decode speed.",
+         q(0.95, "vllm_inter_token_latency_seconds_bucket"), "s"),
+        ("generation tokens/s", "Generated tokens per second (1m rate), all replicas of the model.",
+         f"sum by (model_name) ({R}vllm_generation_tokens:rate1m{{{SEL}}})", "short"),
+        ("KV cache usage", "KV blocks in use over total, averaged over the model's replicas and "
+         "the last minute.",
+         f"avg by (model_name) (avg_over_time(vllm_kv_cache_usage_ratio{{{SEL}}}[1m]))", "percentunit"),
+    ]
+    for name, description, expr, unit in compare:
+        L.add(stat(ds, COMPARE + name, description + " One value per model.",
+                   [(expr, "{{model_name}}")], unit=unit, names=True), 4, 7)
     L.add(piechart(
         ds, "Share of requests by model",
         "Finished requests per model over the dashboard's time range.",
@@ -446,7 +477,7 @@ def corvid_dashboard():
     L.add(timeseries(
         ds, "P95 latency by model",
         "End-to-end P95 latency per model: find the slow model.",
-        [(q(0.95, "vllm_request_latency_seconds_bucket", "model_name, le"), "{{model_name}}")],
+        [(q(0.95, "vllm_request_latency_seconds_bucket"), "{{model_name}}")],
         unit="s"), 8)
     L.add(timeseries(
         ds, "Average latency by model",
@@ -457,7 +488,7 @@ def corvid_dashboard():
     L.add(timeseries(
         ds, "P95 TTFT by model",
         "Time to first token P95 per model.",
-        [(q(0.95, "vllm_time_to_first_token_seconds_bucket", "model_name, le"), "{{model_name}}")],
+        [(q(0.95, "vllm_time_to_first_token_seconds_bucket"), "{{model_name}}")],
         unit="s"), 8)
 
     variables = [

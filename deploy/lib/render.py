@@ -7,6 +7,7 @@ copies made by this script, which changes only addresses, ports, paths and timin
 expressions, routes, rules and proxy settings are kept as they are.
 
   render.py nginx --out FILE --prefix DIR --listen 127.0.0.1:P --upstream 127.0.0.1:A ...
+            [--model NAME=127.0.0.1:B ...]   # several models: one upstream per model
   render.py prometheus --out-dir DIR --listen 127.0.0.1:P --target 127.0.0.1:A ...
             [--alertmanager 127.0.0.1:M] [--interval 15s] [--remote-write URL]
   render.py alertmanager --out FILE --webhook URL [--fast]
@@ -32,21 +33,81 @@ def loopback(hostport):
     return hostport
 
 
+# Where distributions put njs (ngx_http_js_module.so): nginx.conf loads it relative to
+# nginx's prefix, which a rendered copy run with `-p DIR` no longer has.
+NJS_MODULE_DIRS = ["/usr/lib/nginx/modules", "/usr/share/nginx/modules", "/etc/nginx/modules",
+                   "/usr/lib64/nginx/modules"]
+
+
+def between_markers(text, name, body):
+    """Replaces the lines between `# BEGIN corvid NAME` and `# END corvid NAME`."""
+    out, n = re.subn(
+        rf"(        # BEGIN corvid {name}\n).*?(        # END corvid {name}\n)",
+        lambda m: m.group(1) + body + m.group(2),
+        text,
+        flags=re.S,
+    )
+    assert n == 1, f"BEGIN/END corvid {name} markers not found in nginx.conf"
+    return out
+
+
+def server_lines(addrs):
+    return "".join(f"        server {loopback(u)} max_fails=3 fail_timeout=10s;\n" for u in addrs)
+
+
+def models_arg(items):
+    """--model NAME=HOST:PORT (repeatable, one per replica) -> {NAME: [HOST:PORT, ...]} in
+    the order given."""
+    models = {}
+    for item in items:
+        name, sep, addr = item.rpartition("=")
+        if not sep or not name or '"' in name or "\\" in name:
+            sys.exit(f"render.py: --model {item!r}: want NAME=HOST:PORT (no quotes in NAME)")
+        models.setdefault(name, []).append(loopback(addr))
+    return models
+
+
+def route_by_model(text, models):
+    """One upstream per model (a copy of `upstream corvid`, renamed, with that model's
+    replicas) after the fleet-wide one, the map lines routing each model to its own (a
+    model no upstream serves maps to "": the gateway's 404), and every model's upstream in
+    $corvid_pools (GET /v1/models lists them all)."""
+    block = re.search(r"(?ms)^    upstream corvid \{\n.*?^    \}\n", text).group(0)
+    copies = ""
+    lines = '        ""  corvid;\n'
+    for i, (name, addrs) in enumerate(models.items(), 1):
+        copy = block.replace("upstream corvid {", f"upstream corvid_model{i} {{", 1)
+        copies += "\n" + between_markers(copy, "replicas", server_lines(addrs))
+        lines += f'        "{name}"  corvid_model{i};\n'
+    lines += '        default  "";\n'
+    text = text.replace(block, block + copies, 1)
+    pools = " ".join(f"corvid_model{i}" for i in range(1, len(models) + 1))
+    text, n = re.subn(r'(?m)^    js_var \$corvid_pools "[^"]*";$', f'    js_var $corvid_pools "{pools}";', text)
+    assert n == 1, "js_var $corvid_pools not found in nginx.conf"
+    return between_markers(text, "models", lines)
+
+
+def njs_module():
+    for d in NJS_MODULE_DIRS:
+        path = pathlib.Path(d) / "ngx_http_js_module.so"
+        if path.exists():
+            return str(path)
+    sys.exit("render.py: njs (ngx_http_js_module.so) not found: install libnginx-mod-http-js")
+
+
 def render_nginx(a):
     src = (DEPLOY / "nginx" / "nginx.conf").read_text()
     prefix = pathlib.Path(a.prefix).resolve()
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
-    servers = "".join(
-        f"        server {loopback(u)} max_fails=3 fail_timeout=10s;\n" for u in a.upstream
-    )
-    out, n = re.subn(
-        r"(        # BEGIN corvid replicas\n).*?(        # END corvid replicas\n)",
-        lambda m: m.group(1) + servers + m.group(2),
-        src,
-        flags=re.S,
-    )
-    assert n == 1, "BEGIN/END markers not found in nginx.conf"
+    models = models_arg(a.model)
+    fleet = list(a.upstream) + [u for addrs in models.values() for u in addrs]
+    if not fleet:
+        sys.exit("render.py nginx: give --upstream or --model")
+    out = between_markers(src, "replicas", server_lines(fleet))
+    if models:
+        out = route_by_model(out, models)
     subs = [
+        (r"(?m)^load_module modules/ngx_http_js_module\.so;$", f"load_module {njs_module()};"),
         (r"(?m)^worker_processes .*;$", "worker_processes 1;"),
         (r"(?m)^pid .*;$", f"pid {prefix}/nginx.pid;"),
         (r"(?m)^error_log \S+", f"error_log {prefix}/logs/error.log"),
@@ -67,6 +128,9 @@ def render_nginx(a):
     if os.geteuid() == 0:  # workers would run as nobody and could not use the temp dirs
         out = "user root;\n" + out
     pathlib.Path(a.out).write_text(out)
+    # js_import resolves corvid_route.js next to the configuration file
+    shutil.copyfile(DEPLOY / "nginx" / "corvid_route.js",
+                    pathlib.Path(a.out).resolve().parent / "corvid_route.js")
 
 
 def remote_write_example(text):
@@ -206,7 +270,11 @@ def main():
     n.add_argument("--out", required=True)
     n.add_argument("--prefix", required=True)
     n.add_argument("--listen", required=True)
-    n.add_argument("--upstream", action="append", required=True)
+    n.add_argument("--upstream", action="append", default=[],
+                   help="a replica serving the one model (every model routes to all of them)")
+    n.add_argument("--model", action="append", default=[], metavar="NAME=HOST:PORT",
+                   help="a replica serving model NAME (repeat per replica): one upstream per "
+                   "model, routed by the request's model; unknown models get the gateway's 404")
     pr = sub.add_parser("prometheus")
     pr.add_argument("--out-dir", required=True)
     pr.add_argument("--listen", required=True)

@@ -13,8 +13,13 @@
 #
 # Prints PASS/FAIL lines and "N passed, M failed"; exits non-zero on any failure. Skips
 # (exit 0) when the corvid binary does not exist. Environment: CORVID_BIN, CORVID_MODEL,
-# BROWSER_PORT_BASE (default 27600; uses BASE+1..BASE+3), SCREENSHOTS (a folder), CHROMIUM
-# (default /usr/bin/chromium), REFRESH (the page's refresh, 1-5 s, default 2).
+# BROWSER_PORT_BASE (default 27600; uses BASE+1..BASE+3, and BASE+4..BASE+6 with
+# SECOND_MODEL), SCREENSHOTS (a folder), CHROMIUM (default /usr/bin/chromium), REFRESH (the
+# page's refresh, 1-5 s, default 2), SECOND_MODEL (a model path: a second replica serves
+# it under its own load, and the Grafana dashboards are drawn from a second Prometheus
+# scraping both replicas, so their per-model panels and compare-models region show two
+# models; the built-in page and its checks stay on the first replica and its Prometheus;
+# screenshots.sh sets it to Gemma 3 270M).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,6 +29,7 @@ source "$HERE/lib.sh"
 corvid_bin_or_skip browser
 BASE="${BROWSER_PORT_BASE:-27600}"
 API=$((BASE + 1)); MET=$((BASE + 2)); PROM=$((BASE + 3))
+API2=$((BASE + 4)); MET2=$((BASE + 5)); PROM2=$((BASE + 6))
 MODEL="${CORVID_MODEL:-SmolLM2-135M-Instruct}"
 NAME="corvid-browser"
 WARM=65   # seconds of load Prometheus holds before the comparisons and the Grafana panels
@@ -36,7 +42,9 @@ trap 'bg_cleanup; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM HUP PIPE
 fatal() { echo "FAIL browser: $*"; for f in "$TMP"/*.log "$TMP"/prom/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -15 "$f"; }; done; exit 1; }
 
-for p in $API $MET $PROM; do port_free "$p" || fatal "port 127.0.0.1:$p is in use (set BROWSER_PORT_BASE)"; done
+for p in $API $MET $PROM ${SECOND_MODEL:+$API2 $MET2 $PROM2}; do
+  port_free "$p" || fatal "port 127.0.0.1:$p is in use (set BROWSER_PORT_BASE)"
+done
 if [ -n "${SCREENSHOTS:-}" ]; then mkdir -p "$SCREENSHOTS"; SCREENSHOTS="$(cd "$SCREENSHOTS" && pwd)"; fi
 
 start_corvid() {  # -> pid in BG_LAST
@@ -50,6 +58,19 @@ mkdir -p "$TMP/prom"
 start_prometheus prometheus "$TMP/prom" "127.0.0.1:$PROM"; PP=$BG_LAST
 wait_http "http://127.0.0.1:$API/health" 180 "$PC" || fatal "corvid did not become healthy"
 wait_http "http://127.0.0.1:$PROM/-/ready" 30 "$PP" || fatal "prometheus did not start"
+GRAFANA_PROM="http://127.0.0.1:$PROM"
+if [ -n "${SECOND_MODEL:-}" ]; then
+  NAME2="gemma3-browser"
+  bg_start corvid-second "$TMP" "$CORVID_BIN" serve --model "$SECOND_MODEL" --host 127.0.0.1 --port "$API2" \
+    --metrics-port "$MET2" --max-num-seqs 4 --served-model-name "$NAME2"; PC2=$BG_LAST
+  mkdir -p "$TMP/prom2"
+  "$PY" "$DEPLOY_DIR/lib/render.py" prometheus --out-dir "$TMP/prom2" --listen "127.0.0.1:$PROM2" \
+    --target "127.0.0.1:$MET" --target "127.0.0.1:$MET2" --interval 1s
+  start_prometheus prometheus2 "$TMP/prom2" "127.0.0.1:$PROM2"; PP2=$BG_LAST
+  wait_http "http://127.0.0.1:$API2/health" 180 "$PC2" || fatal "corvid serving $SECOND_MODEL did not become healthy"
+  wait_http "http://127.0.0.1:$PROM2/-/ready" 30 "$PP2" || fatal "second prometheus did not start"
+  GRAFANA_PROM="http://127.0.0.1:$PROM2"
+fi
 
 # The gateway port refuses the dashboard: it lives on the metrics listener only.
 code="$("$PY" -c 'import sys,urllib.request,urllib.error
@@ -59,18 +80,19 @@ if [ "$code" = 404 ]; then echo "PASS browser: with --metrics-port, /dashboard i
 else echo "FAIL browser: /dashboard on the API port answered $code with --metrics-port set"; fi
 
 STOP="$TMP/stop-load"
-load() {  # bounded: stops on the stop file or after 8 minutes
-  bg_start "load-$1" "$TMP" "$PY" "$HERE/load.py" --url "http://127.0.0.1:$API" --model "$NAME" \
-    --concurrency 6 --max-seconds 480 --max-requests 100000 --max-tokens 32 --stop-file "$STOP" \
+load() {  # load NAME PORT MODEL CONCURRENCY; bounded: stops on the stop file or after 8 minutes
+  bg_start "load-$1" "$TMP" "$PY" "$HERE/load.py" --url "http://127.0.0.1:$2" --model "$3" \
+    --concurrency "$4" --max-seconds 480 --max-requests 100000 --max-tokens 32 --stop-file "$STOP" \
     --request-timeout 30
 }
-load 1
+load 1 "$API" "$NAME" 6
+[ -z "${SECOND_MODEL:-}" ] || load second "$API2" "$NAME2" 2
 T0=$(( $(date +%s) * 1000 ))
 WARM_UNTIL=$(( T0 + WARM * 1000 ))
 
 mkdir -p "$TMP/state"
 bg_start check "$TMP" node "$HERE/browser/check.mjs" --npm "$CORVID_CACHE/npm" \
-  --metrics "http://127.0.0.1:$MET" --prom "http://127.0.0.1:$PROM" --state "$TMP/state" \
+  --metrics "http://127.0.0.1:$MET" --prom "http://127.0.0.1:$PROM" --grafana-prom "$GRAFANA_PROM" --state "$TMP/state" \
   --warm-until "$WARM_UNTIL" --stop-load "$STOP" --range-from $(( T0 + SKIP * 1000 )) --refresh "${REFRESH:-2}" ${SCREENSHOTS:+--screenshots "$SCREENSHOTS"} \
   "$DEPLOY_DIR"/grafana/dashboards/*.json
 PN=$BG_LAST

@@ -35,6 +35,7 @@ histograms |= {"vllm:iteration_tokens_total"}  # a histogram in vLLM despite its
 recorded = {r["record"] for g in load_yaml("prometheus/rules/corvid-recording.rules.yml")["groups"]
             for r in g["rules"]}
 PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "max", "avg", "min", "count",
+                "avg_over_time",
                 "le", "on", "unless", "and", "or", "without", "ignoring", "group_left", "bool"}
 
 
@@ -168,6 +169,16 @@ sel_ok = all(('job=~\\"$job\\"' in json.dumps(t["expr"]) and 'instance=~\\"$inst
               and 'model_name=~\\"$model_name\\"' in json.dumps(t["expr"]))
              for p in panels if p["title"] not in ("请求吞吐量", "P95延迟") for t in p["targets"])
 check("every panel except the document's two filters by $job, $instance and $model_name", sel_ok)
+# Several models share the dashboard: a panel that mixes them says nothing about either.
+# Only these show the whole server on purpose (deploy/README.md, "Several models").
+NOT_PER_MODEL = {"请求吞吐量", "P95延迟", "当前活跃请求数 Active requests", "HTTP requests by handler and status"}
+mixed = [f"{p['title']} {t['refId']}" for p in panels if p["title"] not in NOT_PER_MODEL for t in p["targets"]
+         if not re.search(r"\bby \([^)]*\bmodel_name\b", t["expr"])]
+check("every panel but the server-wide ones splits by model_name", not mixed, mixed)
+compare_row = [p["title"] for p in panels if p["title"].startswith("对比 Compare: ")
+               and p["gridPos"]["y"] > next(r["gridPos"]["y"] for r in d["panels"] if r["title"].startswith("模型维度"))]
+check("the per-model row holds the compare-models stats (the document's LLaMA vs Qwen region)",
+      len(compare_row) >= 5, compare_row)
 
 # ---- Kubernetes relations --------------------------------------------------------------
 dep = load_yaml("kubernetes/deployment.yaml")

@@ -9,9 +9,14 @@
 #      notification arrives once the load stops.
 #  (b) every dashboard panel query (both dashboards), the prometheus-adapter query and the
 #      KEDA query return data from Prometheus scraping the live corvid under load.
-#  (c) two corvid instances behind the nginx gateway (the repo's config, loopback copy)
-#      share a streaming load; Prometheus sees both; the dashboard's per-instance queries
-#      separate them; /metrics through the gateway is refused.
+#  (c) two corvid instances serving two different real models (SmolLM2 on the first,
+#      Gemma 3 270M on the second) behind the nginx gateway (the repo's config, loopback
+#      copy rendered with one upstream per model): a streaming load for each model through
+#      the gateway reaches only its model's replica (the replicas' own counters); an
+#      unknown model gets the gateway's OpenAI 404; GET /v1/models lists both models;
+#      every per-model panel query returns both models, the compare-models panels
+#      different non-zero numbers for each, the per-instance ones both instances;
+#      /metrics through the gateway is refused.
 #  (d) a third, fresh corvid scraped alone by a second Prometheus (1s, default Accept
 #      header, so OpenMetrics) under a steady 75 s closed-loop load: the source document's
 #      `rate(vllm_request_throughput[1m])` and P95 expression, and the HighWaitingRequests
@@ -27,7 +32,8 @@
 # and every process started here is killed on exit.
 #
 # Environment: CORVID_BIN (default <repo>/target/release/corvid), CORVID_MODEL (default
-# SmolLM2-135M-Instruct), E2E_PORT_BASE (default 27400; uses BASE+1..BASE+19),
+# SmolLM2-135M-Instruct), GEMMA_GGUF (default: Gemma 3 270M as scripts/setup.sh installs it
+# in $CORVID_HOME), E2E_PORT_BASE (default 27400; uses BASE+1..BASE+19),
 # E2E_METRICS_PORT=1 to run corvid with --metrics-port and scrape that port instead.
 set -euo pipefail
 
@@ -43,7 +49,11 @@ C1=$((BASE + 1)); C2=$((BASE + 2)); M1=$((BASE + 3)); M2=$((BASE + 4)); C3=$((BA
 GW=$((BASE + 10)); PROM=$((BASE + 11)); AM=$((BASE + 12)); HOOK=$((BASE + 13)); PROM3=$((BASE + 14))
 RECV=$((BASE + 15))
 MODEL="${CORVID_MODEL:-SmolLM2-135M-Instruct}"
-NAME="corvid-e2e"
+NAME="smollm2-e2e"
+# shellcheck source=../../scripts/gemma_model.env
+. "$REPO/scripts/gemma_model.env"
+GEMMA="${GEMMA_GGUF:-${CORVID_HOME:-$HOME/.cache/corvid}/$GEMMA_MODEL_GGUF}"
+GEMMA_NAME="gemma3-e2e"
 MAX_SEQS=2
 THRESHOLD=3            # HighWaitingRequests threshold in the test copy (production: 100)
 CHECKS=("$PY" "$HERE/e2e_checks.py")
@@ -63,22 +73,23 @@ fatal() { echo "FAIL e2e: $*"; for f in "$TMP"/*.log; do echo "--- $f"; tail -15
 for p in $C1 $C2 $C3 $GW $PROM $PROM3 $RECV $AM $HOOK; do
   port_free "$p" || fatal "port 127.0.0.1:$p is in use (set E2E_PORT_BASE)"
 done
+[ -f "$GEMMA" ] || fatal "the second model $GEMMA is missing: run scripts/setup.sh (or set GEMMA_GGUF)"
 
-# ---- corvid x2 ----------------------------------------------------------------------------
-start_corvid() {  # start_corvid NAME PORT METRICS_PORT
+# ---- corvid x2: SmolLM2 and Gemma 3 --------------------------------------------------------
+start_corvid() {  # start_corvid NAME PORT METRICS_PORT MODEL SERVED_NAME
   local extra=()
   [ -n "${E2E_METRICS_PORT:-}" ] && extra=(--metrics-port "$3")
-  bg_start "$1" "$TMP" "$CORVID_BIN" serve --model "$MODEL" --host 127.0.0.1 --port "$2" \
-    --max-num-seqs "$MAX_SEQS" --served-model-name "$NAME" "${extra[@]}"
+  bg_start "$1" "$TMP" "$CORVID_BIN" serve --model "$4" --host 127.0.0.1 --port "$2" \
+    --max-num-seqs "$MAX_SEQS" --served-model-name "$5" "${extra[@]}"
 }
-start_corvid corvid1 "$C1" "$M1"; P1=$BG_LAST
-start_corvid corvid2 "$C2" "$M2"; P2=$BG_LAST
+start_corvid corvid1 "$C1" "$M1" "$MODEL" "$NAME"; P1=$BG_LAST
+start_corvid corvid2 "$C2" "$M2" "$GEMMA" "$GEMMA_NAME"; P2=$BG_LAST
 # the fresh instance of phase (d); started now so it loads while (a)-(c) run
 bg_start corvid3 "$TMP" "$CORVID_BIN" serve --model "$MODEL" --host 127.0.0.1 --port "$C3" \
   --max-num-seqs "$MAX_SEQS" --served-model-name "$NAME"; P3=$BG_LAST
 wait_http "http://127.0.0.1:$C1/health" 180 "$P1" || fatal "corvid on :$C1 did not become healthy"
 wait_http "http://127.0.0.1:$C2/health" 180 "$P2" || fatal "corvid on :$C2 did not become healthy"
-echo "PASS e2e: two corvid instances healthy on 127.0.0.1:$C1 and :$C2"
+echo "PASS e2e: two corvid instances healthy: $NAME on 127.0.0.1:$C1, $GEMMA_NAME on :$C2"
 if [ -n "${E2E_METRICS_PORT:-}" ]; then S1="127.0.0.1:$M1"; S2="127.0.0.1:$M2"; else S1="127.0.0.1:$C1"; S2="127.0.0.1:$C2"; fi
 
 # ---- Prometheus (rules copy with the lowered threshold) + Alertmanager + webhook ----------
@@ -151,10 +162,10 @@ run "${CHECKS[@]}" load <(tail -1 "$TMP/load-a.log") --min-ok 10 --max-failed-ra
 run "${CHECKS[@]}" notification "$TMP/notifications.jsonl" --alertname HighWaitingRequests --status resolved \
   --timeout 90 --label "instance=$S1" --label severity=warning --receiver team-warning
 
-# ---- (c) two instances behind the gateway share a streaming load --------------------------
+# ---- (c) two models behind the gateway, each routed to its own replica ---------------------
 mkdir -p "$TMP/nginx"
 "$PY" "$DEPLOY_DIR/lib/render.py" nginx --out "$TMP/nginx/nginx.conf" --prefix "$TMP/nginx" \
-  --listen "127.0.0.1:$GW" --upstream "127.0.0.1:$C1" --upstream "127.0.0.1:$C2"
+  --listen "127.0.0.1:$GW" --model "$NAME=127.0.0.1:$C1" --model "$GEMMA_NAME=127.0.0.1:$C2"
 nginx -t -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" -g "daemon off;" 2>"$TMP/nginx-t.log" \
   || fatal "nginx -t failed: $(cat "$TMP/nginx-t.log")"
 bg_start nginx "$TMP" nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" -g "daemon off;"; PNG=$BG_LAST
@@ -167,16 +178,44 @@ run "${CHECKS[@]}" http "http://$S1/metrics" --status 200 --name "/metrics serve
 run "${CHECKS[@]}" http "http://127.0.0.1:$GW/dashboard" --status 403 --name "/dashboard through the gateway is refused (403)"
 run "${CHECKS[@]}" http "http://$S1/dashboard" --status 200 --name "/dashboard served directly by the replica"
 
-"$PY" "$HERE/load.py" --url "http://127.0.0.1:$GW" --model "$NAME" --concurrency 6 \
-  --max-seconds 40 --max-requests 60 --max-tokens 32 --stream >"$TMP/load-c.log" 2>&1 || true
-run "${CHECKS[@]}" load <(tail -1 "$TMP/load-c.log") --min-ok 12 --max-failed-ratio 0.05 --stream --ids \
-  --name "streaming load through the gateway"
-run "${CHECKS[@]}" prom "$PROMURL" 'sum by (instance) (increase(vllm_request_throughput{job="corvid"}[2m])) > 0' \
-  --min-series 2 --label-set "instance=$S1,$S2" --timeout 20 \
-  --name "the gateway spread the streaming load over both instances"
+REPLICAS=(--replica "$NAME=http://$S1/metrics" --replica "$GEMMA_NAME=http://$S2/metrics")
+run "${CHECKS[@]}" served "$TMP/served-before.json" "${REPLICAS[@]}"
+run "${CHECKS[@]}" http "http://127.0.0.1:$GW/v1/completions" --post '{"model": "no-such-model", "prompt": "hi"}' \
+  --status 404 --error-code model_not_found --name "an unknown model gets the OpenAI 404 from the gateway"
+run "${CHECKS[@]}" http "http://127.0.0.1:$GW/v1/models" --status 200 --list-models "$NAME,$GEMMA_NAME" \
+  --name "GET /v1/models through the gateway lists both models"
+# A streaming load per model, both at once (Gemma is about twice as slow per token); the
+# panels are queried while it runs, so every rate and quantile window holds both models.
+PLOADC=()
+LOAD_C_START=$SECONDS
+for m in "$NAME" "$GEMMA_NAME"; do
+  bg_start "load-c-$m" "$TMP" "$PY" "$HERE/load.py" --url "http://127.0.0.1:$GW" --model "$m" \
+    --concurrency 3 --max-seconds 45 --max-requests 60 --max-tokens 32 --stream
+  PLOADC+=("$BG_LAST")
+done
+for m in "$NAME" "$GEMMA_NAME"; do
+  run "${CHECKS[@]}" prom "$PROMURL" "instance_model:vllm_request_latency_seconds_count:rate1m{model_name=\"$m\"} > 0" \
+    --timeout 40 --name "requests for $m finish through the gateway"
+done
+# queried 25 s into the 45 s load: every 1m window holds a good share of both models' requests
+sleep $((LOAD_C_START + 25 > SECONDS ? LOAD_C_START + 25 - SECONDS : 0))
 run "$PY" "$HERE/panel_queries.py" --prometheus "$PROMURL" --require-data \
-  --var job=corvid --var "instance=$S1|$S2" --var "model_name=$NAME" \
-  --expect-instances "$S1,$S2" "$DEPLOY_DIR/grafana/dashboards/corvid.json"
+  --var job=corvid --var "instance=$S1|$S2" --var "model_name=$NAME|$GEMMA_NAME" \
+  --expect-instances "$S1,$S2" --expect-models "$NAME,$GEMMA_NAME" "$DEPLOY_DIR/grafana/dashboards/corvid.json"
+run "$PY" "$HERE/panel_queries.py" --prometheus "$PROMURL" --require-data \
+  --var "model_name=$GEMMA_NAME" "$DEPLOY_DIR/grafana/dashboards/vllm-compat.json"
+end=$((SECONDS + 90))
+for pid in "${PLOADC[@]}"; do
+  while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 1; done
+  kill -0 "$pid" 2>/dev/null && fatal "a load generator of phase (c) did not stop within 90s"
+done
+for m in "$NAME" "$GEMMA_NAME"; do
+  tail -1 "$TMP/load-c-$m.log" >"$TMP/summary-c-$m.json"
+  run "${CHECKS[@]}" load "$TMP/summary-c-$m.json" --min-ok 6 --max-failed-ratio 0.05 --stream --ids \
+    --name "streaming load for $m through the gateway"
+done
+run "${CHECKS[@]}" routed "$TMP/served-before.json" "${REPLICAS[@]}" --min-ok 6 \
+  --load "$NAME=$TMP/summary-c-$NAME.json" --load "$GEMMA_NAME=$TMP/summary-c-$GEMMA_NAME.json"
 
 # ---- (d) real Prometheus agrees with the client -------------------------------------------
 mkdir -p "$TMP/prom3" "$TMP/receiver"

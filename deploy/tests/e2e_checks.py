@@ -15,7 +15,17 @@
   metrics METRICS_URL --docs docs/metrics.md
       the live /metrics exposes the names of docs/metrics.md (event counters that did not
       happen yet excepted), each sample carrying model_name.
-  http URL --status CODE [--header-echo X-Request-Id] --name TEXT
+  http URL --status CODE [--header-echo X-Request-Id] [--post JSON] [--error-code C]
+       [--list-models a,b] --name TEXT
+      with --post, POSTs that JSON body; with --error-code, the answer must be an OpenAI
+      error body {"error": {"code": C}}; with --list-models, an OpenAI model list holding
+      exactly these ids, each once.
+  served OUT --replica MODEL=METRICS_URL ...
+      records what each replica served so far (its own counters: finished requests,
+      HTTP 404s) in OUT.
+  routed BEFORE --replica MODEL=METRICS_URL ... --load MODEL=SUMMARY_JSON ... --min-ok N
+      since BEFORE, each replica finished exactly the requests its model's load got
+      answered (so none of another model's requests reached it) and answered no 404.
 """
 import argparse
 import json
@@ -145,19 +155,69 @@ def cmd_metrics(a):
 
 
 def cmd_http(a):
-    req = urllib.request.Request(a.url, headers={"X-Request-Id": "e2e-request-id-1"} if a.header_echo else {})
+    headers = {"X-Request-Id": "e2e-request-id-1"} if a.header_echo else {}
+    data = None
+    if a.post is not None:
+        data = a.post.encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(a.url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            status, headers = r.status, r.headers
+            status, headers, body = r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        status, headers = e.code, e.headers
+        status, headers, body = e.code, e.headers, e.read()
     except OSError as e:
         report(False, a.name, str(e))
         return
     ok = status == a.status
     if a.header_echo:
         ok &= headers.get(a.header_echo) == "e2e-request-id-1"
-    report(ok, a.name, f"status {status}, {a.header_echo}={headers.get(a.header_echo) if a.header_echo else ''}")
+    try:
+        if a.error_code:
+            ok &= json.loads(body)["error"]["code"] == a.error_code
+        if a.list_models:
+            ids = [m["id"] for m in json.loads(body)["data"]]
+            ok &= sorted(ids) == sorted(a.list_models.split(","))
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    report(ok, a.name, f"status {status}, {a.header_echo}={headers.get(a.header_echo) if a.header_echo else ''}, "
+                       f"body {body[:200]!r}")
+
+
+def served(url):
+    """(finished requests, HTTP 404 answers) from a replica's own /metrics."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    done = not_found = 0.0
+    for ln in text.splitlines():
+        if ln.startswith("vllm:request_success_total{"):
+            done += float(ln.rsplit(" ", 1)[1])
+        elif ln.startswith("vllm_http_requests_total{") and 'status="404"' in ln:
+            not_found += float(ln.rsplit(" ", 1)[1])
+    return done, not_found
+
+
+def cmd_served(a):
+    counts = {m: served(u) for m, u in kv(a.replica).items()}
+    json.dump(counts, open(a.out, "w"))
+    report(True, f"counters of {sorted(counts)} recorded")
+
+
+def cmd_routed(a):
+    before = json.load(open(a.before))
+    loads = {m: json.load(open(f)) for m, f in kv(a.load).items()}
+    for model, url in kv(a.replica).items():
+        want = loads[model]["ok"]
+        end = time.time() + 10  # a stream's last bytes can precede the counter's update
+        while True:
+            done, not_found = served(url)
+            got = done - before[model][0], not_found - before[model][1]
+            if (got[0] == want and got[1] == 0) or time.time() >= end:
+                break
+            time.sleep(0.5)
+        report(want >= a.min_ok and got == (want, 0),
+               f"the replica of {model} finished exactly its model's {want} requests and answered no 404 "
+               f"(routed by model)", f"finished {got[0]:g}, 404s {got[1]:g}, load {loads[model]}")
 
 
 ap = argparse.ArgumentParser()
@@ -180,7 +240,14 @@ p.add_argument("url"); p.add_argument("--docs", required=True)
 p = sub.add_parser("http")
 p.add_argument("url"); p.add_argument("--status", type=int, required=True)
 p.add_argument("--header-echo"); p.add_argument("--name", required=True)
+p.add_argument("--post"); p.add_argument("--error-code"); p.add_argument("--list-models")
+p = sub.add_parser("served")
+p.add_argument("out"); p.add_argument("--replica", action="append", required=True)
+p = sub.add_parser("routed")
+p.add_argument("before"); p.add_argument("--replica", action="append", required=True)
+p.add_argument("--load", action="append", required=True); p.add_argument("--min-ok", type=int, default=1)
 args = ap.parse_args()
 {"notification": cmd_notification, "no-notification": cmd_no_notification, "prom": cmd_prom,
- "load": cmd_load, "metrics": cmd_metrics, "http": cmd_http}[args.cmd](args)
+ "load": cmd_load, "metrics": cmd_metrics, "http": cmd_http, "served": cmd_served,
+ "routed": cmd_routed}[args.cmd](args)
 sys.exit(0 if ok_all else 1)

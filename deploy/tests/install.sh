@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent installer of what deploy/tests needs. Fast when everything is present.
 #   apt:  prometheus (prometheus, promtool), prometheus-alertmanager (+ amtool), nginx,
+#         libnginx-mod-http-js (njs: the gateway's routing by model, deploy/nginx/corvid_route.js),
 #         chromium and fonts-noto-cjk (the browser tests: headless, the panels' Chinese titles)
 #   npm:  @grafana/schema, typescript, @kubernetes-models/{prometheus-operator,keda,gateway-api},
 #         playwright-core (drives the system chromium; downloads no browser), uplot (the
@@ -35,6 +36,7 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v nginx >/dev/null || missing+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || missing+=(libnginx-mod-http-js)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v chromium >/dev/null || missing+=(chromium)

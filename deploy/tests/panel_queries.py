@@ -3,7 +3,7 @@
 Prometheus through its HTTP API.
 
   panel_queries.py --prometheus http://127.0.0.1:PORT [--require-data]
-                   [--var name=value ...] [--expect-instances a,b]
+                   [--var name=value ...] [--expect-instances a,b] [--expect-models m1,m2]
                    [--adapter deploy/kubernetes/prometheus-adapter-values.yaml]
                    [--keda deploy/kubernetes/keda-scaledobject.yaml]
                    DASHBOARD.json ...
@@ -18,6 +18,10 @@ until their first event (preemptions, timeouts, aborts, finished_reason="error")
 accepted empty when Prometheus has no such series at all; those are listed as such.
 --expect-instances: every panel query grouped `by (instance)` must return a series for
 each of these instances (the dashboard separates replicas).
+--expect-models: every panel query grouped by model_name must return a series for each of
+these models (event counters that exist for only some models excepted), and every
+compare-models panel (title starting with COMPARE, build_dashboards.py's prefix) must give
+each model a finite value above zero, no two models the same; there must be such panels.
 
 The prometheus-adapter rule (seriesQuery, and metricsQuery with its <<.Series>>,
 <<.LabelMatchers>>, <<.GroupBy>> template filled in the way the adapter fills it for the
@@ -28,6 +32,7 @@ Prints PASS/FAIL lines and exits 1 if anything failed.
 """
 import argparse
 import json
+import math
 import re
 import sys
 import urllib.error
@@ -41,6 +46,9 @@ EVENT_SERIES = [
     ('finished_reason="error"', 'vllm_request_finished_total{finished_reason="error"}'),
     ("vllm:num_preemptions_total", '{__name__="vllm:num_preemptions_total"}'),
 ]
+
+# Title prefix of the compare-models panels (COMPARE in deploy/grafana/build_dashboards.py).
+COMPARE = "对比 Compare: "
 
 results = []
 
@@ -91,7 +99,28 @@ def result_instances(resp):
     return {s["metric"].get("instance") for s in resp["data"]["result"]}
 
 
-def check_expr(prom, name, expr, require_data, expect_instances=None):
+def check_models(name, expr, series, models, compare):
+    """Every model has a series; for a compare panel, distinct values above zero."""
+    values = {}
+    for s in series:
+        values.setdefault(s["metric"].get("model_name"), []).append(float(s["value"][1]))
+    missing = [m for m in models if m not in values]
+    if missing:
+        if any(pat in expr for pat, _ in EVENT_SERIES):
+            report(True, name, f"no {missing} series: an event counter not seen for every model yet")
+        else:
+            report(False, name, f"models {sorted(map(str, values))} lack {missing} :: {expr}")
+        return
+    if not compare:
+        report(True, name, f"{len(series)} series, models separated: {sorted(models)}")
+        return
+    one = {m: values[m][0] for m in models}
+    ok = all(len(values[m]) == 1 and math.isfinite(v) and v > 0 for m, v in one.items()) \
+        and len(set(one.values())) == len(one)
+    report(ok, name, f"per model {one}" + ("" if ok else f" :: {expr}"))
+
+
+def check_expr(prom, name, expr, require_data, expect_instances=None, expect_models=None, compare=False):
     resp = prom.query(expr)
     if resp.get("status") != "success":
         report(False, name, f"{resp.get('errorType', '')} {resp.get('error', '')} :: {expr}")
@@ -110,7 +139,11 @@ def check_expr(prom, name, expr, require_data, expect_instances=None):
         if missing:
             report(False, name, f"instances {sorted(got)} lack {sorted(missing)} :: {expr}")
             return
-        report(True, name, f"{len(series)} series, instances separated: {sorted(got)}")
+        if not expect_models:
+            report(True, name, f"{len(series)} series, instances separated: {sorted(got)}")
+            return
+    if expect_models and series:
+        check_models(name, expr, series, expect_models, compare)
         return
     report(True, name, f"{len(series)} series" if require_data else "")
 
@@ -134,6 +167,7 @@ def main():
     ap.add_argument("--require-data", action="store_true")
     ap.add_argument("--var", action="append", default=[])
     ap.add_argument("--expect-instances", default="")
+    ap.add_argument("--expect-models", default="")
     ap.add_argument("--adapter")
     ap.add_argument("--keda")
     ap.add_argument("dashboards", nargs="*")
@@ -141,6 +175,8 @@ def main():
     prom = Prom(a.prometheus)
     variables = dict(v.split("=", 1) for v in a.var)
     expect = [i for i in a.expect_instances.split(",") if i]
+    models = [m for m in a.expect_models.split(",") if m]
+    compare_panels = 0
 
     for path in a.dashboards:
         d = json.load(open(path, encoding="utf-8"))
@@ -154,10 +190,16 @@ def main():
             panels.append(p)
             panels.extend(p.get("panels", []))
         for p in panels:
+            compare = p["title"].startswith(COMPARE)
+            compare_panels += compare
             for t in p.get("targets", []):
                 expr = substitute(t["expr"], variables)
                 per_instance = expect if re.search(r"by \(instance[,)]", t["expr"]) else None
-                check_expr(prom, f"{short} [{p['title']}] {t['refId']}", expr, a.require_data, per_instance)
+                per_model = models if re.search(r"by \([^)]*\bmodel_name\b", t["expr"]) else None
+                check_expr(prom, f"{short} [{p['title']}] {t['refId']}", expr, a.require_data,
+                           per_instance, per_model, compare)
+    if models:
+        report(compare_panels > 0, f"compare-models panels ({COMPARE}...) found: {compare_panels}")
 
     if a.adapter or a.keda:
         import yaml

@@ -2,11 +2,13 @@
 """Tiny HTTP upstream for the nginx ROUTING test only (test_nginx.py).
 
 It stands in for a corvid replica where only the gateway's behaviour is under test:
-which replica gets a request (least_conn), whether streamed chunks pass through
-unbuffered, whether X-Request-Id is forwarded and whether /metrics is refused. The real
-corvid behind the real gateway is exercised by deploy/tests/e2e.sh.
+which replica gets a request (least_conn, routing by the body's model), whether streamed
+chunks pass through unbuffered, whether X-Request-Id is forwarded and whether /metrics is
+refused. The real corvid behind the real gateway is exercised by deploy/tests/e2e.sh.
 
-usage: stub_upstream.py NAME PORT   (binds 127.0.0.1 only)
+usage: stub_upstream.py NAME PORT [MODEL]   (binds 127.0.0.1 only)
+With MODEL, GET /v1/models lists MODEL, and a POST whose body names another model gets
+corvid's 404 (as a replica of MODEL would).
 """
 import json
 import sys
@@ -16,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 NAME = sys.argv[1]
 PORT = int(sys.argv[2])
+MODEL = sys.argv[3] if len(sys.argv) > 3 else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -38,6 +41,8 @@ class Handler(BaseHTTPRequestHandler):
         u = urlparse(self.path)
         if u.path == "/metrics":
             self._send(200, f'stub_up{{name="{NAME}"}} 1\n', "text/plain; version=0.0.4")
+        elif u.path == "/v1/models" and MODEL:
+            self._send(200, json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"}]}))
         elif u.path == "/slow":
             time.sleep(min(float(parse_qs(u.query).get("seconds", ["1"])[0]), 10))
             self._send(200, json.dumps({"upstream": NAME}))
@@ -48,8 +53,13 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
+        if MODEL and "model" in body and body["model"] != MODEL:
+            self._send(404, json.dumps({"error": {"message": f"The model `{body.get('model')}` does not exist.",
+                                                  "type": "invalid_request_error", "param": "model",
+                                                  "code": "model_not_found"}}))
+            return
         if not body.get("stream"):
-            self._send(200, json.dumps({"upstream": NAME}))
+            self._send(200, json.dumps({"upstream": NAME, "model": body.get("model")}))
             return
         # Server-sent events, one chunk every `interval` seconds, chunked encoding.
         n, interval = int(body.get("chunks", 3)), float(body.get("interval", 0.7))

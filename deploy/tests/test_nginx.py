@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Gateway routing test: the real nginx with a loopback copy of deploy/nginx/nginx.conf in
-front of two stub upstreams (stub_upstream.py). Prints PASS/FAIL lines; exits 1 on any FAIL.
+front of two stub upstreams (stub_upstream.py), first as shipped (one model: least_conn over
+both), then rendered for two models (one upstream each, routed by the body's "model").
+Prints PASS/FAIL lines; exits 1 on any FAIL.
 
-Ports (all 127.0.0.1): NGINX_TEST_PORT (gateway, default 27480) and the two following ports
-for the stubs.
+Ports (all 127.0.0.1): NGINX_TEST_PORT (gateway, default 27480), the two following ports
+for the stubs, and the third following for the two-model gateway.
 """
 import http.client
 import json
@@ -21,7 +23,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 DEPLOY = HERE.parent
 GW = int(os.environ.get("NGINX_TEST_PORT", "27480"))
 UP = [GW + 1, GW + 2]
+GW2 = GW + 3
 NAMES = ["alpha", "beta"]
+MODELS = ["alpha-model", "beta-model"]  # what each stub serves (in the two-model test)
 
 results = []
 
@@ -37,7 +41,7 @@ def wait_port(port, timeout=10):
     while time.time() < end:
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", "/gateway/health" if port == GW else "/health")
+            c.request("GET", "/gateway/health" if port in (GW, GW2) else "/health")
             c.getresponse().read()
             return True
         except OSError:
@@ -53,6 +57,87 @@ def request(port, method, path, body=None, headers=None, timeout=15):
     data = r.read()
     c.close()
     return r, data
+
+
+def stream(port, body):
+    """A streamed completion of 4 events a second apart (plus [DONE]) from a stub: the
+    response, its first line, when that line and the whole stream arrived, the events."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    t0 = time.time()
+    c.request("POST", "/v1/completions",
+              body=json.dumps({**body, "stream": True, "chunks": 4, "interval": 1.0}),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    first = r.readline()
+    t_first = time.time() - t0
+    rest = r.read()
+    t_all = time.time() - t0
+    c.close()
+    events = [ln for ln in (first + rest).decode().splitlines() if ln.startswith("data:")]
+    return r, first, t_first, t_all, events
+
+
+def two_models(tmp, procs):
+    """The gateway rendered for two models, alpha-model on the first stub and beta-model on
+    the second: each model's requests reach only its replica, even while that replica is
+    busy and the other idle (least_conn alone would pick the idle one)."""
+    conf = tmp / "two" / "nginx.conf"
+    conf.parent.mkdir()
+    subprocess.run([sys.executable, str(DEPLOY / "lib" / "render.py"), "nginx",
+                    "--out", str(conf), "--prefix", str(tmp / "two" / "prefix"),
+                    "--listen", f"127.0.0.1:{GW2}",
+                    "--model", f"{MODELS[0]}=127.0.0.1:{UP[0]}", "--model", f"{MODELS[1]}=127.0.0.1:{UP[1]}"],
+                   check=True)
+    procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp / "two" / "prefix"),
+                                   "-g", "daemon off;"]))
+    up = wait_port(GW2)
+    check("two models: gateway listens", up)
+    if not up:
+        return
+
+    holder = threading.Thread(target=request, args=(GW2, "GET", "/slow?seconds=3"))
+    routed = {m: [] for m in MODELS}
+    for i in range(12):
+        if i == 6:  # from now on one replica holds a long request
+            holder.start()
+            time.sleep(0.5)
+        for model in MODELS:
+            r, data = request(GW2, "POST", "/v1/chat/completions",
+                              {"model": model, "messages": [{"role": "user", "content": "hi"}]})
+            routed[model].append(r.getheader("X-Upstream") if r.status == 200 else r.status)
+    holder.join(10)
+    check("two models: every request reaches the replica of its model, busy or not",
+          routed == {MODELS[0]: [NAMES[0]] * 12, MODELS[1]: [NAMES[1]] * 12}, str(routed))
+
+    r, data = request(GW2, "POST", "/v1/completions", {"model": "nobody-serves-this", "prompt": "x"},
+                      headers={"X-Request-Id": "client-id-404"})
+    try:
+        err = json.loads(data)["error"]
+    except (ValueError, KeyError):
+        err = {}
+    check("two models: an unknown model gets the OpenAI 404 from the gateway itself",
+          r.status == 404 and r.getheader("X-Upstream") is None
+          and r.getheader("Content-Type", "").startswith("application/json")
+          and err.get("code") == "model_not_found" and err.get("param") == "model"
+          and "`nobody-serves-this`" in err.get("message", "")
+          and r.getheader("X-Request-Id") == "client-id-404", f"{r.status} {r.getheaders()} {data[:300]}")
+
+    r, data = request(GW2, "GET", "/v1/models")
+    ids = sorted(m["id"] for m in json.loads(data)["data"]) if r.status == 200 else data
+    check("two models: GET /v1/models lists both models once", ids == sorted(MODELS), str(ids))
+
+    hits = {n: 0 for n in NAMES}
+    for _ in range(10):
+        r, _ = request(GW2, "GET", "/health")
+        hits[r.getheader("X-Upstream")] += 1
+    check("two models: requests naming no model (/health) go to every replica",
+          all(v >= 2 for v in hits.values()), str(hits))
+
+    r, first, t_first, t_all, events = stream(GW2, {"model": MODELS[1]})
+    check("two models: SSE streams unbuffered from the model's replica",
+          r.getheader("X-Upstream") == NAMES[1] and first.startswith(b"data:") and t_first < 2.0
+          and t_all > 3.5 and len(events) == 5 and events[-1] == "data: [DONE]",
+          f"upstream {r.getheader('X-Upstream')}, first after {t_first:.2f}s, all after {t_all:.2f}s")
 
 
 def main():
@@ -84,8 +169,9 @@ def main():
         if t.returncode:
             return
 
-        for name, port in zip(NAMES, UP):
-            procs.append(subprocess.Popen([sys.executable, str(HERE / "stub_upstream.py"), name, str(port)]))
+        for name, port, model in zip(NAMES, UP, MODELS):
+            procs.append(subprocess.Popen([sys.executable, str(HERE / "stub_upstream.py"), name, str(port),
+                                           model]))
         procs.append(subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp / "prefix"),
                                        "-g", "daemon off;"]))
         up = all(wait_port(p) for p in UP + [GW])
@@ -112,12 +198,12 @@ def main():
               all(s == 403 for s in refused.values()), str(refused))
 
         # --- X-Request-Id
-        r, data = request(GW, "GET", "/v1/models", headers={"X-Request-Id": "client-id-42"})
+        r, data = request(GW, "GET", "/v1/echo", headers={"X-Request-Id": "client-id-42"})
         seen = json.loads(data).get("request_id")
         check("client X-Request-Id passed to the replica and echoed",
               seen == "client-id-42" and r.getheader("X-Request-Id") == "client-id-42",
               f"seen={seen} echoed={r.getheader('X-Request-Id')}")
-        r, data = request(GW, "GET", "/v1/models")
+        r, data = request(GW, "GET", "/v1/echo")
         seen = json.loads(data).get("request_id")
         check("missing X-Request-Id is generated, forwarded and echoed",
               bool(seen) and len(seen) == 32 and r.getheader("X-Request-Id") == seen,
@@ -126,7 +212,7 @@ def main():
         # --- both replicas serve
         hits = {n: 0 for n in NAMES}
         for _ in range(20):
-            r, _ = request(GW, "GET", "/v1/models")
+            r, _ = request(GW, "GET", "/v1/echo")
             hits[r.getheader("X-Upstream")] += 1
         check("requests are spread over both replicas", all(v >= 5 for v in hits.values()), str(hits))
 
@@ -157,7 +243,7 @@ def main():
         holders.append(th)
         time.sleep(1.0)
         for _ in range(6):
-            r, _ = request(GW, "GET", "/v1/models")
+            r, _ = request(GW, "GET", "/v1/echo")
             one_busy.append(r.getheader("X-Upstream"))
         for th in holders:
             th.join(10)
@@ -168,18 +254,7 @@ def main():
               busy is not None and all(u != busy for u in one_busy), f"busy={busy} got={one_busy}")
 
         # --- SSE streaming passes through unbuffered
-        c = http.client.HTTPConnection("127.0.0.1", GW, timeout=15)
-        t0 = time.time()
-        c.request("POST", "/v1/completions",
-                  body=json.dumps({"stream": True, "chunks": 4, "interval": 1.0}),
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        first = r.readline()
-        t_first = time.time() - t0
-        rest = r.read()
-        t_all = time.time() - t0
-        c.close()
-        events = [ln for ln in (first + rest).decode().splitlines() if ln.startswith("data:")]
+        r, first, t_first, t_all, events = stream(GW, {})
         check("SSE: first event arrives before the stream ends (no proxy buffering)",
               first.startswith(b"data:") and t_first < 2.0 and t_all > 3.5,
               f"first after {t_first:.2f}s, all after {t_all:.2f}s")
@@ -194,6 +269,19 @@ def main():
         check("proxy_buffering off, long proxy_read_timeout, least_conn, HTTP/1.1 upstream",
               "proxy_buffering off;" in text and "proxy_read_timeout 600s;" in text
               and "least_conn;" in text and "proxy_http_version 1.1;" in text)
+
+        # --- one model (as shipped): a model the replicas do not serve reaches a replica,
+        # which answers corvid's 404
+        r, data = request(GW, "GET", "/v1/models", headers={"X-Request-Id": "client-id-43"})
+        ids = [m["id"] for m in json.loads(data)["data"]] if r.status == 200 else data
+        check("one model: GET /v1/models is a replica's list",
+              len(ids) == 1 and ids[0] in MODELS and r.getheader("X-Request-Id") == "client-id-43", str(ids))
+        r, data = request(GW, "POST", "/v1/completions", {"model": "nobody-serves-this", "prompt": "x"})
+        check("one model: an unknown model is answered 404 by a replica",
+              r.status == 404 and r.getheader("X-Upstream") in NAMES
+              and json.loads(data)["error"]["code"] == "model_not_found", f"{r.status} {data[:200]}")
+
+        two_models(tmp, procs)
     finally:
         cleanup()
 

@@ -2,7 +2,8 @@
 // deploy/tests/browser.sh, which starts corvid, Prometheus and the load.
 //
 //   node check.mjs --npm DIR --metrics URL --prom URL --state DIR --warm-until MS
-//                  --stop-load FILE [--screenshots DIR] [--refresh S] DASHBOARD.json...
+//                  --stop-load FILE [--screenshots DIR] [--refresh S]
+//                  [--grafana-prom URL] DASHBOARD.json...
 //
 // In order, printing one PASS/FAIL line per check:
 //  1. the built-in page (/dashboard on the metrics listener, 1280x800): no console errors,
@@ -12,7 +13,8 @@
 //     charts fit), line styles differ within each chart and every series has a text label;
 //  2. after --warm-until (one full rate window of load seen by Prometheus): every panel of
 //     every DASHBOARD.json drawn by grafana.html from Prometheus' query_range (range:
-//     --warm-until .. now): none empty, erroring or NaN;
+//     --warm-until .. now; --grafana-prom, when given, is the Prometheus used here, e.g.
+//     one that also scrapes a replica of another model): none empty, erroring or NaN;
 //  3. the page's values against the server's ring (/dashboard/api/series), /metrics (scraped
 //     every 100 ms meanwhile) and Prometheus: every counter and gauge shown is exactly the
 //     ring's sample at its time; counters lie between the scrapes just before and just
@@ -45,6 +47,7 @@ const require = createRequire(path.join(args.npm, "node_modules", "x.js"));
 const { chromium } = require("playwright-core");
 const METRICS = args.metrics.replace(/\/$/, "");
 const PROM = args.prom.replace(/\/$/, "");
+const GRAFANA_PROM = (args["grafana-prom"] || args.prom).replace(/\/$/, "");
 const REFRESH = Number(args.refresh || 2);
 const SHOTS = args.screenshots || "";
 const STATE = args.state;
@@ -215,7 +218,7 @@ try {
     const [, top, ...rest] = u.pathname.split("/");
     const file = rest.join("/");
     if (top === "prom") {
-      const r = await route.fetch({ url: `${PROM}/${file}${u.search}` });
+      const r = await route.fetch({ url: `${GRAFANA_PROM}/${file}${u.search}` });
       return route.fulfill({ response: r });
     }
     const roots = { harness: HERE, uplot: path.join(REPO, "crates/corvid-server/assets/dashboard/uplot"), dashboards: path.join(REPO, "deploy/grafana/dashboards") };
