@@ -65,8 +65,9 @@ const ROWS_PER_TASK: usize = 32;
 /// head). A task writes, for each token, its rows' slice of that token's output row; at
 /// 32 rows that is 128 bytes per token a whole output row (192 KiB) apart, so a batch's
 /// logits (12 MiB at 64 tokens) were written two lines per page visit, and the head ran at
-/// about half the layers' rate. 256 rows write 1 KiB per visit; the weights a task reuses
-/// across its tokens (72 KiB) still fit L2.
+/// a third to a half of the layers' rate (BENCHMARKS.md). 256 rows write 1 KiB per visit;
+/// the weights a task reuses across its tokens (90 KiB of Q4_1 at 576 columns, 153 KiB of
+/// Q8_0) still fit L2.
 const LARGE_MATRIX_TASK_ROWS: usize = 256;
 
 /// From this many rows a matrix is split into [`LARGE_MATRIX_TASK_ROWS`]-row tasks (still
