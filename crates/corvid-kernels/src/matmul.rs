@@ -61,6 +61,19 @@ pub struct QMatrix {
 /// to balance two to sixteen cores on 576-row matrices.
 const ROWS_PER_TASK: usize = 32;
 
+/// Rows per task of a matrix of at least [`LARGE_MATRIX_ROWS`] rows (the 49,152-row output
+/// head). A task writes, for each token, its rows' slice of that token's output row; at
+/// 32 rows that is 128 bytes per token a whole output row (192 KiB) apart, so a batch's
+/// logits (12 MiB at 64 tokens) were written two lines per page visit, and the head ran at
+/// a third to a half of the layers' rate (BENCHMARKS.md). 256 rows write 1 KiB per visit;
+/// the weights a task reuses across its tokens (90 KiB of Q4_1 at 576 columns, 153 KiB of
+/// Q8_0) still fit L2.
+const LARGE_MATRIX_TASK_ROWS: usize = 256;
+
+/// From this many rows a matrix is split into [`LARGE_MATRIX_TASK_ROWS`]-row tasks (still
+/// 32 or more tasks).
+const LARGE_MATRIX_ROWS: usize = 8192;
+
 /// Tokens one packed-kernel call handles: each weight block is unpacked once for all of
 /// them. Four fill the sixteen registers of the 256-bit tiers (eight measured no faster).
 const PACKED_TOKENS: usize = 4;
@@ -254,7 +267,7 @@ pub fn matmul_group(x: &[f32], products: &mut [(&QMatrix, &mut [f32])]) {
             }
         };
         jobs.push((&**w, a, OutPtr(out.as_mut_ptr()), tasks));
-        tasks += w.rows.div_ceil(ROWS_PER_TASK);
+        tasks += w.rows.div_ceil(w.task_rows());
     }
     let run = |task: usize| {
         let &(w, a, ptr, first) = jobs
@@ -262,8 +275,8 @@ pub fn matmul_group(x: &[f32], products: &mut [(&QMatrix, &mut [f32])]) {
             .rev()
             .find(|job| job.3 <= task)
             .expect("task 0 belongs to the first matrix");
-        let r0 = (task - first) * ROWS_PER_TASK;
-        let r1 = (r0 + ROWS_PER_TASK).min(w.rows);
+        let r0 = (task - first) * w.task_rows();
+        let r1 = (r0 + w.task_rows()).min(w.rows);
         w.compute_rows(r0, r1, &acts[a].1, n, ptr);
     };
     let work: usize = jobs.iter().map(|(w, ..)| w.rows * w.cols * n).sum();
@@ -275,6 +288,15 @@ pub fn matmul_group(x: &[f32], products: &mut [(&QMatrix, &mut [f32])]) {
 }
 
 impl QMatrix {
+    /// Rows per parallel task of a product with this matrix.
+    fn task_rows(&self) -> usize {
+        if self.rows >= LARGE_MATRIX_ROWS {
+            LARGE_MATRIX_TASK_ROWS
+        } else {
+            ROWS_PER_TASK
+        }
+    }
+
     /// Human-readable name of the storage format.
     pub fn format(&self) -> &'static str {
         match self.data {
@@ -900,6 +922,38 @@ mod tests {
                 let mut want = vec![0.0; n * m.rows];
                 m.matmul(&x, &mut want);
                 assert_eq!(got, &want, "{} rows {} n={n}", m.format(), m.rows);
+            }
+        }
+    }
+
+    /// A matrix split into [`LARGE_MATRIX_TASK_ROWS`]-row tasks (the last one partial)
+    /// computes every row as a small matrix of the same rows does, bit for bit.
+    #[test]
+    fn large_matrix_tasks_cover_every_row() {
+        let (rows, cols) = (LARGE_MATRIX_ROWS + 48, 64);
+        let blocks = quantize_weight_q4_1(&random(15, rows * cols));
+        let nb = cols / 32;
+        let matrix = |r0: usize, r1: usize| {
+            QMatrix {
+                rows: r1 - r0,
+                cols,
+                data: WeightData::Q4_1(blocks[r0 * nb..r1 * nb].to_vec()),
+            }
+            .packed_for_cpu()
+        };
+        let large = matrix(0, rows);
+        assert_eq!(large.task_rows(), LARGE_MATRIX_TASK_ROWS);
+        for n in [1, 9] {
+            let x = random(60 + n as u64, n * cols);
+            let mut got = vec![0.0; n * rows];
+            large.matmul(&x, &mut got);
+            for r0 in [0, 240, rows - 48] {
+                let mut want = vec![0.0; n * 48];
+                matrix(r0, r0 + 48).matmul(&x, &mut want);
+                for t in 0..n {
+                    let row = &got[t * rows + r0..t * rows + r0 + 48];
+                    assert_eq!(row, &want[t * 48..(t + 1) * 48], "rows {r0}.. token {t}");
+                }
             }
         }
     }
