@@ -216,6 +216,7 @@ fn load_time_quantization_stays_close_to_f32() {
             &src,
             &LoadOptions {
                 quantization: Some(q.parse().unwrap()),
+                ..LoadOptions::default()
             },
         )
         .unwrap();
@@ -243,6 +244,7 @@ fn load_time_k_quants_stay_close_to_f32() {
     let err = |q: &str| {
         let options = LoadOptions {
             quantization: Some(q.parse().unwrap()),
+            ..LoadOptions::default()
         };
         let (got, _) = run(&load_model(&src, &options).unwrap(), &prompt, 1, &[]);
         max_abs(&got, &want)
@@ -380,6 +382,7 @@ fn q4_k_load_quantization_stays_close_to_f32() {
         &src,
         &LoadOptions {
             quantization: Some("q4_k".parse().unwrap()),
+            ..LoadOptions::default()
         },
     )
     .unwrap();
