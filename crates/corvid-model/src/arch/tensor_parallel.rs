@@ -13,7 +13,8 @@ use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use corvid_kernels::ops::add_assign;
 use std::ops::Range;
-use std::sync::{Barrier, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::RwLock;
 
 /// What one shard computes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,7 +113,7 @@ fn even(len: usize, parts: usize, step: usize) -> Vec<Range<usize>> {
 /// on timing. Double-buffered: a shard writes round `r`'s slot only after everyone passed
 /// round `r - 1`'s barrier, so nobody still reads round `r - 2`'s from the same slot.
 pub struct AllReduce {
-    barrier: Barrier,
+    barrier: SpinBarrier,
     slots: [Vec<RwLock<Vec<f32>>>; 2],
 }
 
@@ -121,7 +122,7 @@ impl AllReduce {
     pub fn new(shards: usize) -> Self {
         let slots = || (0..shards).map(|_| RwLock::new(Vec::new())).collect();
         Self {
-            barrier: Barrier::new(shards),
+            barrier: SpinBarrier::new(shards),
             slots: [slots(), slots()],
         }
     }
@@ -151,6 +152,51 @@ impl AllReduce {
     pub fn wait(&self) {
         if self.slots[0].len() > 1 {
             self.barrier.wait();
+        }
+    }
+}
+
+/// A barrier that spins, then yields, instead of parking: the shards arrive within
+/// microseconds of each other (equal work), 60 times per decode step of a 30-layer model,
+/// and a futex wake-up per arrival (`std::sync::Barrier`) cost more than the work itself
+/// (BENCHMARKS.md, tensor parallelism). Yielding after the spin lets a shard that shares a
+/// core with the waiter run.
+struct SpinBarrier {
+    shards: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+/// Spins before a waiting shard starts yielding its core.
+const SPINS: usize = 1 << 14;
+
+impl SpinBarrier {
+    fn new(shards: usize) -> Self {
+        Self {
+            shards,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    /// Returns once all shards have called `wait` for this generation. The last to
+    /// arrive resets the count before it opens the next generation, so a shard that
+    /// leaves and comes back at once counts toward the next round.
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.shards {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0;
+        while self.generation.load(Ordering::Acquire) == generation {
+            if spins < SPINS {
+                std::hint::spin_loop();
+                spins += 1;
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 }
