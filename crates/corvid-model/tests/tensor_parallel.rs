@@ -21,10 +21,10 @@ use numerics::*;
 use std::path::Path;
 
 /// Greedy steps checked per golden prompt (short: both shardings run every prompt).
-const STEPS: usize = 6;
+const STEPS: usize = 4;
 
 /// Longest golden prompt run, in tokens.
-const MAX_PROMPT: usize = 128;
+const MAX_PROMPT: usize = 64;
 
 /// How far two shardings may be apart at one step, measured as the golden tests measure
 /// a model against its reference: the worst |Δ log-probability| over one shard's top
@@ -124,8 +124,8 @@ fn golden_prompts_agree(name: &str, path: &Path, golden: &Path, bounds: Bounds) 
     let two = load(path, 2);
     let (mut seen, mut identical) = (Seen::default(), 0);
     let cases = json(golden)["cases"].as_array().unwrap().clone();
-    // Prompts up to MAX_PROMPT tokens (all but the 1,090-token one): a second, long
-    // prefill of every sharding would double the test's time for no new code path.
+    // Prompts up to MAX_PROMPT tokens (13 of SmolLM2's 19): the test runs once per kernel
+    // tier in CI, and longer prefills add time, not code paths.
     let cases: Vec<_> = cases
         .iter()
         .filter(|c| ids(&c["prompt_ids"]).len() <= MAX_PROMPT)
