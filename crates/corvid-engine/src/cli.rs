@@ -54,6 +54,20 @@ pub struct EngineCliArgs {
     /// Most requests allowed to wait; more get HTTP 503.
     #[arg(long, env = "CORVID_MAX_WAITING_REQUESTS", default_value_t = 1024)]
     pub max_waiting_requests: usize,
+    /// Split the model's heads and FFN columns into this many shards, each on its own
+    /// pinned share of the cores, summed by an all-reduce in shared memory (vLLM's
+    /// tensor parallelism on CPU). At most the model's KV heads, or a multiple of them
+    /// up to its query heads (the KV heads then replicated).
+    #[arg(long, env = "CORVID_TENSOR_PARALLEL_SIZE", default_value_t = 1, value_parser = at_least_one)]
+    pub tensor_parallel_size: usize,
+}
+
+/// A count that must be 1 or more.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
 }
 
 impl EngineCliArgs {
@@ -87,6 +101,7 @@ impl EngineCliArgs {
             quantization: self.quantization,
             max_waiting_requests: self.max_waiting_requests,
             enable_kv_cache_events: false,
+            tensor_parallel_size: self.tensor_parallel_size,
         }
     }
 }
@@ -115,5 +130,23 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("--dtype") && e.contains("no bfloat16"), "{e}");
+    }
+
+    #[test]
+    fn tensor_parallel_size_reaches_the_engine_and_zero_is_refused() {
+        let cli = Cli::try_parse_from(["corvid", "--tensor-parallel-size", "2"]).unwrap();
+        assert_eq!(cli.engine.to_engine_args().tensor_parallel_size, 2);
+        let one = Cli::try_parse_from(["corvid"]).unwrap();
+        assert_eq!(one.engine.to_engine_args().tensor_parallel_size, 1);
+        for bad in ["0", "two"] {
+            let e = Cli::try_parse_from(["corvid", "--tensor-parallel-size", bad])
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains("--tensor-parallel-size") && e.contains("at least 1"),
+                "{e}"
+            );
+        }
     }
 }

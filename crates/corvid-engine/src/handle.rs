@@ -10,7 +10,7 @@ use crate::params::{EngineArgs, SamplingParams};
 use crate::stats::{EngineSnapshot, StatsSink};
 use crate::stream::RequestStream;
 use corvid_model::tokenizer::Tokenizer;
-use corvid_model::{CausalLm, LoadOptions};
+use corvid_model::CausalLm;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
@@ -46,12 +46,7 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// Loads the model (blocking) and starts the engine thread.
     pub fn start(args: EngineArgs, sink: Option<Arc<dyn StatsSink>>) -> Result<Self, EngineError> {
-        let model = corvid_model::load_model(
-            &args.model,
-            &LoadOptions {
-                quantization: args.quantization,
-            },
-        )?;
+        let model = corvid_model::load_model(&args.model, &args.load_options())?;
         let tokenizer = Arc::new(corvid_model::load_tokenizer(&args.model)?);
         Self::start_with(Arc::new(model), tokenizer, args, sink)
     }

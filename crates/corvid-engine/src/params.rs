@@ -207,6 +207,20 @@ pub struct EngineArgs {
     /// Record prefix-cache changes as [`crate::kv::KvCacheEvent`]s for the stats sink
     /// (vLLM's `enable_kv_cache_events`; the server publishes them over ZMQ).
     pub enable_kv_cache_events: bool,
+    /// Shards the model's heads and FFN columns are split into, each on its own pinned
+    /// share of the cores (vLLM's `tensor_parallel_size`). The KV pool, its blocks and
+    /// its metrics are the same for every value: shards write disjoint heads of a block.
+    pub tensor_parallel_size: usize,
+}
+
+impl EngineArgs {
+    /// How the model is loaded for these arguments.
+    pub fn load_options(&self) -> corvid_model::LoadOptions {
+        corvid_model::LoadOptions {
+            quantization: self.quantization,
+            tensor_parallel_size: self.tensor_parallel_size,
+        }
+    }
 }
 
 impl Default for EngineArgs {
@@ -225,6 +239,7 @@ impl Default for EngineArgs {
             quantization: None,
             max_waiting_requests: 1024,
             enable_kv_cache_events: false,
+            tensor_parallel_size: 1,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod packed;
 pub mod peak;
 pub mod quant;
+mod slice;
 mod vexp;
 
 pub use ggml_type::GgmlType;

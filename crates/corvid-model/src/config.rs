@@ -131,6 +131,34 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// A small Gemma-3-shaped config (`num_layers` layers, local layers with `window`)
+    /// for unit tests of what depends only on the shape.
+    #[cfg(test)]
+    pub(crate) fn for_tests(num_layers: usize, window: Option<usize>) -> Self {
+        Self {
+            arch: Arch::Gemma3,
+            hidden_size: 8,
+            intermediate_size: 8,
+            num_layers,
+            num_heads: 1,
+            num_kv_heads: 1,
+            head_dim: 2,
+            vocab_size: 8,
+            max_position_embeddings: 4096,
+            rope_theta: 1e6,
+            rms_norm_eps: 1e-6,
+            rope_dims: 2,
+            rope_style: RopeStyle::Half,
+            rope_scaling: None,
+            sliding_window: window.map(|size| SlidingWindow {
+                size,
+                global_every: 6,
+                rope_theta: 1e4,
+            }),
+            final_logit_softcap: None,
+        }
+    }
+
     /// Reads the config from GGUF metadata (`<arch>.block_count`, ...).
     pub fn from_gguf(f: &GgufFile) -> Result<Self> {
         let arch_name = f.get_str("general.architecture")?.to_string();

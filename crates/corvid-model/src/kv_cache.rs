@@ -142,32 +142,9 @@ impl KvCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, SlidingWindow};
-    use corvid_kernels::ops::RopeStyle;
 
     fn config(num_layers: usize, window: Option<usize>) -> ModelConfig {
-        ModelConfig {
-            arch: Arch::Gemma3,
-            hidden_size: 8,
-            intermediate_size: 8,
-            num_layers,
-            num_heads: 1,
-            num_kv_heads: 1,
-            head_dim: 2,
-            vocab_size: 8,
-            max_position_embeddings: 4096,
-            rope_theta: 1e6,
-            rms_norm_eps: 1e-6,
-            rope_dims: 2,
-            rope_style: RopeStyle::Half,
-            rope_scaling: None,
-            sliding_window: window.map(|size| SlidingWindow {
-                size,
-                global_every: 6,
-                rope_theta: 1e4,
-            }),
-            final_logit_softcap: None,
-        }
+        ModelConfig::for_tests(num_layers, window)
     }
 
     #[test]

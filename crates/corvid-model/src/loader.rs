@@ -9,10 +9,22 @@ use crate::weights::{LoadQuantization, SafetensorsDir, TensorSource};
 use std::path::Path;
 
 /// How to load weights.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Quantize unquantized matrices at load time.
     pub quantization: Option<LoadQuantization>,
+    /// Shards the heads and FFN columns are split into, each computed by its own pinned
+    /// threads (vLLM's `tensor_parallel_size`; 1 = no tensor parallelism, 0 is refused).
+    pub tensor_parallel_size: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            quantization: None,
+            tensor_parallel_size: 1,
+        }
+    }
 }
 
 /// Loads the model weights at `path` (a GGUF file or an HF model folder).
@@ -20,7 +32,13 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Llama> {
     if path.is_dir() {
         let config = ModelConfig::from_hf_config(&path.join("config.json"))?;
         let src = SafetensorsDir::open(path)?;
-        Llama::load(config, &src, opts.quantization, None)
+        Llama::load(
+            config,
+            &src,
+            opts.quantization,
+            None,
+            opts.tensor_parallel_size,
+        )
     } else if path.exists() {
         let file = GgufFile::open(path)?;
         let config = ModelConfig::from_gguf(&file)?;
@@ -28,7 +46,13 @@ pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<Llama> {
             Some(t) => Some(to_f32(&t)?),
             None => None,
         };
-        Llama::load(config, &file, opts.quantization, rope_freqs)
+        Llama::load(
+            config,
+            &file,
+            opts.quantization,
+            rope_freqs,
+            opts.tensor_parallel_size,
+        )
     } else {
         Err(ModelError::io(
             path,

@@ -219,6 +219,7 @@ fn load_time_quantization_stays_close_to_f32() {
             &src,
             &LoadOptions {
                 quantization: Some(q.parse().unwrap()),
+                ..LoadOptions::default()
             },
         )
         .unwrap();
@@ -246,6 +247,7 @@ fn load_time_k_quants_stay_close_to_f32() {
     let err = |q: &str| {
         let options = LoadOptions {
             quantization: Some(q.parse().unwrap()),
+            ..LoadOptions::default()
         };
         let (got, _) = run(&load_model(&src, &options).unwrap(), &prompt, 1, &[]);
         max_abs(&got, &want)
@@ -383,6 +385,7 @@ fn q4_k_load_quantization_stays_close_to_f32() {
         &src,
         &LoadOptions {
             quantization: Some("q4_k".parse().unwrap()),
+            ..LoadOptions::default()
         },
     )
     .unwrap();

@@ -12,7 +12,6 @@ use corvid_engine::{
 };
 use corvid_model::default_model::{default_model_path, DEFAULT_MODEL_NAME};
 use corvid_model::tokenizer::{ChatMessage, Tokenizer};
-use corvid_model::LoadOptions;
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -133,12 +132,7 @@ fn parse<T: std::str::FromStr<Err = String>>(arg: &str, value: &str) -> PyResult
 }
 
 fn load(args: EngineArgs, tokenizer: Option<&Path>) -> Result<EngineHandle, EngineError> {
-    let model = corvid_model::load_model(
-        &args.model,
-        &LoadOptions {
-            quantization: args.quantization,
-        },
-    )?;
+    let model = corvid_model::load_model(&args.model, &args.load_options())?;
     let tok = corvid_model::load_tokenizer(tokenizer.unwrap_or(&args.model))?;
     EngineHandle::start_with(Arc::new(model), Arc::new(tok), args, None)
 }
@@ -160,7 +154,7 @@ impl Engine {
     #[new]
     #[pyo3(signature = (*, model, tokenizer, dtype, quantization, max_model_len, max_num_seqs,
         max_num_batched_tokens, block_size, kv_cache_memory, kv_cache_dtype,
-        enable_prefix_caching, seed))]
+        enable_prefix_caching, seed, tensor_parallel_size))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -176,6 +170,7 @@ impl Engine {
         kv_cache_dtype: &str,
         enable_prefix_caching: bool,
         seed: Option<u64>,
+        tensor_parallel_size: usize,
     ) -> PyResult<Self> {
         init_logging();
         let dtype: Dtype = parse("dtype", dtype)?;
@@ -195,6 +190,7 @@ impl Engine {
             quantization,
             // Offline, the prompts handed to generate are the queue: never refuse them.
             max_waiting_requests: usize::MAX / 2,
+            tensor_parallel_size,
             ..EngineArgs::default()
         };
         let tokenizer = tokenizer.map(resolve_model).transpose()?;

@@ -92,8 +92,10 @@ def test_bad_generate_arguments_leave_the_llm_usable(llm: LLM, probe_text: str) 
         ({"quantization": "q3"}, ValueError, "quantization"),
         ({"block_size": 0}, ValueError, "block_size"),
         ({"model": "/nonexistent/model.gguf"}, FileNotFoundError, "no such file"),
+        ({"tensor_parallel_size": 4}, ValueError, "tensor_parallel_size 4: .*3 KV heads.*cannot be divided among 4 shards"),
+        ({"tensor_parallel_size": 2.0}, TypeError, "tensor_parallel_size must be an int"),
         # Checked in this order: tensor parallelism, then dtype, then the model.
-        ({"model": "meta-llama/Llama-3-8b", "tensor_parallel_size": 2, "dtype": "half"}, NotImplementedError, "tensor_parallel_size=1"),
+        ({"model": "meta-llama/Llama-3-8b", "tensor_parallel_size": 0, "dtype": "bfloat16"}, ValueError, "tensor_parallel_size must be at least 1"),
         ({"model": "meta-llama/Llama-3-8b", "dtype": "bfloat16"}, ValueError, "dtype"),
     ],
 )

@@ -206,6 +206,8 @@ mod tests {
             "3",
             "--max-connections",
             "10",
+            "--tensor-parallel-size",
+            "2",
         ])
         .unwrap();
         let c = cli.serve.to_config().unwrap();
@@ -214,6 +216,7 @@ mod tests {
         assert_eq!(c.api_key.as_deref(), Some("k"));
         assert_eq!(c.engine.max_num_seqs, 4);
         assert_eq!(c.engine.max_waiting_requests, 7);
+        assert_eq!(c.engine.tensor_parallel_size, 2);
         assert!(!c.engine.enable_prefix_caching);
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(

@@ -191,9 +191,23 @@ impl KvStore {
     /// Stores one token's K and V rows (`n_kv_heads * head_dim` each) at `slot`
     /// (`block * block_size + offset`).
     pub fn write(&mut self, layout: &KvLayout, slot: usize, k: &[f32], v: &[f32]) {
+        self.write_heads(layout, slot, 0, k, v);
+    }
+
+    /// Stores one token's K and V rows of the KV heads from `first_head` on (as many as
+    /// `k` holds): a tensor-parallel shard writes only its own heads of the block.
+    pub fn write_heads(
+        &mut self,
+        layout: &KvLayout,
+        slot: usize,
+        first_head: usize,
+        k: &[f32],
+        v: &[f32],
+    ) {
         let (bs, hd) = (layout.block_size, layout.head_dim);
         let (block, s) = (slot / bs, slot % bs);
-        for (h, (kh, vh)) in k.chunks_exact(hd).zip(v.chunks_exact(hd)).enumerate() {
+        let rows = k.chunks_exact(hd).zip(v.chunks_exact(hd));
+        for (h, (kh, vh)) in (first_head..).zip(rows) {
             let tile = layout.tile_offset(block, h);
             let vrow = tile + s * hd..tile + (s + 1) * hd;
             match self {

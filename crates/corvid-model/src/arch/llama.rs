@@ -8,6 +8,7 @@
 //! gate and up projections fused.
 
 use super::load_progress::LoadProgress;
+use super::tensor_parallel::{plan, shard_pools, AllReduce, ShardSpec};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::kv_cache::{KvCache, KvGroups};
@@ -23,6 +24,7 @@ use corvid_kernels::ops::{add_assign, gelu_tanh_mul, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
 use rayon::prelude::*;
 use std::ops::Range;
+use std::sync::{Mutex, RwLock};
 
 struct Layer {
     attn_norm: Vec<f32>,
@@ -46,11 +48,90 @@ struct Layer {
     w_down: QMatrix,
 }
 
+impl Layer {
+    /// Shard `s`'s part of the layer: the rows of its heads and FFN columns in the input
+    /// projections, the matching columns of the output ones, the norms replicated.
+    fn shard(&self, s: &ShardSpec, head_dim: usize) -> std::result::Result<Self, String> {
+        let (q, kv) = (
+            s.q_heads.start * head_dim..s.q_heads.end * head_dim,
+            s.kv_heads.start * head_dim..s.kv_heads.end * head_dim,
+        );
+        let rows = |m: &QMatrix, r: &Range<usize>, name: &str| {
+            m.slice(r.clone(), 0..m.cols)
+                .map_err(|e| format!("{name}: {e}"))
+        };
+        let cols = |m: &QMatrix, c: &Range<usize>, name: &str| {
+            m.slice(0..m.rows, c.clone())
+                .map_err(|e| format!("{name}: {e}"))
+        };
+        Ok(Self {
+            attn_norm: self.attn_norm.clone(),
+            wq: rows(&self.wq, &q, "attn_q")?,
+            wk: rows(&self.wk, &kv, "attn_k")?,
+            wv: rows(&self.wv, &kv, "attn_v")?,
+            bias: self.bias.as_ref().map(|[bq, bk, bv]| {
+                [
+                    bq[q.clone()].to_vec(),
+                    bk[kv.clone()].to_vec(),
+                    bv[kv.clone()].to_vec(),
+                ]
+            }),
+            qk_norm: self.qk_norm.clone(),
+            post_norms: self.post_norms.clone(),
+            local: self.local,
+            kv_group: self.kv_group,
+            kv_store: self.kv_store,
+            wo: cols(&self.wo, &q, "attn_output")?,
+            ffn_norm: self.ffn_norm.clone(),
+            w_gate: rows(&self.w_gate, &s.ffn, "ffn_gate")?,
+            w_up: rows(&self.w_up, &s.ffn, "ffn_up")?,
+            w_down: cols(&self.w_down, &s.ffn, "ffn_down")?,
+        })
+    }
+
+    /// The widest tile the FFN matrices need slices on (see [`QMatrix::tile`]).
+    fn ffn_step(&self) -> usize {
+        let (a, b, c) = (
+            self.w_gate.tile().0,
+            self.w_up.tile().0,
+            self.w_down.tile().1,
+        );
+        lcm(lcm(a, b), c)
+    }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    a / gcd(a, b) * b
+}
+
+/// One tensor-parallel shard: its heads and FFN columns of every layer, and the pool its
+/// layer loop runs on (`None` for the single shard of `tensor_parallel_size = 1`, which
+/// runs on the model's pool exactly as without tensor parallelism).
+struct Shard {
+    spec: ShardSpec,
+    layers: Vec<Layer>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl Shard {
+    /// The pool of a shard of several (never called for the single shard).
+    fn pool(&self) -> &rayon::ThreadPool {
+        self.pool.as_ref().expect("a pool per shard of several")
+    }
+}
+
 /// A loaded LLaMA/Qwen model.
 pub struct Llama {
     config: ModelConfig,
     embed: QMatrix,
-    layers: Vec<Layer>,
+    /// One shard holding every head and FFN column, or the `tensor_parallel_size` shards.
+    shards: Vec<Shard>,
     norm: Vec<f32>,
     /// `None` when the output projection is tied to the embedding.
     lm_head: Option<QMatrix>,
@@ -62,16 +143,19 @@ pub struct Llama {
     /// The threads every step's kernels run on. Running the whole forward inside the
     /// pool (rather than injecting each matmul from the engine thread) keeps the
     /// workers hot between the ~200 kernels of a step instead of waking them each time.
+    /// With several shards, only the embedding and the output projection run here.
     pool: rayon::ThreadPool,
 }
 
 impl Llama {
-    /// Builds the model from any tensor source, showing progress over the layers.
+    /// Builds the model from any tensor source, showing progress over the layers, split
+    /// into `tensor_parallel_size` shards.
     pub fn load(
         config: ModelConfig,
         src: &dyn TensorSource,
         quant: Option<LoadQuantization>,
         rope_freqs: Option<Vec<f32>>,
+        tensor_parallel_size: usize,
     ) -> Result<Self> {
         let c = &config;
         let (h, q, kv, ff) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
@@ -165,10 +249,10 @@ impl Llama {
             .sliding_window
             .map(|w| Rope::new(c.rope_dims, w.rope_theta, c.rope_style, None));
         Ok(Self {
+            shards: shard(c, layers, tensor_parallel_size)?,
             kv_groups: groups,
             config,
             embed,
-            layers,
             norm,
             lm_head,
             rope,
@@ -177,11 +261,17 @@ impl Llama {
         })
     }
 
+    /// Tensor-parallel shards of this model (1 without tensor parallelism).
+    pub fn tensor_parallel_size(&self) -> usize {
+        self.shards.len()
+    }
+
     /// Bytes the weights occupy in memory.
     pub fn weight_bytes(&self) -> usize {
         let l: usize = self
-            .layers
+            .shards
             .iter()
+            .flat_map(|s| &s.layers)
             .map(|l| {
                 [&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down]
                     .iter()
@@ -240,15 +330,72 @@ impl Llama {
     }
 }
 
-/// The compute thread pool: `CORVID_NUM_THREADS` threads, else one per available core.
-fn compute_pool() -> Result<rayon::ThreadPool> {
-    let threads = std::env::var("CORVID_NUM_THREADS")
+/// Splits the loaded `layers` into `tp` shards, each sliced on its own pinned pool (so on
+/// a multi-socket machine its copy is first touched, and placed, on its own socket's
+/// memory); one shard keeps the layers as they are.
+fn shard(c: &ModelConfig, layers: Vec<Layer>, tp: usize) -> Result<Vec<Shard>> {
+    if tp == 1 {
+        let spec = plan(c, 1, 1)?.remove(0);
+        return Ok(vec![Shard {
+            spec,
+            layers,
+            pool: None,
+        }]);
+    }
+    let step = layers.iter().map(Layer::ffn_step).fold(1, lcm);
+    let specs = plan(c, tp, step)?;
+    let pools = shard_pools(tp, compute_threads())?;
+    let mut shards: Vec<Shard> = specs
+        .into_iter()
+        .zip(pools)
+        .map(|(spec, pool)| Shard {
+            spec,
+            layers: Vec::with_capacity(layers.len()),
+            pool: Some(pool),
+        })
+        .collect();
+    for (i, layer) in layers.into_iter().enumerate() {
+        for s in &mut shards {
+            let part = s
+                .pool()
+                .install(|| layer.shard(&s.spec, c.head_dim))
+                .map_err(|e| {
+                    ModelError::Unsupported(format!("tensor_parallel_size {tp}: blk.{i}.{e}"))
+                })?;
+            s.layers.push(part);
+        }
+    }
+    tracing::info!(
+        "tensor parallel: {tp} shards of query heads {:?}, KV heads {:?}, FFN columns {:?}",
+        shards
+            .iter()
+            .map(|s| s.spec.q_heads.clone())
+            .collect::<Vec<_>>(),
+        shards
+            .iter()
+            .map(|s| s.spec.kv_heads.clone())
+            .collect::<Vec<_>>(),
+        shards
+            .iter()
+            .map(|s| s.spec.ffn.clone())
+            .collect::<Vec<_>>(),
+    );
+    Ok(shards)
+}
+
+/// Compute threads in all: `CORVID_NUM_THREADS`, else one per available core.
+fn compute_threads() -> usize {
+    std::env::var("CORVID_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The compute thread pool: [`compute_threads`] threads.
+fn compute_pool() -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
+        .num_threads(compute_threads())
         .thread_name(|i| format!("corvid-compute-{i}"))
         .build()
         .map_err(|e| ModelError::Unsupported(format!("cannot start compute threads: {e}")))
@@ -272,17 +419,24 @@ struct AttentionTasks {
     partial: Vec<f32>,
     /// Their per-head softmax maxima and sums, in the same order.
     stats: Vec<PartialSoftmax>,
-    /// Query heads per KV head.
+    /// Query heads per KV head (of the shard's).
     group: usize,
     head_dim: usize,
-    num_kv_heads: usize,
+    /// The shard's KV heads.
+    kv_heads: Range<usize>,
     /// Positions attended, `None` for the whole context.
     window: Option<usize>,
 }
 
 impl AttentionTasks {
-    fn new(c: &ModelConfig, meta: &[TokenMeta], block_size: usize, window: Option<usize>) -> Self {
-        let group = c.num_heads / c.num_kv_heads;
+    fn new(
+        shard: &ShardSpec,
+        head_dim: usize,
+        meta: &[TokenMeta],
+        block_size: usize,
+        window: Option<usize>,
+    ) -> Self {
+        let (group, kv_heads) = (shard.group(), shard.kv_heads.clone());
         let pieces: Vec<usize> = meta
             .iter()
             .map(|m| partitions(context(m, window), block_size))
@@ -291,25 +445,26 @@ impl AttentionTasks {
             .iter()
             .enumerate()
             .flat_map(|(t, &k)| {
-                (0..c.num_kv_heads)
+                kv_heads
+                    .clone()
                     .flat_map(move |h| (0..k).map(move |p| (t, h, (k > 1).then_some(p))))
             })
             .collect();
         let split = tasks.iter().filter(|task| task.2.is_some()).count();
         Self {
-            partial: vec![0.0; split * group * c.head_dim],
+            partial: vec![0.0; split * group * head_dim],
             stats: vec![PartialSoftmax::default(); split * group],
             tasks,
             pieces,
             group,
-            head_dim: c.head_dim,
-            num_kv_heads: c.num_kv_heads,
+            head_dim,
+            kv_heads: shard.kv_heads.clone(),
             window,
         }
     }
 
-    /// Attention of every token's query heads `q` over its sequence's cached context,
-    /// written to `out` (same layout as `q`).
+    /// Attention of every token's query heads `q` (the shard's) over its sequence's
+    /// cached context, written to `out` (same layout as `q`).
     #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
@@ -323,7 +478,7 @@ impl AttentionTasks {
         out: &mut [f32],
     ) {
         let (group, gw, window) = (self.group, self.group * self.head_dim, self.window);
-        let qd = gw * self.num_kv_heads;
+        let (qd, kv0) = (gw * self.kv_heads.len(), self.kv_heads.start);
         // Each task's destination: its slice of `out`, or its piece's buffers.
         let mut whole = out.chunks_exact_mut(gw);
         let mut split = self
@@ -347,7 +502,7 @@ impl AttentionTasks {
         jobs.into_par_iter()
             .for_each_init(AttnScratch::default, |scratch, (t, h, o, piece)| {
                 let m = &meta[t];
-                let qg = &q[t * qd + h * gw..t * qd + (h + 1) * gw];
+                let qg = &q[t * qd + (h - kv0) * gw..t * qd + (h - kv0 + 1) * gw];
                 let table = &batch[m.seq].block_tables[kv_group];
                 paged_attention_group(
                     layout,
@@ -366,7 +521,7 @@ impl AttentionTasks {
         let per_slice = self
             .pieces
             .iter()
-            .flat_map(|&k| std::iter::repeat_n(k, self.num_kv_heads));
+            .flat_map(|&k| std::iter::repeat_n(k, self.kv_heads.len()));
         for (dst, k) in out.chunks_exact_mut(gw).zip(per_slice) {
             if k > 1 {
                 let (parts, stats) = (
@@ -392,21 +547,16 @@ struct TokenMeta {
     pos: usize,
 }
 
-impl CausalLm for Llama {
-    fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
-    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>> {
-        self.pool.install(|| self.forward_in_pool(batch, kv))
-    }
+/// What every shard of one step reads: the batch, each token's sequence and position,
+/// and each token's cache slot in each KV group.
+struct Step<'a, 'b> {
+    batch: &'a [SeqInput<'b>],
+    meta: Vec<TokenMeta>,
+    slots: Vec<Vec<usize>>,
 }
 
-impl Llama {
-    fn forward_in_pool(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>> {
-        self.check(batch, kv)?;
-        let c = &self.config;
-        let (h, qd, kvd, hd) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.head_dim);
+impl<'a, 'b> Step<'a, 'b> {
+    fn new(batch: &'a [SeqInput<'b>], groups: usize, block_size: usize) -> Self {
         let meta: Vec<TokenMeta> = batch
             .iter()
             .enumerate()
@@ -417,46 +567,126 @@ impl Llama {
                 })
             })
             .collect();
-        let n = meta.len();
-        let bs = kv.layout.block_size;
-        // Each token's cache slot in each KV group.
-        let slots: Vec<Vec<usize>> = (0..self.kv_groups.len())
+        let bs = block_size;
+        let slots = (0..groups)
             .map(|g| {
                 meta.iter()
                     .map(|m| batch[m.seq].block_tables[g][m.pos / bs] as usize * bs + m.pos % bs)
                     .collect()
             })
             .collect();
+        Self { batch, meta, slots }
+    }
+}
 
-        let mut x = vec![0.0f32; n * h];
-        for (row, &tok) in x
-            .chunks_exact_mut(h)
-            .zip(batch.iter().flat_map(|s| s.tokens))
-        {
+/// The KV stores as the shards share them: each shard writes its own heads under the
+/// write lock, then reads under the read lock (uncontended with one shard). Shards never
+/// read heads another shard is writing in the same layer: their heads are disjoint, and a
+/// replicated head is read only after the all-shard wait that follows its one writer.
+type SharedStores<'a> = RwLock<&'a mut [KvStore]>;
+
+impl CausalLm for Llama {
+    fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>> {
+        self.check(batch, kv)?;
+        let step = Step::new(batch, self.kv_groups.len(), kv.layout.block_size);
+        let layout = kv.layout;
+        let stores: SharedStores<'_> = RwLock::new(&mut kv.stores);
+        let reduce = AllReduce::new(self.shards.len());
+        if let [one] = self.shards.as_slice() {
+            return self.pool.install(|| {
+                let mut x = self.embed_tokens(batch);
+                self.run_layers(one, 0, &step, &layout, &stores, &reduce, &mut x);
+                Ok(self.logits(batch, &x))
+            });
+        }
+        let x0 = self.pool.install(|| self.embed_tokens(batch));
+        let out = Mutex::new(Vec::new());
+        let run = |s: usize| {
+            let mut x = x0.clone();
+            self.run_layers(&self.shards[s], s, &step, &layout, &stores, &reduce, &mut x);
+            if s == 0 {
+                *out.lock().expect("shard 0's output") = x;
+            }
+        };
+        run_on_pools(&self.shards, 0, &run);
+        let x = out.into_inner().expect("shard 0's output");
+        Ok(self.pool.install(|| self.logits(batch, &x)))
+    }
+}
+
+/// Runs `run(s)` for every shard `s` from `first` on, each on its own pool, concurrently
+/// (they meet at the all-reduce), and returns when all have finished.
+fn run_on_pools(shards: &[Shard], first: usize, run: &(dyn Fn(usize) + Sync)) {
+    match &shards[first..] {
+        [] => {}
+        [last] => last.pool().install(|| run(first)),
+        [shard, ..] => shard.pool().in_place_scope(|scope| {
+            scope.spawn(|_| run(first));
+            run_on_pools(shards, first + 1, run);
+        }),
+    }
+}
+
+impl Llama {
+    /// The tokens' embeddings: the residual stream entering the first layer.
+    fn embed_tokens(&self, batch: &[SeqInput<'_>]) -> Vec<f32> {
+        let h = self.config.hidden_size;
+        let tokens = batch.iter().flat_map(|s| s.tokens);
+        let mut x = vec![0.0f32; tokens.clone().count() * h];
+        for (row, &tok) in x.chunks_exact_mut(h).zip(tokens) {
             self.embed.row_f32(tok as usize, row);
         }
-        if c.arch == Arch::Gemma3 {
+        if self.config.arch == Arch::Gemma3 {
             let scale = (h as f32).sqrt();
             x.iter_mut().for_each(|v| *v *= scale);
         }
+        x
+    }
+
+    /// Every layer of shard `s` over the residual stream `x` (the whole of it, as every
+    /// shard keeps it): the shard's heads and FFN columns, their partial projections
+    /// summed over the shards after the attention output and after the FFN.
+    #[allow(clippy::too_many_arguments)]
+    fn run_layers(
+        &self,
+        shard: &Shard,
+        s: usize,
+        step: &Step<'_, '_>,
+        layout: &KvLayout,
+        stores: &SharedStores<'_>,
+        reduce: &AllReduce,
+        x: &mut [f32],
+    ) {
+        let c = &self.config;
+        let spec = &shard.spec;
+        let (meta, n, hd) = (&step.meta, step.meta.len(), c.head_dim);
+        let (h, qd, kvd) = (
+            c.hidden_size,
+            spec.q_heads.len() * hd,
+            spec.kv_heads.len() * hd,
+        );
+        let ff = spec.ffn.len();
+        let bs = layout.block_size;
         let mut xn = vec![0.0f32; n * h];
         let (mut q, mut k, mut v) = (vec![0.0; n * qd], vec![0.0; n * kvd], vec![0.0; n * kvd]);
         let mut attn = vec![0.0f32; n * qd];
         let mut proj = vec![0.0f32; n * h];
-        let (mut gate, mut up) = (
-            vec![0.0f32; n * c.intermediate_size],
-            vec![0.0f32; n * c.intermediate_size],
-        );
+        let (mut gate, mut up) = (vec![0.0f32; n * ff], vec![0.0f32; n * ff]);
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut global = AttentionTasks::new(c, &meta, bs, None);
+        let mut global = AttentionTasks::new(spec, hd, meta, bs, None);
         let mut local = c
             .sliding_window
-            .map(|w| AttentionTasks::new(c, &meta, bs, Some(w.size)));
+            .map(|w| AttentionTasks::new(spec, hd, meta, bs, Some(w.size)));
+        let replicated = self.shards.iter().any(|s| !s.spec.writes_kv);
+        let mut round = 0;
 
-        for layer in &self.layers {
-            let cache = &mut kv.stores[layer.kv_store];
-            let slots = &slots[layer.kv_group];
-            xn.copy_from_slice(&x);
+        for layer in &shard.layers {
+            let slots = &step.slots[layer.kv_group];
+            xn.copy_from_slice(x);
             rms_norm(&mut xn, &layer.attn_norm, c.rms_norm_eps);
             matmul_group(
                 &xn,
@@ -484,30 +714,37 @@ impl Llama {
             for (i, m) in meta.iter().enumerate() {
                 rope.apply(&mut q[i * qd..(i + 1) * qd], hd, m.pos);
                 rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, m.pos);
-                cache.write(
-                    &kv.layout,
-                    slots[i],
-                    &k[i * kvd..(i + 1) * kvd],
-                    &v[i * kvd..(i + 1) * kvd],
-                );
+            }
+            if spec.writes_kv {
+                let mut all = stores.write().expect("KV stores");
+                let cache = &mut all[layer.kv_store];
+                for (i, &slot) in slots.iter().enumerate() {
+                    let (k, v) = (&k[i * kvd..(i + 1) * kvd], &v[i * kvd..(i + 1) * kvd]);
+                    cache.write_heads(layout, slot, spec.kv_heads.start, k, v);
+                }
+            }
+            if replicated {
+                reduce.wait();
             }
             tasks.run(
-                &kv.layout,
-                cache,
-                batch,
-                &meta,
+                layout,
+                &stores.read().expect("KV stores")[layer.kv_store],
+                step.batch,
+                meta,
                 layer.kv_group,
                 &q,
                 scale,
                 &mut attn,
             );
             layer.wo.matmul(&attn, &mut proj);
+            reduce.sum(s, round, &mut proj);
+            round += 1;
             if let Some([post_attn, _]) = &layer.post_norms {
                 rms_norm(&mut proj, post_attn, c.rms_norm_eps);
             }
-            add_assign(&mut x, &proj);
+            add_assign(x, &proj);
 
-            xn.copy_from_slice(&x);
+            xn.copy_from_slice(x);
             rms_norm(&mut xn, &layer.ffn_norm, c.rms_norm_eps);
             matmul_group(
                 &xn,
@@ -518,13 +755,20 @@ impl Llama {
                 _ => silu_mul(&mut gate, &up),
             }
             layer.w_down.matmul(&gate, &mut proj);
+            reduce.sum(s, round, &mut proj);
+            round += 1;
             if let Some([_, post_ffn]) = &layer.post_norms {
                 rms_norm(&mut proj, post_ffn, c.rms_norm_eps);
             }
-            add_assign(&mut x, &proj);
+            add_assign(x, &proj);
         }
+    }
 
-        // Final norm and output projection only for the rows that need logits.
+    /// The final norm and output projection of the last token of each sequence that
+    /// wants logits.
+    fn logits(&self, batch: &[SeqInput<'_>], x: &[f32]) -> Vec<Vec<f32>> {
+        let c = &self.config;
+        let h = c.hidden_size;
         let mut last = Vec::new();
         let mut end = 0;
         for s in batch {
@@ -535,7 +779,7 @@ impl Llama {
         }
         let rows = last.len() / h;
         if rows == 0 {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         rms_norm(&mut last, &self.norm, c.rms_norm_eps);
         let mut logits = vec![0.0f32; rows * c.vocab_size];
@@ -546,9 +790,9 @@ impl Llama {
         if let Some(cap) = c.final_logit_softcap {
             logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
         }
-        Ok(logits
+        logits
             .chunks_exact(c.vocab_size)
             .map(<[f32]>::to_vec)
-            .collect())
+            .collect()
     }
 }

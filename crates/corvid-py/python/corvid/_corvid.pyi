@@ -43,6 +43,7 @@ class Engine:
         kv_cache_dtype: str,
         enable_prefix_caching: bool,
         seed: Optional[int],
+        tensor_parallel_size: int,
     ) -> None: ...
     @property
     def dtype_note(self) -> Optional[str]:

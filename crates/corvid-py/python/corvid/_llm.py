@@ -55,16 +55,22 @@ class LLM:
         enable_prefix_caching: Reuse the KV blocks of shared prompt prefixes.
         kv_cache_memory: The KV pool: a fraction of RAM (0.1) or a size ("512MiB",
             "2GiB", or bytes).
-        tensor_parallel_size: Must be 1: tensor parallelism has not landed in corvid.
+        tensor_parallel_size: Shards the model's attention heads and FFN columns are
+            split into, each computed by its own threads pinned to its own share of the
+            cores, their partial sums added by an all-reduce in shared memory (vLLM's CPU
+            tensor parallelism). At most the model's KV heads (uneven splits allowed:
+            SmolLM2's 3 over 2 shards are 2 + 1), or a multiple of them up to its query
+            heads (each KV head then replicated, as in vLLM). Greedy outputs match
+            tensor_parallel_size=1 within float rounding. It pays on multi-socket
+            machines; on a few cores of one socket it is slower (see BENCHMARKS.md).
         kv_cache_dtype: "auto" (f16), "f16" or "q8_0".
         max_num_batched_tokens: Most tokens (prefill + decode) per engine step.
         block_size: Tokens per KV block.
 
     Raises:
         TypeError: an unknown keyword argument (named) or a value of the wrong type.
-        NotImplementedError: `tensor_parallel_size` > 1.
-        ValueError: a bad value (named), a hub id for `model`, or a model file corvid
-            cannot load.
+        ValueError: a bad value (named), a hub id for `model`, a model file corvid
+            cannot load, or a `tensor_parallel_size` that cannot split its heads.
         FileNotFoundError: `model` or `tokenizer` does not exist.
     """
 
@@ -106,6 +112,7 @@ class LLM:
             kv_cache_dtype=kv_cache_dtype,
             enable_prefix_caching=enable_prefix_caching,
             seed=seed,
+            tensor_parallel_size=tensor_parallel_size,
         )
         note = self._engine.dtype_note
         if note:
@@ -198,13 +205,6 @@ def _check_tensor_parallel(size: Any) -> None:
         raise TypeError(f"tensor_parallel_size must be an int, got {type(size).__name__}")
     if size < 1:
         raise ValueError(f"tensor_parallel_size must be at least 1, got {size}")
-    if size > 1:
-        raise NotImplementedError(
-            f"tensor_parallel_size={size}: corvid has no tensor parallelism yet. One engine "
-            "already runs on every core of this machine (its thread pool has one thread per "
-            "core), so use tensor_parallel_size=1 (the default); to serve more traffic, run "
-            "one `corvid serve` per machine behind the nginx gateway in deploy/."
-        )
 
 
 def _is_token_ids(p: Any) -> bool:
