@@ -91,7 +91,9 @@ pub fn max_blocks(
         .sum()
 }
 
-fn gcd(a: usize, b: usize) -> usize {
+/// Greatest common divisor: the layers per KV group here, and (through `lcm`) the block
+/// width tensor-parallel FFN slices must respect.
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
     } else {

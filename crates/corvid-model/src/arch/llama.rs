@@ -11,7 +11,7 @@ use super::load_progress::LoadProgress;
 use super::tensor_parallel::{plan, shard_pools, AllReduce, ShardSpec};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
-use crate::kv_cache::{KvCache, KvGroups};
+use crate::kv_cache::{gcd, KvCache, KvGroups};
 use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
@@ -101,12 +101,6 @@ impl Layer {
 }
 
 fn lcm(a: usize, b: usize) -> usize {
-    let gcd = |mut a: usize, mut b: usize| {
-        while b != 0 {
-            (a, b) = (b, a % b);
-        }
-        a
-    };
     a / gcd(a, b) * b
 }
 
