@@ -161,11 +161,29 @@ fn compare_simd<E: KvElem>(kv: &SeqKv<'_, E>, heads: usize, shape: &str, rng: &m
     unsafe { avx2::scores(kv, &q, 0.125, &mut row, &mut got) };
     assert_eq!(want, got, "scores, shape {shape}");
     let p: Vec<f32> = (0..heads * ctx).map(|_| rng.gen_range(0.0..0.1)).collect();
-    let (mut want, mut got) = (vec![0.0; heads * hd], vec![0.0; heads * hd]);
-    portable::values(kv, &p, &mut row, &mut want);
-    // SAFETY: as above.
-    unsafe { avx2::values(kv, &p, &mut got) };
-    assert_eq!(want, got, "values, shape {shape}");
+    // Every row over the whole context, then each over positions of its own (as a tile's).
+    let whole = vec![
+        Row {
+            lo: 0,
+            len: ctx,
+            masked: 0
+        };
+        heads
+    ];
+    let own: Vec<Row> = (0..heads)
+        .map(|_| {
+            let lo = rng.gen_range(0..ctx);
+            let len = rng.gen_range(1..=ctx - lo);
+            Row { lo, len, masked: 0 }
+        })
+        .collect();
+    for rows in [whole, own] {
+        let (mut want, mut got) = (vec![0.0; heads * hd], vec![0.0; heads * hd]);
+        portable::values(kv, &p, &rows, &mut row, &mut want);
+        // SAFETY: as above.
+        unsafe { avx2::values(kv, &p, &rows, &mut got) };
+        assert_eq!(want, got, "values, shape {shape}, rows {rows:?}");
+    }
 }
 
 #[test]
@@ -184,6 +202,8 @@ fn simd_kernels_equal_the_portable_definition_bit_for_bit() {
         (16, 5, 2, 23),
         (128, 32, 4, 65),
         (64, 12, 5, 50),
+        (64, 16, 12, 70),
+        (256, 16, 8, 40),
     ] {
         let layout = KvLayout {
             block_size,
@@ -492,5 +512,169 @@ fn a_window_equals_a_pool_holding_only_its_tokens() {
             "[{i}] window {g} vs pool of the window {w}"
         );
         assert!((w - m).abs() < 1e-3, "[{i}] split window {m} vs {w}");
+    }
+}
+
+/// Tiles of consecutive query tokens of one sequence (a prefill chunk) give every token
+/// exactly its own result, bit for bit: outputs and, for split contexts, each piece's
+/// outputs and softmax statistics. Contexts cross blocks and the `PARTITION` split (where
+/// a token's number of pieces changes), with and without a sliding window (starting
+/// mid-block, so neighbours' contexts start in different blocks: tokens 45.. with a
+/// window of 37, 1060.. with 600), for both pool formats
+/// and several tile sizes.
+#[test]
+fn a_tile_of_tokens_equals_its_tokens_one_by_one_bit_for_bit() {
+    let (group, head_dim) = (3, 64);
+    let layout = KvLayout {
+        block_size: 16,
+        n_kv_heads: 2,
+        head_dim,
+    };
+    let gw = group * head_dim;
+    let ctx: usize = 1100;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for dtype in [KvDtype::F16, KvDtype::Q8_0] {
+        let (store, table) = random_pool(dtype, &layout, ctx.div_ceil(16) + 2, ctx, &mut rng);
+        for window in [None, Some(PARTITION), Some(600), Some(37)] {
+            let context = |pos: usize| {
+                let end = pos + 1;
+                end - window.map_or(end, |w| w.min(end))..end
+            };
+            let tiles = [
+                (0, 5),
+                (9, 4),
+                (45, 8),
+                (505, 8),
+                (517, 3),
+                (1021, 2),
+                (1060, 6),
+                (1090, 1),
+            ];
+            for (first, tile) in tiles {
+                let contexts: Vec<Range<usize>> = (first..first + tile).map(context).collect();
+                let pieces = partitions(contexts[0].clone(), layout.block_size);
+                // Tiles hold tokens with as many pieces each; cut where that changes.
+                let same = contexts
+                    .iter()
+                    .take_while(|c| partitions((*c).clone(), layout.block_size) == pieces)
+                    .count();
+                let contexts = &contexts[..same];
+                let q: Vec<f32> = (0..same * gw).map(|_| rng.gen_range(-1.0..1.0)).collect();
+                let case = format!("{dtype:?} window {window:?} tokens {first}+{same}");
+                let indices: Vec<Option<usize>> = if pieces == 1 {
+                    vec![None]
+                } else {
+                    (0..pieces).map(Some).collect()
+                };
+                for index in indices {
+                    let mut scratch = AttnScratch::default();
+                    let mut got = vec![0.0; same * gw];
+                    let mut got_stats = vec![PartialSoftmax::default(); same * group];
+                    paged_attention_tile(
+                        &layout,
+                        &store,
+                        &table,
+                        contexts,
+                        1,
+                        &q,
+                        0.125,
+                        &mut scratch,
+                        &mut got,
+                        index.map(|index| Piece {
+                            index,
+                            stats: &mut got_stats,
+                        }),
+                    );
+                    for (j, c) in contexts.iter().enumerate() {
+                        let mut want = vec![0.0; gw];
+                        let mut stats = vec![PartialSoftmax::default(); group];
+                        paged_attention_group(
+                            &layout,
+                            &store,
+                            &table,
+                            c.clone(),
+                            1,
+                            &q[j * gw..(j + 1) * gw],
+                            0.125,
+                            &mut scratch,
+                            &mut want,
+                            index.map(|index| Piece {
+                                index,
+                                stats: &mut stats,
+                            }),
+                        );
+                        let at = j * gw..(j + 1) * gw;
+                        assert_eq!(
+                            bits(&want),
+                            bits(&got[at]),
+                            "{case} piece {index:?} token {j}"
+                        );
+                        for (w, g) in stats.iter().zip(&got_stats[j * group..]) {
+                            assert_eq!(
+                                (w.max.to_bits(), w.sum.to_bits()),
+                                (g.max.to_bits(), g.sum.to_bits()),
+                                "{case} piece {index:?} token {j} stats"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn qtile_microbench() {
+    let layout = KvLayout {
+        block_size: 16,
+        n_kv_heads: 3,
+        head_dim: 64,
+    };
+    let ctx: usize = 432;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let (store, table) = random_pool(KvDtype::F16, &layout, ctx.div_ceil(16) + 2, ctx, &mut rng);
+    let KvStore::F16 { k, v } = &store else {
+        unreachable!()
+    };
+    let kv = view(&layout, k, v, None, &table, ctx);
+    let time = |f: &mut dyn FnMut()| {
+        let mut best = f64::MAX;
+        for _ in 0..200 {
+            let t0 = std::time::Instant::now();
+            f();
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        best * 1e6
+    };
+    for rows in [3usize, 4, 6, 12, 24] {
+        let q: Vec<f32> = (0..rows * 64).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let mut scores = vec![0.0; rows * ctx];
+        let mut row = Vec::new();
+        let ts = time(&mut || unsafe { avx2::scores(&kv, &q, 0.125, &mut row, &mut scores) });
+        let rs = vec![
+            Row {
+                lo: 0,
+                len: ctx,
+                masked: 0
+            };
+            rows
+        ];
+        let mut out = vec![0.0; rows * 64];
+        let tv = time(&mut || unsafe { avx2::values(&kv, &scores, &rs, &mut out) });
+        let mut sc = scores.clone();
+        let te = time(&mut || {
+            sc.copy_from_slice(&scores);
+            for r in sc.chunks_exact_mut(ctx) {
+                softmax(r);
+            }
+        });
+        eprintln!(
+            "rows {rows}: per row scores {:.2} us, values {:.2} us, softmax {:.2} us",
+            ts / rows as f64,
+            tv / rows as f64,
+            te / rows as f64
+        );
     }
 }
