@@ -285,61 +285,34 @@ impl<E> SeqKv<'_, E> {
     }
 }
 
-/// Attention of the query heads that share one KV head (GQA), over the positions `ctx`
-/// of a sequence (`0..n` for the whole context of a token at position `n - 1`, a later
-/// start for a sliding window), or over one piece of them (`piece`).
+/// Attention of the query heads that share one KV head (GQA), for one query token or a
+/// tile of consecutive query tokens of one sequence (a prefill chunk), over the positions
+/// `contexts[j]` of the sequence for token `j` (`0..n` for the whole context of a token at
+/// position `n - 1`, a later start for a sliding window), or over one piece of each
+/// (`piece`).
 ///
-/// `qs` holds the group's query heads back to back (`head_dim` each) and `out` receives
-/// their outputs in the same layout. `block_table[i]` is the pool block holding the
-/// sequence's tokens `i*block_size .. (i+1)*block_size`. Like llama.cpp's f16 KV path,
-/// queries and softmax weights are rounded to f16 before the products; sums stay f32.
+/// `qs` holds the group's query heads back to back (`head_dim` each), token 0's, then
+/// token 1's, and so on; `out` receives their outputs in the same layout. `block_table[i]`
+/// is the pool block holding the sequence's tokens `i*block_size .. (i+1)*block_size`. Like
+/// llama.cpp's f16 KV path, queries and softmax weights are rounded to f16 before the
+/// products; sums stay f32.
 ///
-/// A window's context starts at the block holding `ctx.start`; the positions before
-/// `ctx.start` in that block get no weight (their scores are −∞). With a [`Piece`] of a
-/// context split by [`partitions`], only the `PARTITION` context tokens from
-/// `piece.index * PARTITION` (counted from that first block) are attended, the outputs are left unnormalized
-/// (`Σ exp(s − max) · v`, the weights rounded to f16 as in the whole-context case) and each
-/// head's maximum and sum go to `piece.stats`, for [`merge_partitions`].
-#[allow(clippy::too_many_arguments)]
-pub fn paged_attention_group(
-    layout: &KvLayout,
-    store: &KvStore,
-    block_table: &[u32],
-    ctx: Range<usize>,
-    kv_head: usize,
-    qs: &[f32],
-    scale: f32,
-    scratch: &mut AttnScratch,
-    out: &mut [f32],
-    piece: Option<Piece<'_>>,
-) {
-    paged_attention_tile(
-        layout,
-        store,
-        block_table,
-        std::slice::from_ref(&ctx),
-        kv_head,
-        qs,
-        scale,
-        scratch,
-        out,
-        piece,
-    );
-}
-
-/// [`paged_attention_group`] for several query tokens of one sequence at once (a prefill
-/// chunk): `contexts[j]` is token `j`'s context, `qs` and `out` hold the group's heads of
-/// token 0, then of token 1, and so on. Each key and value loaded serves every head of
-/// every token of the tile whose context holds it, instead of being loaded (and converted
-/// to f32) once per token.
+/// A window's context starts at the block holding its start; the positions before the
+/// start in that block get no weight (their scores are −∞). With a [`Piece`] of contexts
+/// split by [`partitions`], only the `PARTITION` context tokens from `piece.index *
+/// PARTITION` (counted from that first block) of each token are attended, the outputs are
+/// left unnormalized (`Σ exp(s − max) · v`, the weights rounded to f16 as in the
+/// whole-context case) and each head's maximum and sum go to `piece.stats` (token by
+/// token), for [`merge_partitions`].
 ///
-/// Every output (and, with a `piece`, every maximum and sum in `piece.stats`, token by
-/// token) is bit for bit what [`paged_attention_group`] gives for that token alone: the
-/// tile only changes the order in which independent scores and outputs are computed,
-/// never the operations of one of them, so a token's result does not depend on the
-/// tokens it is tiled with. The contexts must start and end in non-decreasing order
-/// (consecutive positions of one sequence do) and, with a `piece`, all be split into the
-/// same number of pieces by [`partitions`] (token `j` attends its own piece `index`).
+/// A tile's tokens share every key and value loaded: a key tile's scores are computed for
+/// all heads of all tokens in one pass, instead of once per token. Yet every output and
+/// statistic is bit for bit what the token gets alone (`contexts` of one range): the tile
+/// only changes the order in which independent scores and outputs are computed, never the
+/// operations of one of them, so a token's result does not depend on the tokens it is
+/// tiled with. The contexts must start and end in non-decreasing order (consecutive
+/// positions of one sequence do) and, with a `piece`, all be split into the same number
+/// of pieces by [`partitions`].
 #[allow(clippy::too_many_arguments)]
 pub fn paged_attention_tile(
     layout: &KvLayout,
@@ -476,7 +449,7 @@ pub struct PartialSoftmax {
     pub sum: f64,
 }
 
-/// One piece of a context split by [`partitions`], as [`paged_attention_group`] computes it.
+/// One piece of a context split by [`partitions`], as [`paged_attention_tile`] computes it.
 pub struct Piece<'a> {
     /// Which piece: context tokens `index * PARTITION ..`.
     pub index: usize,

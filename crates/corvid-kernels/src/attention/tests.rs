@@ -1,6 +1,9 @@
 //! Paged attention against a contiguous reference, head grouping, and the SIMD kernels
 //! against the portable definition, bit for bit.
 
+// `&[0..n]` is the context list of a single query token here, not a mistaken range.
+#![allow(clippy::single_range_in_vec_init)]
+
 use super::*;
 use crate::dot::dot_f32;
 use rand::{Rng, SeedableRng};
@@ -30,11 +33,11 @@ fn paged_equals_contiguous_attention() {
     }
     let q: Vec<f32> = (0..8).map(|i| i as f32 * 0.1).collect();
     let mut out = vec![0.0; 8];
-    paged_attention_group(
+    paged_attention_tile(
         &layout,
         &store,
         &table,
-        0..ctx,
+        &[0..ctx],
         1,
         &q,
         0.35,
@@ -72,11 +75,11 @@ fn a_group_equals_its_heads_one_by_one() {
     let qs: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
     let mut group = vec![0.0; 12];
     let mut scratch = AttnScratch::default();
-    paged_attention_group(
+    paged_attention_tile(
         &layout,
         &store,
         &table,
-        0..5,
+        &[0..5],
         0,
         &qs,
         0.5,
@@ -86,11 +89,11 @@ fn a_group_equals_its_heads_one_by_one() {
     );
     for h in 0..3 {
         let mut one = vec![0.0; 4];
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &store,
             &table,
-            0..5,
+            &[0..5],
             0,
             &qs[h * 4..(h + 1) * 4],
             0.5,
@@ -340,11 +343,11 @@ fn q8_attention_is_close_to_f16_attention() {
         let mut scratch = AttnScratch::default();
         let (mut a, mut b) = (vec![0.0; q.len()], vec![0.0; q.len()]);
         let sc = 1.0 / (head_dim as f32).sqrt();
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &f16s,
             &table,
-            0..ctx,
+            &[0..ctx],
             1,
             &q,
             sc,
@@ -352,11 +355,11 @@ fn q8_attention_is_close_to_f16_attention() {
             &mut a,
             None,
         );
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &q8s,
             &table,
-            0..ctx,
+            &[0..ctx],
             1,
             &q,
             sc,
@@ -390,11 +393,11 @@ fn split_contexts_merge_to_the_whole_context_result() {
             let q: Vec<f32> = (0..heads * 64).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let mut scratch = AttnScratch::default();
             let mut whole = vec![0.0; heads * 64];
-            paged_attention_group(
+            paged_attention_tile(
                 &layout,
                 &store,
                 &table,
-                0..ctx,
+                &[0..ctx],
                 1,
                 &q,
                 0.2,
@@ -412,11 +415,11 @@ fn split_contexts_merge_to_the_whole_context_result() {
                 .enumerate()
             {
                 let piece = Some(Piece { index, stats });
-                paged_attention_group(
+                paged_attention_tile(
                     &layout,
                     &store,
                     &table,
-                    0..ctx,
+                    &[0..ctx],
                     1,
                     &q,
                     0.2,
@@ -474,8 +477,17 @@ fn a_window_equals_a_pool_holding_only_its_tokens() {
     let mut scratch = AttnScratch::default();
     let attend = |store: &KvStore, ctx: Range<usize>, scratch: &mut AttnScratch| {
         let mut out = vec![0.0; q.len()];
-        paged_attention_group(
-            &layout, store, &table, ctx, 1, &q, 0.2, scratch, &mut out, None,
+        paged_attention_tile(
+            &layout,
+            store,
+            &table,
+            &[ctx],
+            1,
+            &q,
+            0.2,
+            scratch,
+            &mut out,
+            None,
         );
         out
     };
@@ -491,11 +503,11 @@ fn a_window_equals_a_pool_holding_only_its_tokens() {
         .enumerate()
     {
         let piece = Some(Piece { index, stats });
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &full,
             &table,
-            start..ctx,
+            &[start..ctx],
             1,
             &q,
             0.2,
@@ -589,11 +601,11 @@ fn a_tile_of_tokens_equals_its_tokens_one_by_one_bit_for_bit() {
                     for (j, c) in contexts.iter().enumerate() {
                         let mut want = vec![0.0; gw];
                         let mut stats = vec![PartialSoftmax::default(); group];
-                        paged_attention_group(
+                        paged_attention_tile(
                             &layout,
                             &store,
                             &table,
-                            c.clone(),
+                            std::slice::from_ref(c),
                             1,
                             &q[j * gw..(j + 1) * gw],
                             0.125,
