@@ -5,7 +5,10 @@
 //! so lane `j` computes exactly `dot_f32(q, k_j)`: for each of the eight partial sums
 //! `k` an FMA chain over dimensions `8c + k`, then the partial sums added in order `k =
 //! 0..8`. Values: the accumulators of a slice of the output dimensions stay in
-//! registers across the whole context, one FMA per token in token order. Both are
+//! registers across the whole context, one FMA per token in token order. For a tile of
+//! query tokens ([`super::paged_attention_tile`]) both run over the union of the tokens'
+//! contexts: a score outside a row's own positions is computed and never read, and a
+//! row's output adds only its own positions. Both are
 //! generic over the element type ([`KvElem::load8`]); a q8_0 pool's scales enter exactly
 //! where the portable definition applies them.
 
