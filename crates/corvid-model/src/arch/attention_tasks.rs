@@ -136,18 +136,36 @@ impl AttentionTasks {
         let (group, gw, window) = (self.group, self.group * self.head_dim, self.window);
         let (qd, kv0) = (gw * self.kv_heads.len(), self.kv_heads.start);
         let query = |t: usize, h: usize| &q[t * qd + (h - kv0) * gw..][..gw];
+        // Each (token, KV head)'s slice of `out`: a whole-context task copies its tokens'
+        // outputs there itself; the pieces of a split context are merged there below.
+        let mut dst: Vec<Option<&mut [f32]>> = out.chunks_exact_mut(gw).map(Some).collect();
+        let mut slot = |t: usize, h: usize| {
+            dst[t * self.kv_heads.len() + h - kv0]
+                .take()
+                .expect("one writer per output")
+        };
         let mut jobs = Vec::with_capacity(self.tasks.len());
+        let mut merges = Vec::new();
         let (mut outputs, mut stats) = (&mut self.outputs[..], &mut self.stats[..]);
-        for task in &self.tasks {
+        for (i, task) in self.tasks.iter().enumerate() {
             let n = task.tokens.len();
             let (o, rest) = std::mem::take(&mut outputs).split_at_mut(n * gw);
             let (s, rest_stats) = std::mem::take(&mut stats).split_at_mut(n * group);
             (outputs, stats) = (rest, rest_stats);
-            jobs.push((task, o, s));
+            let mut whole = Vec::new();
+            match task.piece {
+                None => whole.extend(task.tokens.clone().map(|t| slot(t, task.kv_head))),
+                Some(0) => {
+                    let dsts: Vec<_> = task.tokens.clone().map(|t| slot(t, task.kv_head)).collect();
+                    merges.push((i, dsts));
+                }
+                Some(_) => {}
+            }
+            jobs.push((task, o, s, whole));
         }
         jobs.into_par_iter().for_each_init(
             || (AttnScratch::default(), Vec::new(), Vec::new()),
-            |(scratch, qs, contexts), (task, o, stats)| {
+            |(scratch, qs, contexts), (task, o, stats, whole)| {
                 let h = task.kv_head;
                 qs.clear();
                 contexts.clear();
@@ -160,25 +178,21 @@ impl AttentionTasks {
                 paged_attention_tile(
                     layout, store, table, contexts, h, qs, scale, scratch, o, piece,
                 );
+                for (dst, src) in whole.into_iter().zip(o.chunks_exact(gw)) {
+                    dst.copy_from_slice(src);
+                }
             },
         );
-        // Each (token, KV head)'s output: copied from its task, or its pieces merged.
+        // The split contexts: each (token, KV head)'s pieces merged.
         let (mut parts, mut part_stats) = (Vec::new(), Vec::new());
-        let mut rest = &self.tasks[..];
-        while let Some(task) = rest.first() {
-            let (pieces, later) = rest.split_at(self.pieces[task.tokens.start]);
-            rest = later;
-            for (j, t) in task.tokens.clone().enumerate() {
-                let dst = &mut out[t * qd + (task.kv_head - kv0) * gw..][..gw];
-                let output = |p: &Task| &self.outputs[(p.at + j) * gw..][..gw];
-                if let [whole] = pieces {
-                    dst.copy_from_slice(output(whole));
-                    continue;
-                }
+        for (first, dsts) in merges {
+            let task = &self.tasks[first];
+            let pieces = &self.tasks[first..first + self.pieces[task.tokens.start]];
+            for (j, dst) in dsts.into_iter().enumerate() {
                 parts.clear();
                 part_stats.clear();
                 for p in pieces {
-                    parts.extend_from_slice(output(p));
+                    parts.extend_from_slice(&self.outputs[(p.at + j) * gw..][..gw]);
                     part_stats.extend_from_slice(&self.stats[(p.at + j) * group..][..group]);
                 }
                 merge_partitions(&parts, &part_stats, dst);
