@@ -45,6 +45,8 @@ pub struct EngineConfig {
     /// Whether prefix-cache changes are recorded as KV-cache events (never without
     /// prefix caching: there is nothing to describe).
     pub enable_kv_cache_events: bool,
+    /// Shards the model runs on (vLLM's `tensor_parallel_size`; 1 = unsharded).
+    pub tensor_parallel_size: usize,
 }
 
 impl EngineArgs {
@@ -123,6 +125,7 @@ impl EngineArgs {
             max_waiting_requests: self.max_waiting_requests,
             vocab_size: model.vocab_size,
             enable_kv_cache_events: self.enable_kv_cache_events && enable_prefix_caching,
+            tensor_parallel_size: self.tensor_parallel_size,
         })
     }
 }

@@ -10,19 +10,28 @@ use std::hint::black_box;
 pub fn int8_macs_per_iter(tier: Isa, wide: bool) -> u64 {
     match (tier, wide) {
         (Isa::Portable, _) => 0,
-        // 8 independent chains x 32 byte pairs (ymm) or 64 (zmm).
-        (Isa::Avx512Vnni, true) => 8 * 64,
-        _ => 8 * 32,
+        // AVX2: 8 chains x 32 byte pairs; VNNI: 12 chains x 32 (ymm) or 64 (zmm).
+        (Isa::Avx2, _) => 8 * 32,
+        (Isa::Avx512Vnni, true) => VNNI_CHAINS as u64 * 64,
+        _ => VNNI_CHAINS as u64 * 32,
     }
 }
 
-/// Runs `iters` iterations of the tier's int8 multiply-accumulate in eight independent
-/// chains (enough to cover the instructions' latency) and returns a value that depends
-/// on all of them. `wide` uses 512-bit registers on the AVX-512 tier.
+/// Independent accumulators of the VNNI peak loops. `vpdpbusd` accumulates into its
+/// destination (latency 5 on Intel, two or more issued per cycle), so eight chains
+/// measured only 0.7–0.8× of the instruction's throughput (281–308 against 380–427
+/// GMAC/s per core with 12–24 chains on the Xeon of BENCHMARKS.md); twelve fill it and
+/// still leave the VEX form's sixteen registers room for its two operands.
+const VNNI_CHAINS: usize = 12;
+
+/// Runs `iters` iterations of the tier's int8 multiply-accumulate in independent chains
+/// (enough to cover the instructions' latency) and returns a value that depends on all of
+/// them. `wide` uses 512-bit registers on the AVX-512 tier.
 ///
 /// The AVX2 loop is ggml's and the packed kernels' sequence: `vpmaddubsw` (u8 x i8 pairs
-/// to i16), `vpmaddwd` with ones (to i32), `vpaddd`. The VNNI loops are one `vpdpbusd`
-/// (VEX-encoded on the AVX-VNNI tier).
+/// to i16), `vpmaddwd` with ones (to i32), `vpaddd`, in eight chains (only the `vpaddd`
+/// is a dependency). The VNNI loops are one `vpdpbusd` (VEX-encoded on the AVX-VNNI
+/// tier) in [`VNNI_CHAINS`] chains.
 /// Returns 0 for the portable tier, which has no such instruction.
 pub fn int8_macs(tier: Isa, wide: bool, iters: u64) -> i32 {
     #[cfg(target_arch = "x86_64")]
@@ -65,9 +74,11 @@ mod x86 {
     use std::arch::asm;
     use std::arch::x86_64::*;
 
+    use super::VNNI_CHAINS;
+
     macro_rules! chains {
-        ($ty:ty, $zero:expr, $iters:expr, $step:ident, $fold:expr) => {{
-            let mut acc: [$ty; 8] = [$zero; 8];
+        ($n:expr, $ty:ty, $zero:expr, $iters:expr, $step:ident, $fold:expr) => {{
+            let mut acc: [$ty; $n] = [$zero; $n];
             for _ in 0..$iters {
                 for a in acc.iter_mut() {
                     $step(a);
@@ -97,12 +108,12 @@ mod x86 {
                 options(pure, nomem, nostack)
             )
         };
-        chains!(__m256i, _mm256_setzero_si256(), iters, step, |a| {
+        chains!(8, __m256i, _mm256_setzero_si256(), iters, step, |a| {
             _mm256_extract_epi32::<0>(a)
         })
     }
 
-    /// One `vpdpbusd` per step, in eight chains: `$name` for the register type `$ty`
+    /// One `vpdpbusd` per step, in [`VNNI_CHAINS`] chains: `$name` for the register type `$ty`
     /// (`$reg` class), encoded by `$insn` (the `{vex}` prefix forces AVX-VNNI's form).
     macro_rules! dpbusd_loop {
         ($name:ident, $features:literal, $insn:literal, $ty:ty, $reg:ident, $set1:ident, $zero:expr, $lane0:expr) => {
@@ -118,7 +129,7 @@ mod x86 {
                         options(pure, nomem, nostack)
                     )
                 };
-                chains!($ty, $zero, iters, step, $lane0)
+                chains!(VNNI_CHAINS, $ty, $zero, iters, step, $lane0)
             }
         };
         (ymm $name:ident, $features:literal, $insn:literal) => {

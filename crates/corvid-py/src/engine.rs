@@ -231,6 +231,7 @@ impl Engine {
         d.set_item("max_num_batched_tokens", c.max_num_batched_tokens)?;
         d.set_item("enable_prefix_caching", c.enable_prefix_caching)?;
         d.set_item("vocab_size", c.vocab_size)?;
+        d.set_item("tensor_parallel_size", c.tensor_parallel_size)?;
         Ok(d)
     }
 

@@ -19,21 +19,24 @@ for output in outputs:
 """
 
 
-def run_example(source: str) -> str:
+def run_example(source: str) -> tuple[str, dict]:
+    """Runs `source` as a script; returns what it printed and its globals."""
     out = io.StringIO()
+    scope = {"MODEL": MODEL}
     with contextlib.redirect_stdout(out):
-        exec(source, {"MODEL": MODEL})
-    return out.getvalue()
+        exec(source, scope)
+    return out.getvalue(), scope
 
 
 def test_users_example_runs_as_written_with_two_shards_and_prints_both_texts() -> None:
     # tensor_parallel_size=2 splits the default model's heads 2 + 1 KV heads (6 + 3
     # query heads) over two shards; dtype='half' warns that compute stays float32.
     with pytest.warns(UserWarning, match="float32 on CPU"):
-        printed = run_example(EXAMPLE)
+        printed, scope = run_example(EXAMPLE)
     lines = [line for line in printed.split("生成结果: ") if line.strip()]
     assert len(lines) == 2, printed
     assert printed.startswith("生成结果: ")
+    assert scope["llm"].config["tensor_parallel_size"] == 2
 
 
 def test_hub_id_gets_a_clear_error() -> None:

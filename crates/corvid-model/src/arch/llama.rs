@@ -459,6 +459,7 @@ impl CausalLm for Llama {
         let x0 = self.pool.install(|| self.embed_tokens(batch));
         let out = Mutex::new(Vec::new());
         let run = |s: usize| {
+            let _poison = reduce.poison_on_panic();
             let mut x = x0.clone();
             self.run_layers(&self.shards[s], s, &step, &layout, &stores, &reduce, &mut x);
             if s == 0 {

@@ -13,7 +13,7 @@ use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
 use corvid_kernels::ops::add_assign;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 /// What one shard computes.
@@ -154,6 +154,25 @@ impl AllReduce {
             self.barrier.wait();
         }
     }
+
+    /// A guard a shard holds while it runs: if the shard panics, dropping the guard
+    /// poisons the barrier, and every shard waiting at it (or arriving later) panics too
+    /// instead of waiting forever for the one that is gone. The step then fails as a
+    /// whole, as a one-shard step would, and the engine's panic handling sees it.
+    pub fn poison_on_panic(&self) -> PoisonOnPanic<'_> {
+        PoisonOnPanic(&self.barrier)
+    }
+}
+
+/// See [`AllReduce::poison_on_panic`].
+pub struct PoisonOnPanic<'a>(&'a SpinBarrier);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poisoned.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// A barrier that spins, then yields, instead of parking: the shards arrive within
@@ -165,6 +184,8 @@ struct SpinBarrier {
     shards: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    /// Set when a shard panicked: it will never arrive.
+    poisoned: AtomicBool,
 }
 
 /// Spins before a waiting shard starts yielding its core.
@@ -176,12 +197,14 @@ impl SpinBarrier {
             shards,
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
+            poisoned: AtomicBool::new(false),
         }
     }
 
     /// Returns once all shards have called `wait` for this generation. The last to
     /// arrive resets the count before it opens the next generation, so a shard that
-    /// leaves and comes back at once counts toward the next round.
+    /// leaves and comes back at once counts toward the next round. Panics once the
+    /// barrier is poisoned (another shard panicked and will never arrive).
     fn wait(&self) {
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.shards {
@@ -191,6 +214,9 @@ impl SpinBarrier {
         }
         let mut spins = 0;
         while self.generation.load(Ordering::Acquire) == generation {
+            if self.poisoned.load(Ordering::Acquire) {
+                panic!("another tensor-parallel shard panicked during this step");
+            }
             if spins < SPINS {
                 std::hint::spin_loop();
                 spins += 1;
@@ -349,5 +375,35 @@ mod tests {
         });
         let want: Vec<f32> = (0..50).flat_map(|r| [(300 + 3 * r) as f32, 3.0]).collect();
         assert!(sums.iter().all(|s| *s == want));
+    }
+
+    /// A shard that panics mid-step never reaches the next all-reduce: the others must
+    /// fail too rather than spin there forever (which would hang the engine's step).
+    #[test]
+    fn a_panicking_shard_makes_the_others_fail_instead_of_waiting() {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let reduce = AllReduce::new(3);
+            let outcomes: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..3)
+                    .map(|shard| {
+                        let reduce = &reduce;
+                        s.spawn(move || {
+                            let _guard = reduce.poison_on_panic();
+                            let mut buf = vec![1.0f32];
+                            reduce.sum(shard, 0, &mut buf);
+                            assert!(shard != 1, "shard 1 fails in its layers");
+                            reduce.sum(shard, 1, &mut buf);
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().is_err()).collect()
+            });
+            done_tx.send(outcomes).unwrap();
+        });
+        let outcomes = done
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the surviving shards returned instead of waiting forever");
+        assert_eq!(outcomes, vec![true, true, true], "every shard failed");
     }
 }

@@ -121,7 +121,7 @@ class LLM:
     @property
     def config(self) -> Dict[str, Any]:
         """What the engine runs with: model path, context length, dtypes, KV pool
-        (blocks, block size, bytes), batch limits."""
+        (blocks, block size, bytes), batch limits, tensor_parallel_size."""
         return self._engine.config
 
     def stats(self) -> Dict[str, int]:

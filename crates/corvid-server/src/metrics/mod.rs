@@ -269,6 +269,7 @@ mod tests {
             max_waiting_requests: 8,
             vocab_size: 320,
             enable_kv_cache_events: false,
+            tensor_parallel_size: 1,
         }
     }
 
