@@ -241,6 +241,7 @@ pub struct AttnScratch {
     scores: Vec<f32>,
     q: Vec<f32>,
     row: Vec<f32>,
+    rows: Vec<Row>,
 }
 
 /// The key and value scales of a q8_0 pool.
@@ -284,27 +285,40 @@ impl<E> SeqKv<'_, E> {
     }
 }
 
-/// Attention of the query heads that share one KV head (GQA), over the positions `ctx`
-/// of a sequence (`0..n` for the whole context of a token at position `n - 1`, a later
-/// start for a sliding window), or over one piece of them (`piece`).
+/// Attention of the query heads that share one KV head (GQA), for one query token or a
+/// tile of consecutive query tokens of one sequence (a prefill chunk), over the positions
+/// `contexts[j]` of the sequence for token `j` (`0..n` for the whole context of a token at
+/// position `n - 1`, a later start for a sliding window), or over one piece of each
+/// (`piece`).
 ///
-/// `qs` holds the group's query heads back to back (`head_dim` each) and `out` receives
-/// their outputs in the same layout. `block_table[i]` is the pool block holding the
-/// sequence's tokens `i*block_size .. (i+1)*block_size`. Like llama.cpp's f16 KV path,
-/// queries and softmax weights are rounded to f16 before the products; sums stay f32.
+/// `qs` holds the group's query heads back to back (`head_dim` each), token 0's, then
+/// token 1's, and so on; `out` receives their outputs in the same layout. `block_table[i]`
+/// is the pool block holding the sequence's tokens `i*block_size .. (i+1)*block_size`. Like
+/// llama.cpp's f16 KV path, queries and softmax weights are rounded to f16 before the
+/// products; sums stay f32.
 ///
-/// A window's context starts at the block holding `ctx.start`; the positions before
-/// `ctx.start` in that block get no weight (their scores are −∞). With a [`Piece`] of a
-/// context split by [`partitions`], only the `PARTITION` context tokens from
-/// `piece.index * PARTITION` (counted from that first block) are attended, the outputs are left unnormalized
-/// (`Σ exp(s − max) · v`, the weights rounded to f16 as in the whole-context case) and each
-/// head's maximum and sum go to `piece.stats`, for [`merge_partitions`].
+/// A window's context starts at the block holding its start; the positions before the
+/// start in that block get no weight (their scores are −∞). With a [`Piece`] of contexts
+/// split by [`partitions`], only the `PARTITION` context tokens from `piece.index *
+/// PARTITION` (counted from that first block) of each token are attended, the outputs are
+/// left unnormalized (`Σ exp(s − max) · v`, the weights rounded to f16 as in the
+/// whole-context case) and each head's maximum and sum go to `piece.stats` (token by
+/// token), for [`merge_partitions`].
+///
+/// A tile's tokens share every key and value loaded: a key tile's scores are computed for
+/// all heads of all tokens in one pass, instead of once per token. Yet every output and
+/// statistic is bit for bit what the token gets alone (`contexts` of one range): the tile
+/// only changes the order in which independent scores and outputs are computed, never the
+/// operations of one of them, so a token's result does not depend on the tokens it is
+/// tiled with. The contexts must start and end in non-decreasing order (consecutive
+/// positions of one sequence do) and, with a `piece`, all be split into the same number
+/// of pieces by [`partitions`].
 #[allow(clippy::too_many_arguments)]
-pub fn paged_attention_group(
+pub fn paged_attention_tile(
     layout: &KvLayout,
     store: &KvStore,
     block_table: &[u32],
-    ctx: Range<usize>,
+    contexts: &[Range<usize>],
     kv_head: usize,
     qs: &[f32],
     scale: f32,
@@ -313,21 +327,33 @@ pub fn paged_attention_group(
     piece: Option<Piece<'_>>,
 ) {
     let bs = layout.block_size;
-    let first = ctx.start / bs;
-    let (block_table, ctx_len, masked) = (
-        &block_table[first..],
-        ctx.end - first * bs,
-        ctx.start - first * bs,
-    );
-    let (block_table, ctx_len, masked, stats) = match piece {
-        None => (block_table, ctx_len, masked, None),
-        Some(Piece { index, stats }) => (
-            &block_table[index * PARTITION / bs..],
-            PARTITION.min(ctx_len - index * PARTITION),
-            if index == 0 { masked } else { 0 },
-            Some(stats),
-        ),
-    };
+    let index = piece.as_ref().map(|p| p.index);
+    // Each token's piece: its first block in the table, its length and masked prefix.
+    let spans = contexts.iter().map(|ctx| {
+        let first = ctx.start / bs;
+        let (len, masked) = (ctx.end - first * bs, ctx.start - first * bs);
+        match index {
+            None => (first, len, masked),
+            Some(i) => (
+                first + i * PARTITION / bs,
+                PARTITION.min(len - i * PARTITION),
+                if i == 0 { masked } else { 0 },
+            ),
+        }
+    });
+    // The tile attends the union of its tokens' pieces; each query row keeps to its own.
+    let first = spans.clone().map(|(b, _, _)| b).min().expect("a token");
+    let end = spans.clone().map(|(b, len, _)| b * bs + len).max();
+    let ctx_len = end.expect("a token") - first * bs;
+    let group = qs.len() / layout.head_dim / contexts.len();
+    let mut rows = std::mem::take(&mut scratch.rows);
+    rows.clear();
+    rows.extend(spans.flat_map(|(b, len, masked)| {
+        let lo = (b - first) * bs;
+        std::iter::repeat_n(Row { lo, len, masked }, group)
+    }));
+    let block_table = &block_table[first..];
+    let stats = piece.map(|p| p.stats);
     match store {
         KvStore::F16 { k, v } => attend(
             SeqKv {
@@ -339,9 +365,9 @@ pub fn paged_attention_group(
                 ctx_len,
                 kv_head,
             },
+            &rows,
             qs,
             scale,
-            masked,
             scratch,
             out,
             stats,
@@ -364,13 +390,32 @@ pub fn paged_attention_group(
                 ctx_len,
                 kv_head,
             },
+            &rows,
             qs,
             scale,
-            masked,
             scratch,
             out,
             stats,
         ),
+    }
+    scratch.rows = rows;
+}
+
+/// The positions of a tile's context (counted from its first block) that one query row
+/// attends: its token's piece, `lo .. lo + len`, whose first `masked` positions lie
+/// before its sliding window and get no weight.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    lo: usize,
+    len: usize,
+    masked: usize,
+}
+
+impl Row {
+    /// The attended positions.
+    #[inline]
+    fn range(&self) -> Range<usize> {
+        self.lo..self.lo + self.len
     }
 }
 
@@ -404,7 +449,7 @@ pub struct PartialSoftmax {
     pub sum: f64,
 }
 
-/// One piece of a context split by [`partitions`], as [`paged_attention_group`] computes it.
+/// One piece of a context split by [`partitions`], as [`paged_attention_tile`] computes it.
 pub struct Piece<'a> {
     /// Which piece: context tokens `index * PARTITION ..`.
     pub index: usize,
@@ -436,27 +481,27 @@ pub fn merge_partitions(parts: &[f32], stats: &[PartialSoftmax], out: &mut [f32]
     }
 }
 
-/// [`paged_attention_group`] over one element type; with `stats`, the unnormalized piece.
-/// The first `masked` context slots (outside a sliding window) get no weight.
+/// [`paged_attention_tile`] over one element type; with `stats`, the unnormalized piece.
+/// Query row `r` (`qs[r * head_dim ..]`) attends the positions `rows[r]` of the context.
 fn attend<E: KvElem>(
     kv: SeqKv<'_, E>,
+    rows: &[Row],
     qs: &[f32],
     scale: f32,
-    masked: usize,
     scratch: &mut AttnScratch,
     out: &mut [f32],
     mut stats: Option<&mut [PartialSoftmax]>,
 ) {
-    let hd = kv.layout.head_dim;
     let ctx_len = kv.ctx_len;
-    let heads = qs.len() / hd;
     scratch.q.clear();
     scratch
         .q
         .extend(qs.iter().map(|&v| f16::from_f32(v).to_f32()));
     scratch.scores.clear();
-    scratch.scores.resize(heads * ctx_len, 0.0);
-    let simd = use_simd(hd);
+    scratch.scores.resize(rows.len() * ctx_len, 0.0);
+    let simd = use_simd(kv.layout.head_dim);
+    // Scores of every row over the whole tile context (a score outside a row's positions
+    // is computed and never read: each score depends on its query and key alone).
     if simd {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `use_simd` checked AVX2, FMA and F16C and that head_dim is a multiple of 8.
@@ -478,12 +523,18 @@ fn attend<E: KvElem>(
             &mut scratch.scores,
         );
     }
-    for (h, s) in scratch.scores.chunks_exact_mut(ctx_len).enumerate() {
-        s[..masked].fill(f32::NEG_INFINITY);
+    for (r, (all, row)) in scratch
+        .scores
+        .chunks_exact_mut(ctx_len)
+        .zip(rows)
+        .enumerate()
+    {
+        let s = &mut all[row.range()];
+        s[..row.masked].fill(f32::NEG_INFINITY);
         match stats.as_deref_mut() {
             Some(stats) => {
                 let (max, sum) = exp_shifted(s);
-                stats[h] = PartialSoftmax { max, sum };
+                stats[r] = PartialSoftmax { max, sum };
             }
             None => softmax(s),
         }
@@ -501,10 +552,10 @@ fn attend<E: KvElem>(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         unsafe {
-            avx2::values(&kv, &scratch.scores, out)
+            avx2::values(&kv, &scratch.scores, rows, out)
         };
     } else {
-        portable::values(&kv, &scratch.scores, &mut scratch.row, out);
+        portable::values(&kv, &scratch.scores, rows, &mut scratch.row, out);
     }
 }
 

@@ -1,6 +1,9 @@
 //! Paged attention against a contiguous reference, head grouping, and the SIMD kernels
 //! against the portable definition, bit for bit.
 
+// `&[0..n]` is the context list of a single query token here, not a mistaken range.
+#![allow(clippy::single_range_in_vec_init)]
+
 use super::*;
 use crate::dot::dot_f32;
 use rand::{Rng, SeedableRng};
@@ -30,11 +33,11 @@ fn paged_equals_contiguous_attention() {
     }
     let q: Vec<f32> = (0..8).map(|i| i as f32 * 0.1).collect();
     let mut out = vec![0.0; 8];
-    paged_attention_group(
+    paged_attention_tile(
         &layout,
         &store,
         &table,
-        0..ctx,
+        &[0..ctx],
         1,
         &q,
         0.35,
@@ -72,11 +75,11 @@ fn a_group_equals_its_heads_one_by_one() {
     let qs: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
     let mut group = vec![0.0; 12];
     let mut scratch = AttnScratch::default();
-    paged_attention_group(
+    paged_attention_tile(
         &layout,
         &store,
         &table,
-        0..5,
+        &[0..5],
         0,
         &qs,
         0.5,
@@ -86,11 +89,11 @@ fn a_group_equals_its_heads_one_by_one() {
     );
     for h in 0..3 {
         let mut one = vec![0.0; 4];
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &store,
             &table,
-            0..5,
+            &[0..5],
             0,
             &qs[h * 4..(h + 1) * 4],
             0.5,
@@ -161,11 +164,29 @@ fn compare_simd<E: KvElem>(kv: &SeqKv<'_, E>, heads: usize, shape: &str, rng: &m
     unsafe { avx2::scores(kv, &q, 0.125, &mut row, &mut got) };
     assert_eq!(want, got, "scores, shape {shape}");
     let p: Vec<f32> = (0..heads * ctx).map(|_| rng.gen_range(0.0..0.1)).collect();
-    let (mut want, mut got) = (vec![0.0; heads * hd], vec![0.0; heads * hd]);
-    portable::values(kv, &p, &mut row, &mut want);
-    // SAFETY: as above.
-    unsafe { avx2::values(kv, &p, &mut got) };
-    assert_eq!(want, got, "values, shape {shape}");
+    // Every row over the whole context, then each over positions of its own (as a tile's).
+    let whole = vec![
+        Row {
+            lo: 0,
+            len: ctx,
+            masked: 0
+        };
+        heads
+    ];
+    let own: Vec<Row> = (0..heads)
+        .map(|_| {
+            let lo = rng.gen_range(0..ctx);
+            let len = rng.gen_range(1..=ctx - lo);
+            Row { lo, len, masked: 0 }
+        })
+        .collect();
+    for rows in [whole, own] {
+        let (mut want, mut got) = (vec![0.0; heads * hd], vec![0.0; heads * hd]);
+        portable::values(kv, &p, &rows, &mut row, &mut want);
+        // SAFETY: as above.
+        unsafe { avx2::values(kv, &p, &rows, &mut got) };
+        assert_eq!(want, got, "values, shape {shape}, rows {rows:?}");
+    }
 }
 
 #[test]
@@ -184,6 +205,8 @@ fn simd_kernels_equal_the_portable_definition_bit_for_bit() {
         (16, 5, 2, 23),
         (128, 32, 4, 65),
         (64, 12, 5, 50),
+        (64, 16, 12, 70),
+        (256, 16, 8, 40),
     ] {
         let layout = KvLayout {
             block_size,
@@ -320,11 +343,11 @@ fn q8_attention_is_close_to_f16_attention() {
         let mut scratch = AttnScratch::default();
         let (mut a, mut b) = (vec![0.0; q.len()], vec![0.0; q.len()]);
         let sc = 1.0 / (head_dim as f32).sqrt();
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &f16s,
             &table,
-            0..ctx,
+            &[0..ctx],
             1,
             &q,
             sc,
@@ -332,11 +355,11 @@ fn q8_attention_is_close_to_f16_attention() {
             &mut a,
             None,
         );
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &q8s,
             &table,
-            0..ctx,
+            &[0..ctx],
             1,
             &q,
             sc,
@@ -370,11 +393,11 @@ fn split_contexts_merge_to_the_whole_context_result() {
             let q: Vec<f32> = (0..heads * 64).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let mut scratch = AttnScratch::default();
             let mut whole = vec![0.0; heads * 64];
-            paged_attention_group(
+            paged_attention_tile(
                 &layout,
                 &store,
                 &table,
-                0..ctx,
+                &[0..ctx],
                 1,
                 &q,
                 0.2,
@@ -392,11 +415,11 @@ fn split_contexts_merge_to_the_whole_context_result() {
                 .enumerate()
             {
                 let piece = Some(Piece { index, stats });
-                paged_attention_group(
+                paged_attention_tile(
                     &layout,
                     &store,
                     &table,
-                    0..ctx,
+                    &[0..ctx],
                     1,
                     &q,
                     0.2,
@@ -454,8 +477,17 @@ fn a_window_equals_a_pool_holding_only_its_tokens() {
     let mut scratch = AttnScratch::default();
     let attend = |store: &KvStore, ctx: Range<usize>, scratch: &mut AttnScratch| {
         let mut out = vec![0.0; q.len()];
-        paged_attention_group(
-            &layout, store, &table, ctx, 1, &q, 0.2, scratch, &mut out, None,
+        paged_attention_tile(
+            &layout,
+            store,
+            &table,
+            &[ctx],
+            1,
+            &q,
+            0.2,
+            scratch,
+            &mut out,
+            None,
         );
         out
     };
@@ -471,11 +503,11 @@ fn a_window_equals_a_pool_holding_only_its_tokens() {
         .enumerate()
     {
         let piece = Some(Piece { index, stats });
-        paged_attention_group(
+        paged_attention_tile(
             &layout,
             &full,
             &table,
-            start..ctx,
+            &[start..ctx],
             1,
             &q,
             0.2,
@@ -492,5 +524,114 @@ fn a_window_equals_a_pool_holding_only_its_tokens() {
             "[{i}] window {g} vs pool of the window {w}"
         );
         assert!((w - m).abs() < 1e-3, "[{i}] split window {m} vs {w}");
+    }
+}
+
+/// Tiles of consecutive query tokens of one sequence (a prefill chunk) give every token
+/// exactly its own result, bit for bit: outputs and, for split contexts, each piece's
+/// outputs and softmax statistics. Contexts cross blocks and the `PARTITION` split (where
+/// a token's number of pieces changes), with and without a sliding window (starting
+/// mid-block, so neighbours' contexts start in different blocks: tokens 45.. with a
+/// window of 37, 1060.. with 600), for both pool formats
+/// and several tile sizes.
+#[test]
+fn a_tile_of_tokens_equals_its_tokens_one_by_one_bit_for_bit() {
+    let (group, head_dim) = (3, 64);
+    let layout = KvLayout {
+        block_size: 16,
+        n_kv_heads: 2,
+        head_dim,
+    };
+    let gw = group * head_dim;
+    let ctx: usize = 1100;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for dtype in [KvDtype::F16, KvDtype::Q8_0] {
+        let (store, table) = random_pool(dtype, &layout, ctx.div_ceil(16) + 2, ctx, &mut rng);
+        for window in [None, Some(PARTITION), Some(600), Some(37)] {
+            let context = |pos: usize| {
+                let end = pos + 1;
+                end - window.map_or(end, |w| w.min(end))..end
+            };
+            let tiles = [
+                (0, 5),
+                (9, 4),
+                (45, 8),
+                (505, 8),
+                (517, 3),
+                (1021, 2),
+                (1060, 6),
+                (1090, 1),
+            ];
+            for (first, tile) in tiles {
+                let contexts: Vec<Range<usize>> = (first..first + tile).map(context).collect();
+                let pieces = partitions(contexts[0].clone(), layout.block_size);
+                // Tiles hold tokens with as many pieces each; cut where that changes.
+                let same = contexts
+                    .iter()
+                    .take_while(|c| partitions((*c).clone(), layout.block_size) == pieces)
+                    .count();
+                let contexts = &contexts[..same];
+                let q: Vec<f32> = (0..same * gw).map(|_| rng.gen_range(-1.0..1.0)).collect();
+                let case = format!("{dtype:?} window {window:?} tokens {first}+{same}");
+                let indices: Vec<Option<usize>> = if pieces == 1 {
+                    vec![None]
+                } else {
+                    (0..pieces).map(Some).collect()
+                };
+                for index in indices {
+                    let mut scratch = AttnScratch::default();
+                    let mut got = vec![0.0; same * gw];
+                    let mut got_stats = vec![PartialSoftmax::default(); same * group];
+                    paged_attention_tile(
+                        &layout,
+                        &store,
+                        &table,
+                        contexts,
+                        1,
+                        &q,
+                        0.125,
+                        &mut scratch,
+                        &mut got,
+                        index.map(|index| Piece {
+                            index,
+                            stats: &mut got_stats,
+                        }),
+                    );
+                    for (j, c) in contexts.iter().enumerate() {
+                        let mut want = vec![0.0; gw];
+                        let mut stats = vec![PartialSoftmax::default(); group];
+                        paged_attention_tile(
+                            &layout,
+                            &store,
+                            &table,
+                            std::slice::from_ref(c),
+                            1,
+                            &q[j * gw..(j + 1) * gw],
+                            0.125,
+                            &mut scratch,
+                            &mut want,
+                            index.map(|index| Piece {
+                                index,
+                                stats: &mut stats,
+                            }),
+                        );
+                        let at = j * gw..(j + 1) * gw;
+                        assert_eq!(
+                            bits(&want),
+                            bits(&got[at]),
+                            "{case} piece {index:?} token {j}"
+                        );
+                        for (w, g) in stats.iter().zip(&got_stats[j * group..]) {
+                            assert_eq!(
+                                (w.max.to_bits(), w.sum.to_bits()),
+                                (g.max.to_bits(), g.sum.to_bits()),
+                                "{case} piece {index:?} token {j} stats"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

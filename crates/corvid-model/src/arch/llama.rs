@@ -7,6 +7,7 @@
 //! Qwen2's bias with Gemma's post-norms, rotates only part of each head, and stores its
 //! gate and up projections fused.
 
+use super::attention_tasks::AttentionTasks;
 use super::load_progress::LoadProgress;
 use super::tensor_parallel::{plan, shard_pools, AllReduce, ShardSpec};
 use crate::config::{Arch, ModelConfig};
@@ -15,14 +16,10 @@ use crate::kv_cache::{gcd, KvCache, KvGroups};
 use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
-use corvid_kernels::attention::{
-    merge_partitions, paged_attention_group, partitions, AttnScratch, KvLayout, KvStore,
-    PartialSoftmax, Piece,
-};
+use corvid_kernels::attention::{KvLayout, KvStore};
 use corvid_kernels::matmul::matmul_group;
 use corvid_kernels::ops::{add_assign, gelu_tanh_mul, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
-use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::{Mutex, RwLock};
 
@@ -395,150 +392,12 @@ fn compute_pool() -> Result<rayon::ThreadPool> {
         .map_err(|e| ModelError::Unsupported(format!("cannot start compute threads: {e}")))
 }
 
-/// A step's attention work: one task per (token, KV head), or per (token, KV head,
-/// context piece) for contexts longer than
-/// [`PARTITION`](corvid_kernels::attention::PARTITION) tokens. The query heads sharing a KV
-/// head are adjacent in `q` and in the output, so each task reads its K/V rows once for all
-/// of them; the pieces of a split context run on different threads (so a single long
-/// sequence keeps every core busy) and are merged afterwards. Built once per step, reused
-/// by every layer of one kind (global, or local with a sliding window).
-struct AttentionTasks {
-    /// `(token, kv_head, piece)` of each task, in (token, KV head) order; `piece` is `None`
-    /// for a context attended whole, which writes its output directly.
-    tasks: Vec<(usize, usize, Option<usize>)>,
-    /// Pieces of each token's context.
-    pieces: Vec<usize>,
-    /// The split contexts' pieces' unnormalized outputs (`group * head_dim` values each),
-    /// in task order.
-    partial: Vec<f32>,
-    /// Their per-head softmax maxima and sums, in the same order.
-    stats: Vec<PartialSoftmax>,
-    /// Query heads per KV head (of the shard's).
-    group: usize,
-    head_dim: usize,
-    /// The shard's KV heads.
-    kv_heads: Range<usize>,
-    /// Positions attended, `None` for the whole context.
-    window: Option<usize>,
-}
-
-impl AttentionTasks {
-    fn new(
-        shard: &ShardSpec,
-        head_dim: usize,
-        meta: &[TokenMeta],
-        block_size: usize,
-        window: Option<usize>,
-    ) -> Self {
-        let (group, kv_heads) = (shard.group(), shard.kv_heads.clone());
-        let pieces: Vec<usize> = meta
-            .iter()
-            .map(|m| partitions(context(m, window), block_size))
-            .collect();
-        let tasks: Vec<(usize, usize, Option<usize>)> = pieces
-            .iter()
-            .enumerate()
-            .flat_map(|(t, &k)| {
-                kv_heads
-                    .clone()
-                    .flat_map(move |h| (0..k).map(move |p| (t, h, (k > 1).then_some(p))))
-            })
-            .collect();
-        let split = tasks.iter().filter(|task| task.2.is_some()).count();
-        Self {
-            partial: vec![0.0; split * group * head_dim],
-            stats: vec![PartialSoftmax::default(); split * group],
-            tasks,
-            pieces,
-            group,
-            head_dim,
-            kv_heads: shard.kv_heads.clone(),
-            window,
-        }
-    }
-
-    /// Attention of every token's query heads `q` (the shard's) over its sequence's
-    /// cached context, written to `out` (same layout as `q`).
-    #[allow(clippy::too_many_arguments)]
-    fn run(
-        &mut self,
-        layout: &KvLayout,
-        store: &KvStore,
-        batch: &[SeqInput<'_>],
-        meta: &[TokenMeta],
-        kv_group: usize,
-        q: &[f32],
-        scale: f32,
-        out: &mut [f32],
-    ) {
-        let (group, gw, window) = (self.group, self.group * self.head_dim, self.window);
-        let (qd, kv0) = (gw * self.kv_heads.len(), self.kv_heads.start);
-        // Each task's destination: its slice of `out`, or its piece's buffers.
-        let mut whole = out.chunks_exact_mut(gw);
-        let mut split = self
-            .partial
-            .chunks_exact_mut(gw)
-            .zip(self.stats.chunks_exact_mut(group));
-        let jobs: Vec<_> = self
-            .tasks
-            .iter()
-            .map(|&(t, h, piece)| match piece {
-                None => (t, h, whole.next().expect("one slice per task"), None),
-                Some(index) => {
-                    if index == 0 {
-                        whole.next(); // written by the merge below
-                    }
-                    let (o, stats) = split.next().expect("buffers per piece");
-                    (t, h, o, Some(Piece { index, stats }))
-                }
-            })
-            .collect();
-        jobs.into_par_iter()
-            .for_each_init(AttnScratch::default, |scratch, (t, h, o, piece)| {
-                let m = &meta[t];
-                let qg = &q[t * qd + (h - kv0) * gw..t * qd + (h - kv0 + 1) * gw];
-                let table = &batch[m.seq].block_tables[kv_group];
-                paged_attention_group(
-                    layout,
-                    store,
-                    table,
-                    context(m, window),
-                    h,
-                    qg,
-                    scale,
-                    scratch,
-                    o,
-                    piece,
-                );
-            });
-        let mut first = 0;
-        let per_slice = self
-            .pieces
-            .iter()
-            .flat_map(|&k| std::iter::repeat_n(k, self.kv_heads.len()));
-        for (dst, k) in out.chunks_exact_mut(gw).zip(per_slice) {
-            if k > 1 {
-                let (parts, stats) = (
-                    &self.partial[first * gw..(first + k) * gw],
-                    &self.stats[first * group..(first + k) * group],
-                );
-                merge_partitions(parts, stats, dst);
-                first += k;
-            }
-        }
-    }
-}
-
-/// The positions a token attends to: the whole context, or the last `window` of it.
-fn context(m: &TokenMeta, window: Option<usize>) -> Range<usize> {
-    let end = m.pos + 1;
-    end - window.map_or(end, |w| w.min(end))..end
-}
-
 /// Per-token bookkeeping for one step.
-struct TokenMeta {
-    seq: usize,
-    pos: usize,
+pub(super) struct TokenMeta {
+    /// The token's sequence: its index in the batch.
+    pub(super) seq: usize,
+    /// The token's position in its sequence.
+    pub(super) pos: usize,
 }
 
 /// What every shard of one step reads: the batch, each token's sequence and position,

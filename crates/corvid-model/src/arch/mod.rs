@@ -1,5 +1,6 @@
 //! Model architectures.
 
+mod attention_tasks;
 pub mod llama;
 mod load_progress;
 mod tensor_parallel;
