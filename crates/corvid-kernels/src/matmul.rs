@@ -1081,6 +1081,9 @@ mod tests {
         }
     }
 
+    /// A group's matrices, each with its output.
+    type Products<'a> = [(&'a QMatrix, &'a mut [f32])];
+
     /// Activations quantized by their producer (an RMSNorm of each row, as a layer's
     /// norm before its projections) give the same f32 rows and the same products, bit for
     /// bit, as the norm written out and then quantized by `matmul_group`: for Q4_1, Q8_0,
@@ -1093,11 +1096,26 @@ mod tests {
         use crate::quant::quantize::{quantize_weight_q4_k, quantize_weight_q6_k};
         let cols = 512;
         let mats = [
-            (64, WeightData::Q4_1(quantize_weight_q4_1(&random(71, 64 * cols)))),
-            (4, WeightData::Q4_1(quantize_weight_q4_1(&random(72, 4 * cols)))),
-            (64, WeightData::Q8_0(quantize_weight_q8_0(&random(73, 64 * cols)))),
-            (32, WeightData::Q4K(quantize_weight_q4_k(&random(74, 32 * cols)))),
-            (32, WeightData::Q6K(quantize_weight_q6_k(&random(75, 32 * cols)))),
+            (
+                64,
+                WeightData::Q4_1(quantize_weight_q4_1(&random(71, 64 * cols))),
+            ),
+            (
+                4,
+                WeightData::Q4_1(quantize_weight_q4_1(&random(72, 4 * cols))),
+            ),
+            (
+                64,
+                WeightData::Q8_0(quantize_weight_q8_0(&random(73, 64 * cols))),
+            ),
+            (
+                32,
+                WeightData::Q4K(quantize_weight_q4_k(&random(74, 32 * cols))),
+            ),
+            (
+                32,
+                WeightData::Q6K(quantize_weight_q6_k(&random(75, 32 * cols))),
+            ),
             (4, WeightData::F32(random(76, 4 * cols))),
         ]
         .map(|(rows, data)| QMatrix { rows, cols, data }.packed_for_cpu());
@@ -1110,7 +1128,7 @@ mod tests {
             let mut want_x = residual.clone();
             rms_norm(&mut want_x, &norm, 1e-5);
             for group in &groups {
-                let run = |f: &mut dyn FnMut(&mut [(&QMatrix, &mut [f32])])| {
+                let run = |f: &mut dyn FnMut(&mut Products<'_>)| {
                     let mut outs: Vec<Vec<f32>> =
                         group.iter().map(|m| vec![0.0; n * m.rows]).collect();
                     let mut products: Vec<(&QMatrix, &mut [f32])> = group
