@@ -1043,36 +1043,64 @@ mod tests {
         }
     }
 
+    /// A weight format, made from random f32 weights.
+    type Format = fn(&[f32]) -> WeightData;
+
+    fn q4_1(w: &[f32]) -> WeightData {
+        WeightData::Q4_1(quantize_weight_q4_1(w))
+    }
+
+    fn q8_0(w: &[f32]) -> WeightData {
+        WeightData::Q8_0(quantize_weight_q8_0(w))
+    }
+
+    fn f32s(w: &[f32]) -> WeightData {
+        WeightData::F32(w.to_vec())
+    }
+
+    /// One `rows × cols` matrix per `(rows, format)` from random weights (seeds `seed`,
+    /// `seed + 1`, …), packed where the tier packs.
+    fn random_matrices(cols: usize, specs: &[(usize, Format)], seed: u64) -> Vec<QMatrix> {
+        specs
+            .iter()
+            .zip(seed..)
+            .map(|(&(rows, format), seed)| {
+                let data = format(&random(seed, rows * cols));
+                QMatrix { rows, cols, data }.packed_for_cpu()
+            })
+            .collect()
+    }
+
+    /// A group's matrices, each with its output.
+    type Products<'a> = [(&'a QMatrix, &'a mut [f32])];
+
+    /// The outputs `product` writes for `mats` at `n` tokens.
+    fn outputs(
+        mats: &[&QMatrix],
+        n: usize,
+        product: &mut dyn FnMut(&mut Products<'_>),
+    ) -> Vec<Vec<f32>> {
+        let mut outs: Vec<Vec<f32>> = mats.iter().map(|m| vec![0.0; n * m.rows]).collect();
+        let mut products: Vec<(&QMatrix, &mut [f32])> = mats
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(m, o)| (*m, o.as_mut_slice()))
+            .collect();
+        product(&mut products);
+        outs
+    }
+
     /// A group of matrices that share their input (mixed formats, packed and not, and
     /// fewer rows than a task) gives each matrix exactly what its own `matmul` gives.
     #[test]
     fn a_group_equals_its_matrices_one_by_one() {
         let cols = 256;
-        let mats = [
-            (
-                576,
-                WeightData::Q4_1(quantize_weight_q4_1(&random(11, 576 * cols))),
-            ),
-            (
-                192,
-                WeightData::Q8_0(quantize_weight_q8_0(&random(12, 192 * cols))),
-            ),
-            (
-                64,
-                WeightData::Q4_1(quantize_weight_q4_1(&random(13, 64 * cols))),
-            ),
-            (4, WeightData::F32(random(14, 4 * cols))),
-        ]
-        .map(|(rows, data)| QMatrix { rows, cols, data }.packed_for_cpu());
+        let specs: [(usize, Format); 4] = [(576, q4_1), (192, q8_0), (64, q4_1), (4, f32s)];
+        let mats = random_matrices(cols, &specs, 11);
+        let group: Vec<&QMatrix> = mats.iter().collect();
         for n in [1, 3, 17, 64] {
             let x = random(50 + n as u64, n * cols);
-            let mut outs: Vec<Vec<f32>> = mats.iter().map(|m| vec![0.0; n * m.rows]).collect();
-            let mut products: Vec<(&QMatrix, &mut [f32])> = mats
-                .iter()
-                .zip(outs.iter_mut())
-                .map(|(m, o)| (m, o.as_mut_slice()))
-                .collect();
-            matmul_group(&x, &mut products);
+            let outs = outputs(&group, n, &mut |products| matmul_group(&x, products));
             for (m, got) in mats.iter().zip(&outs) {
                 let mut want = vec![0.0; n * m.rows];
                 m.matmul(&x, &mut want);
@@ -1080,9 +1108,6 @@ mod tests {
             }
         }
     }
-
-    /// A group's matrices, each with its output.
-    type Products<'a> = [(&'a QMatrix, &'a mut [f32])];
 
     /// Activations quantized by their producer (an RMSNorm of each row, as a layer's
     /// norm before its projections) give the same f32 rows and the same products, bit for
@@ -1095,30 +1120,17 @@ mod tests {
         use crate::ops::rms_norm;
         use crate::quant::quantize::{quantize_weight_q4_k, quantize_weight_q6_k};
         let cols = 512;
-        let mats = [
-            (
-                64,
-                WeightData::Q4_1(quantize_weight_q4_1(&random(71, 64 * cols))),
-            ),
-            (
-                4,
-                WeightData::Q4_1(quantize_weight_q4_1(&random(72, 4 * cols))),
-            ),
-            (
-                64,
-                WeightData::Q8_0(quantize_weight_q8_0(&random(73, 64 * cols))),
-            ),
-            (
-                32,
-                WeightData::Q4K(quantize_weight_q4_k(&random(74, 32 * cols))),
-            ),
-            (
-                32,
-                WeightData::Q6K(quantize_weight_q6_k(&random(75, 32 * cols))),
-            ),
-            (4, WeightData::F32(random(76, 4 * cols))),
-        ]
-        .map(|(rows, data)| QMatrix { rows, cols, data }.packed_for_cpu());
+        let q4_k: Format = |w| WeightData::Q4K(quantize_weight_q4_k(w));
+        let q6_k: Format = |w| WeightData::Q6K(quantize_weight_q6_k(w));
+        let specs: [(usize, Format); 6] = [
+            (64, q4_1),
+            (4, q4_1),
+            (64, q8_0),
+            (32, q4_k),
+            (32, q6_k),
+            (4, f32s),
+        ];
+        let mats = random_matrices(cols, &specs, 71);
         let norm = random(77, cols);
         let groups: Vec<Vec<&QMatrix>> = std::iter::once(mats.iter().collect())
             .chain(mats.iter().map(|m| vec![m]))
@@ -1128,20 +1140,9 @@ mod tests {
             let mut want_x = residual.clone();
             rms_norm(&mut want_x, &norm, 1e-5);
             for group in &groups {
-                let run = |f: &mut dyn FnMut(&mut Products<'_>)| {
-                    let mut outs: Vec<Vec<f32>> =
-                        group.iter().map(|m| vec![0.0; n * m.rows]).collect();
-                    let mut products: Vec<(&QMatrix, &mut [f32])> = group
-                        .iter()
-                        .zip(outs.iter_mut())
-                        .map(|(m, o)| (*m, o.as_mut_slice()))
-                        .collect();
-                    f(&mut products);
-                    outs
-                };
-                let want = run(&mut |products| matmul_group(&want_x, products));
+                let want = outputs(group, n, &mut |products| matmul_group(&want_x, products));
                 let mut got_x = vec![f32::NAN; n * cols];
-                let got = run(&mut |products| {
+                let got = outputs(group, n, &mut |products| {
                     let input = QuantizedInput::produce(group, &mut got_x, |t, row| {
                         row.copy_from_slice(&residual[t * cols..(t + 1) * cols]);
                         rms_norm(row, &norm, 1e-5);
