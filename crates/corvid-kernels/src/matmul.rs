@@ -151,71 +151,27 @@ impl Groups {
     }
 }
 
-/// From this many token rows the activations are quantized (and produced, see
-/// [`QuantizedInput::produce`]) across the thread pool: at 64 tokens a serial pass took a
-/// quarter of the matmul; below, the fork-join costs more than the pass.
-const PARALLEL_ROWS: usize = 16;
-
-/// The row quantizations every activation format is built from, `n` rows each; one no
-/// matrix of the group needs stays empty (its quantizer then writes nothing).
-struct Blocks {
-    q8_0: Vec<BlockQ8_0>,
-    q8_1: Vec<BlockQ8_1>,
-    q8_k: Vec<BlockQ8K>,
-}
-
-/// One token row's share of [`Blocks`].
-type BlockRow<'b> = (&'b mut [BlockQ8_0], &'b mut [BlockQ8_1], &'b mut [BlockQ8K]);
-
-impl Blocks {
-    /// Room for `n` rows of `cols` values in each quantization one of `formats` needs.
-    fn for_formats(formats: &[ActFormat], n: usize, cols: usize) -> Self {
-        let needs = |base: fn(ActFormat) -> bool| formats.iter().any(|&f| base(f));
-        let len = |needed: bool, per_block: usize| if needed { n * cols / per_block } else { 0 };
-        Self {
-            q8_0: vec![BlockQ8_0::default(); len(needs(ActFormat::is_q8_0), QK)],
-            q8_1: vec![BlockQ8_1::default(); len(needs(ActFormat::is_q8_1), QK)],
-            q8_k: vec![BlockQ8K::default(); len(needs(ActFormat::is_q8_k), QK_K)],
-        }
-    }
-
-    /// The `n` rows' shares, in token order.
-    fn rows(&mut self, n: usize) -> Vec<BlockRow<'_>> {
-        fn split<B>(v: &mut [B], n: usize) -> Vec<&mut [B]> {
-            if v.is_empty() {
-                (0..n).map(|_| &mut [][..]).collect()
-            } else {
-                let per_row = v.len() / n;
-                v.chunks_exact_mut(per_row).collect()
-            }
-        }
-        let (a, b, c) = (
-            split(&mut self.q8_0, n),
-            split(&mut self.q8_1, n),
-            split(&mut self.q8_k, n),
-        );
-        a.into_iter()
-            .zip(b)
-            .zip(c)
-            .map(|((a, b), c)| (a, b, c))
-            .collect()
-    }
-}
-
-/// Quantizes the activation row `x` into each of its [`Blocks`] shares.
-fn quantize_row(x: &[f32], (q8_0, q8_1, q8_k): BlockRow<'_>) {
-    quantize_q8_0(x, q8_0);
-    quantize_q8_1(x, q8_1);
-    quantize_q8_k(x, q8_k);
-}
-
-/// Runs `f` on every row's job, across the pool from [`PARALLEL_ROWS`] rows.
-fn for_each_row<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync + Send) {
-    if jobs.len() >= PARALLEL_ROWS {
-        jobs.into_par_iter().for_each(f);
+/// Quantizes every `cols`-wide row of `x` into `nb` blocks (the activation format a
+/// weight format pairs with), once per matmul; across the thread pool when there are
+/// enough rows for it to pay (at 64 tokens a serial pass took a quarter of the matmul).
+fn quantize_rows<B: Default + Clone + Send>(
+    x: &[f32],
+    cols: usize,
+    nb: usize,
+    quantize: fn(&[f32], &mut [B]),
+) -> Vec<B> {
+    const PARALLEL_ROWS: usize = 16;
+    let mut q = vec![B::default(); x.len() / cols * nb];
+    if x.len() / cols >= PARALLEL_ROWS {
+        x.par_chunks_exact(cols)
+            .zip(q.par_chunks_exact_mut(nb))
+            .for_each(|(xs, qs)| quantize(xs, qs));
     } else {
-        jobs.into_iter().for_each(f);
+        for (xs, qs) in x.chunks_exact(cols).zip(q.chunks_exact_mut(nb)) {
+            quantize(xs, qs);
+        }
     }
+    q
 }
 
 /// Raw output pointer shared by tasks that write disjoint elements.
@@ -254,135 +210,28 @@ enum ActFormat {
 }
 
 impl ActFormat {
-    /// Built from Q8_0 blocks.
-    fn is_q8_0(self) -> bool {
-        matches!(self, ActFormat::Q8_0 | ActFormat::Q8_0Scaled)
-    }
-
-    /// Built from Q8_1 blocks.
-    fn is_q8_1(self) -> bool {
-        matches!(self, ActFormat::Q8_1 | ActFormat::Q8_1Scaled)
-    }
-
-    /// Built from Q8_K blocks.
-    fn is_q8_k(self) -> bool {
-        matches!(self, ActFormat::Q8K | ActFormat::Q8KPaired)
-    }
-
-    /// This format's activations from the rows `x` and their quantized `blocks`, which it
-    /// takes when `last` (no later format of the group is built from them) and copies
-    /// otherwise.
-    fn build<'a>(self, x: &'a [f32], blocks: &mut Blocks, last: bool) -> Activations<'a> {
-        fn take<B: Clone>(v: &mut Vec<B>, last: bool) -> Vec<B> {
-            if last {
-                std::mem::take(v)
-            } else {
-                v.clone()
-            }
-        }
+    /// Quantizes the `cols`-wide rows of `x` into this format (`nb` blocks a row).
+    fn quantize(self, x: &[f32], cols: usize, nb: usize) -> Activations<'_> {
         match self {
             ActFormat::F32 => Activations::F32(x),
-            ActFormat::Q8_0 => Activations::Q8_0(take(&mut blocks.q8_0, last)),
-            ActFormat::Q8_1 => Activations::Q8_1(take(&mut blocks.q8_1, last)),
-            ActFormat::Q8K => Activations::Q8K(take(&mut blocks.q8_k, last)),
+            ActFormat::Q8_0 => Activations::Q8_0(quantize_rows(x, cols, nb, quantize_q8_0)),
+            ActFormat::Q8_1 => Activations::Q8_1(quantize_rows(x, cols, nb, quantize_q8_1)),
+            ActFormat::Q8K => Activations::Q8K(quantize_rows(x, cols, nb, quantize_q8_k)),
             ActFormat::Q8_1Scaled => {
-                let q = take(&mut blocks.q8_1, last);
+                let q = quantize_rows(x, cols, nb, quantize_q8_1);
                 let scales = packed::q8_1_scales(&q);
                 Activations::Q8_1Scaled(q, scales)
             }
             ActFormat::Q8_0Scaled => {
-                let q = take(&mut blocks.q8_0, last);
+                let q = quantize_rows(x, cols, nb, quantize_q8_0);
                 let scales = packed::q8_0_scales(&q);
                 Activations::Q8_0Scaled(q, scales)
             }
             ActFormat::Q8KPaired => {
-                let q = take(&mut blocks.q8_k, last);
+                let q = quantize_rows(x, cols, nb, quantize_q8_k);
                 let pairs = packed::q8_k_min_pairs(&q);
                 Activations::Q8KPaired(q, pairs)
             }
-        }
-    }
-}
-
-/// Activations already quantized into every format a group of matrices pairs with, for
-/// [`matmul_quantized`]: built by the step that produces them ([`Self::produce`]), so each
-/// row is quantized while it is still in cache, in the same parallel pass, instead of
-/// being re-read by a separate pass at the start of the matmul.
-pub struct QuantizedInput<'a> {
-    cols: usize,
-    n: usize,
-    acts: Vec<(ActFormat, Activations<'a>)>,
-}
-
-impl<'a> QuantizedInput<'a> {
-    /// Lets `produce(t, row)` write token `t`'s row of `x` (in place: the row holds what
-    /// `x` held), then quantizes that row into each format `matrices` pair with; rows run
-    /// across the pool from [`PARALLEL_ROWS`] on. `x` keeps the f32 rows (f32 weights read
-    /// them, and so may the caller). The blocks are the same bits as [`matmul_group`]
-    /// quantizing the finished `x`: the same functions on the same row.
-    pub fn produce(
-        matrices: &[&QMatrix],
-        x: &'a mut [f32],
-        produce: impl Fn(usize, &mut [f32]) + Sync,
-    ) -> Self {
-        let (formats, cols, n) = Self::formats(matrices, x.len());
-        let mut blocks = Blocks::for_formats(&formats, n, cols);
-        let jobs: Vec<_> = x
-            .chunks_exact_mut(cols)
-            .enumerate()
-            .zip(blocks.rows(n))
-            .collect();
-        for_each_row(jobs, |((t, row), q)| {
-            produce(t, row);
-            quantize_row(row, q);
-        });
-        Self::build(formats, x, blocks, cols)
-    }
-
-    /// The finished rows `x` quantized for `matrices` ([`matmul_group`]'s own pass).
-    fn of(matrices: &[&QMatrix], x: &'a [f32]) -> Self {
-        let (formats, cols, n) = Self::formats(matrices, x.len());
-        let mut blocks = Blocks::for_formats(&formats, n, cols);
-        let jobs: Vec<_> = x.chunks_exact(cols).zip(blocks.rows(n)).collect();
-        for_each_row(jobs, |(row, q)| quantize_row(row, q));
-        Self::build(formats, x, blocks, cols)
-    }
-
-    /// The distinct formats `matrices` pair with, their shared row length, and the token
-    /// count of `len` activations.
-    fn formats(matrices: &[&QMatrix], len: usize) -> (Vec<ActFormat>, usize, usize) {
-        let cols = matrices.first().map_or(1, |w| w.cols);
-        let n = len / cols;
-        assert_eq!(len, n * cols, "activation length");
-        let mut formats: Vec<ActFormat> = Vec::new();
-        for w in matrices {
-            assert_eq!(w.cols, cols, "matrices of a group share their input");
-            let f = w.activation_format();
-            if !formats.contains(&f) {
-                formats.push(f);
-            }
-        }
-        (formats, cols, n)
-    }
-
-    fn build(formats: Vec<ActFormat>, x: &'a [f32], mut blocks: Blocks, cols: usize) -> Self {
-        let acts = formats
-            .iter()
-            .enumerate()
-            .map(|(i, &f)| {
-                let shares = |g: &ActFormat| {
-                    (f.is_q8_0() && g.is_q8_0())
-                        || (f.is_q8_1() && g.is_q8_1())
-                        || (f.is_q8_k() && g.is_q8_k())
-                };
-                let last = !formats[i + 1..].iter().any(shares);
-                (f, f.build(x, &mut blocks, last))
-            })
-            .collect();
-        Self {
-            cols,
-            n: x.len() / cols,
-            acts,
         }
     }
 }
@@ -396,17 +245,12 @@ impl<'a> QuantizedInput<'a> {
 /// microseconds of work, no more than handing it to the other thread costs). Each result
 /// equals [`QMatrix::matmul`] of its matrix bit for bit.
 pub fn matmul_group(x: &[f32], products: &mut [(&QMatrix, &mut [f32])]) {
-    if products.is_empty() {
+    let Some(cols) = products.first().map(|(w, _)| w.cols) else {
         return;
-    }
-    let matrices: Vec<&QMatrix> = products.iter().map(|(w, _)| &**w).collect();
-    matmul_quantized(&QuantizedInput::of(&matrices, x), products);
-}
-
-/// [`matmul_group`] on activations its producer already quantized for these matrices
-/// (panics if `input` lacks a format one of them pairs with).
-pub fn matmul_quantized(input: &QuantizedInput<'_>, products: &mut [(&QMatrix, &mut [f32])]) {
-    let (cols, n) = (input.cols, input.n);
+    };
+    let n = x.len() / cols;
+    assert_eq!(x.len(), n * cols, "activation length");
+    let mut acts: Vec<(ActFormat, Activations<'_>)> = Vec::new();
     // Per matrix: the weights, their activations, the output, and the matrix's first task
     // (tasks are numbered across the group).
     let mut jobs = Vec::with_capacity(products.len());
@@ -415,15 +259,16 @@ pub fn matmul_quantized(input: &QuantizedInput<'_>, products: &mut [(&QMatrix, &
         assert_eq!(w.cols, cols, "matrices of a group share their input");
         assert_eq!(out.len(), n * w.rows, "output length");
         let format = w.activation_format();
-        let a = input
-            .acts
-            .iter()
-            .position(|(f, _)| *f == format)
-            .expect("the input is quantized for every matrix of the group");
+        let a = match acts.iter().position(|(f, _)| *f == format) {
+            Some(a) => a,
+            None => {
+                acts.push((format, format.quantize(x, cols, w.blocks_per_row())));
+                acts.len() - 1
+            }
+        };
         jobs.push((&**w, a, OutPtr(out.as_mut_ptr()), tasks));
         tasks += w.rows.div_ceil(w.task_rows());
     }
-    let acts = &input.acts;
     let run = |task: usize| {
         let &(w, a, ptr, first) = jobs
             .iter()
@@ -1043,115 +888,40 @@ mod tests {
         }
     }
 
-    /// A weight format, made from random f32 weights.
-    type Format = fn(&[f32]) -> WeightData;
-
-    fn q4_1(w: &[f32]) -> WeightData {
-        WeightData::Q4_1(quantize_weight_q4_1(w))
-    }
-
-    fn q8_0(w: &[f32]) -> WeightData {
-        WeightData::Q8_0(quantize_weight_q8_0(w))
-    }
-
-    fn f32s(w: &[f32]) -> WeightData {
-        WeightData::F32(w.to_vec())
-    }
-
-    /// One `rows × cols` matrix per `(rows, format)` from random weights (seeds `seed`,
-    /// `seed + 1`, …), packed where the tier packs.
-    fn random_matrices(cols: usize, specs: &[(usize, Format)], seed: u64) -> Vec<QMatrix> {
-        specs
-            .iter()
-            .zip(seed..)
-            .map(|(&(rows, format), seed)| {
-                let data = format(&random(seed, rows * cols));
-                QMatrix { rows, cols, data }.packed_for_cpu()
-            })
-            .collect()
-    }
-
-    /// A group's matrices, each with its output.
-    type Products<'a> = [(&'a QMatrix, &'a mut [f32])];
-
-    /// The outputs `product` writes for `mats` at `n` tokens.
-    fn outputs(
-        mats: &[&QMatrix],
-        n: usize,
-        product: &mut dyn FnMut(&mut Products<'_>),
-    ) -> Vec<Vec<f32>> {
-        let mut outs: Vec<Vec<f32>> = mats.iter().map(|m| vec![0.0; n * m.rows]).collect();
-        let mut products: Vec<(&QMatrix, &mut [f32])> = mats
-            .iter()
-            .zip(outs.iter_mut())
-            .map(|(m, o)| (*m, o.as_mut_slice()))
-            .collect();
-        product(&mut products);
-        outs
-    }
-
     /// A group of matrices that share their input (mixed formats, packed and not, and
     /// fewer rows than a task) gives each matrix exactly what its own `matmul` gives.
     #[test]
     fn a_group_equals_its_matrices_one_by_one() {
         let cols = 256;
-        let specs: [(usize, Format); 4] = [(576, q4_1), (192, q8_0), (64, q4_1), (4, f32s)];
-        let mats = random_matrices(cols, &specs, 11);
-        let group: Vec<&QMatrix> = mats.iter().collect();
+        let mats = [
+            (
+                576,
+                WeightData::Q4_1(quantize_weight_q4_1(&random(11, 576 * cols))),
+            ),
+            (
+                192,
+                WeightData::Q8_0(quantize_weight_q8_0(&random(12, 192 * cols))),
+            ),
+            (
+                64,
+                WeightData::Q4_1(quantize_weight_q4_1(&random(13, 64 * cols))),
+            ),
+            (4, WeightData::F32(random(14, 4 * cols))),
+        ]
+        .map(|(rows, data)| QMatrix { rows, cols, data }.packed_for_cpu());
         for n in [1, 3, 17, 64] {
             let x = random(50 + n as u64, n * cols);
-            let outs = outputs(&group, n, &mut |products| matmul_group(&x, products));
+            let mut outs: Vec<Vec<f32>> = mats.iter().map(|m| vec![0.0; n * m.rows]).collect();
+            let mut products: Vec<(&QMatrix, &mut [f32])> = mats
+                .iter()
+                .zip(outs.iter_mut())
+                .map(|(m, o)| (m, o.as_mut_slice()))
+                .collect();
+            matmul_group(&x, &mut products);
             for (m, got) in mats.iter().zip(&outs) {
                 let mut want = vec![0.0; n * m.rows];
                 m.matmul(&x, &mut want);
                 assert_eq!(got, &want, "{} rows {} n={n}", m.format(), m.rows);
-            }
-        }
-    }
-
-    /// Activations quantized by their producer (an RMSNorm of each row, as a layer's
-    /// norm before its projections) give the same f32 rows and the same products, bit for
-    /// bit, as the norm written out and then quantized by `matmul_group`: for Q4_1, Q8_0,
-    /// Q4_K and Q6_K weights (packed on tiers that pack, next to unpacked ones of the same
-    /// activation blocks) and f32, alone and in one group, below and above the token count
-    /// that quantizes in parallel.
-    #[test]
-    fn produced_activations_equal_quantizing_the_finished_rows() {
-        use crate::ops::rms_norm;
-        use crate::quant::quantize::{quantize_weight_q4_k, quantize_weight_q6_k};
-        let cols = 512;
-        let q4_k: Format = |w| WeightData::Q4K(quantize_weight_q4_k(w));
-        let q6_k: Format = |w| WeightData::Q6K(quantize_weight_q6_k(w));
-        let specs: [(usize, Format); 6] = [
-            (64, q4_1),
-            (4, q4_1),
-            (64, q8_0),
-            (32, q4_k),
-            (32, q6_k),
-            (4, f32s),
-        ];
-        let mats = random_matrices(cols, &specs, 71);
-        let norm = random(77, cols);
-        let groups: Vec<Vec<&QMatrix>> = std::iter::once(mats.iter().collect())
-            .chain(mats.iter().map(|m| vec![m]))
-            .collect();
-        for n in [1, 3, 16, 21] {
-            let residual = random(80 + n as u64, n * cols);
-            let mut want_x = residual.clone();
-            rms_norm(&mut want_x, &norm, 1e-5);
-            for group in &groups {
-                let want = outputs(group, n, &mut |products| matmul_group(&want_x, products));
-                let mut got_x = vec![f32::NAN; n * cols];
-                let got = outputs(group, n, &mut |products| {
-                    let input = QuantizedInput::produce(group, &mut got_x, |t, row| {
-                        row.copy_from_slice(&residual[t * cols..(t + 1) * cols]);
-                        rms_norm(row, &norm, 1e-5);
-                    });
-                    matmul_quantized(&input, products);
-                });
-                assert_eq!(got_x, want_x, "n={n}");
-                let formats: Vec<_> = group.iter().map(|m| m.format()).collect();
-                assert_eq!(got, want, "{formats:?} n={n}");
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::model::{CausalLm, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
 use corvid_kernels::attention::{KvLayout, KvStore};
-use corvid_kernels::matmul::{matmul_quantized, QuantizedInput};
+use corvid_kernels::matmul::matmul_group;
 use corvid_kernels::ops::{add_assign, gelu_tanh_mul, rms_norm, silu_mul, Rope};
 use corvid_kernels::QMatrix;
 use std::ops::Range;
@@ -392,22 +392,6 @@ fn compute_pool() -> Result<rayon::ThreadPool> {
         .map_err(|e| ModelError::Unsupported(format!("cannot start compute threads: {e}")))
 }
 
-/// RMSNorm of the residual stream `x` into `xn`, each row quantized for `matrices` (which
-/// read it) as soon as it is normalized, in one pass across the pool.
-fn norm_quantized<'a>(
-    matrices: &[&QMatrix],
-    xn: &'a mut [f32],
-    x: &[f32],
-    weight: &[f32],
-    eps: f32,
-) -> QuantizedInput<'a> {
-    let h = weight.len();
-    QuantizedInput::produce(matrices, xn, |t, row| {
-        row.copy_from_slice(&x[t * h..(t + 1) * h]);
-        rms_norm(row, weight, eps);
-    })
-}
-
 /// Per-token bookkeeping for one step.
 pub(super) struct TokenMeta {
     /// The token's sequence: its index in the batch.
@@ -556,9 +540,10 @@ impl Llama {
 
         for layer in &shard.layers {
             let slots = &step.slots[layer.kv_group];
-            let qkv = [&layer.wq, &layer.wk, &layer.wv];
-            matmul_quantized(
-                &norm_quantized(&qkv, &mut xn, x, &layer.attn_norm, c.rms_norm_eps),
+            xn.copy_from_slice(x);
+            rms_norm(&mut xn, &layer.attn_norm, c.rms_norm_eps);
+            matmul_group(
+                &xn,
                 &mut [
                     (&layer.wq, &mut q),
                     (&layer.wk, &mut k),
@@ -613,23 +598,17 @@ impl Llama {
             }
             add_assign(x, &proj);
 
-            let gate_up = [&layer.w_gate, &layer.w_up];
-            matmul_quantized(
-                &norm_quantized(&gate_up, &mut xn, x, &layer.ffn_norm, c.rms_norm_eps),
+            xn.copy_from_slice(x);
+            rms_norm(&mut xn, &layer.ffn_norm, c.rms_norm_eps);
+            matmul_group(
+                &xn,
                 &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
             );
-            // The gated activation, quantized for ffn_down row by row as it is computed.
-            let activated = |t: usize, row: &mut [f32]| {
-                let up = &up[t * ff..(t + 1) * ff];
-                match c.arch {
-                    Arch::Gemma3 => gelu_tanh_mul(row, up),
-                    _ => silu_mul(row, up),
-                }
-            };
-            matmul_quantized(
-                &QuantizedInput::produce(&[&layer.w_down], &mut gate, activated),
-                &mut [(&layer.w_down, &mut proj)],
-            );
+            match c.arch {
+                Arch::Gemma3 => gelu_tanh_mul(&mut gate, &up),
+                _ => silu_mul(&mut gate, &up),
+            }
+            layer.w_down.matmul(&gate, &mut proj);
             reduce.sum(s, round, &mut proj);
             round += 1;
             if let Some([_, post_ffn]) = &layer.post_norms {
@@ -656,12 +635,12 @@ impl Llama {
         if rows == 0 {
             return Vec::new();
         }
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-        let normed = QuantizedInput::produce(&[head], &mut last, |_, row| {
-            rms_norm(row, &self.norm, c.rms_norm_eps)
-        });
+        rms_norm(&mut last, &self.norm, c.rms_norm_eps);
         let mut logits = vec![0.0f32; rows * c.vocab_size];
-        matmul_quantized(&normed, &mut [(head, &mut logits)]);
+        self.lm_head
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .matmul(&last, &mut logits);
         if let Some(cap) = c.final_logit_softcap {
             logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
         }
