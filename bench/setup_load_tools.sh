@@ -4,7 +4,8 @@
 # under $CORVID_CACHE/venv-loadtools (default ~/.cache/corvid). Prints the venv's bin folder.
 #
 # inference-perf 0.7.0 needs Python >= 3.12: the interpreter is $LOAD_TOOLS_PYTHON, else the
-# first python3.13 / python3.12 on PATH, else pyenv's newest 3.13 / 3.12 (Debian 12 has 3.11). guidellm pulls
+# first python3.13 / python3.12 on PATH that runs (a pyenv shim for a version pyenv has not
+# selected is on PATH but fails), else pyenv's newest 3.13 / 3.12 (Debian 12 has 3.11). guidellm pulls
 # PyTorch (its data loader is torch's), which from PyPI brings the CUDA libraries: ~5 GB.
 # Both tools then run offline (HF_HUB_OFFLINE=1) with a local tokenizer folder.
 set -euo pipefail
@@ -16,7 +17,7 @@ pick_python() {
   local p
   if [ -n "${LOAD_TOOLS_PYTHON:-}" ]; then echo "$LOAD_TOOLS_PYTHON"; return; fi
   for p in python3.13 python3.12; do
-    if command -v "$p" >/dev/null; then command -v "$p"; return; fi
+    if command -v "$p" >/dev/null && "$p" -c pass 2>/dev/null; then command -v "$p"; return; fi
   done
   for p in $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[23].* 2>/dev/null | sort -V -r); do
     if [ -x "$p/bin/python3" ]; then echo "$p/bin/python3"; return; fi
