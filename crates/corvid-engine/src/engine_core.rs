@@ -1,5 +1,5 @@
 //! The engine core (vLLM's `EngineCore`): one step is schedule → one batched forward
-//! → sample → emit. It runs on the engine thread and owns the model and the KV cache;
+//! → sample → record statistics → emit. It runs on the engine thread and owns the model and the KV cache;
 //! the queues belong to the [`Scheduler`].
 
 use crate::config::EngineConfig;
@@ -7,7 +7,7 @@ use crate::kv::KvManager;
 use crate::output::FinishReason;
 use crate::sampler::sample;
 use crate::scheduler::Scheduler;
-use crate::sequence::Sequence;
+use crate::sequence::{Outbox, Sequence};
 use crate::stats::{BusyWindow, EngineSnapshot, IterationStats, RequestStats, StatsSink};
 use corvid_model::{CausalLm, KvCache};
 use std::collections::HashMap;
@@ -130,11 +130,13 @@ impl EngineCore {
 
     /// Aborts every sequence of a request.
     pub fn abort(&mut self, request_id: &str) {
+        let mut outbox = Outbox::default();
         for mut seq in self.sched.abort(request_id) {
-            seq.emit(String::new(), Some(FinishReason::Abort));
+            outbox.push(seq.update(String::new(), Some(FinishReason::Abort)));
             self.finished(&seq, FinishReason::Abort, Instant::now());
         }
         self.publish(Instant::now());
+        outbox.deliver();
     }
 
     /// Runs one step. Returns false if there was nothing to run.
@@ -154,13 +156,14 @@ impl EngineCore {
             .ok();
         let eos = &self.eos;
         let mut generated = 0;
+        let mut outbox = Outbox::default();
         let finished = self.sched.update_from_output(&plan, logits, |seq, row| {
             generated += 1;
-            Self::advance(seq, row, eos, now)
+            Self::advance(seq, row, eos, now, &mut outbox)
         });
         for (mut seq, reason) in finished {
             if reason == FinishReason::Error {
-                seq.emit(String::new(), Some(reason));
+                outbox.push(seq.update(String::new(), Some(reason)));
             }
             self.finished(&seq, reason, now);
         }
@@ -186,16 +189,18 @@ impl EngineCore {
             }
         }
         self.publish(now);
+        outbox.deliver();
         true
     }
 
-    /// Samples the next token of a sequence whose logits are ready, emits text, and
-    /// says whether it finished.
+    /// Samples the next token of a sequence whose logits are ready, puts its text in the
+    /// step's outbox, and says whether it finished.
     fn advance(
         seq: &mut Sequence,
         logits: &mut [f32],
         eos: &[u32],
         now: Instant,
+        outbox: &mut Outbox,
     ) -> Option<FinishReason> {
         let p = Arc::clone(&seq.params);
         let before_min = seq.num_output() < p.min_tokens;
@@ -229,7 +234,7 @@ impl EngineCore {
         if reason.is_some() {
             text.push_str(&seq.text.finish(check_stops));
         }
-        seq.emit(text, reason);
+        outbox.push(seq.update(text, reason));
         reason
     }
 

@@ -130,21 +130,53 @@ impl Sequence {
         self.pending_logprobs.extend(logprob);
     }
 
-    /// Sends an update with `text` and the pending tokens. A send to a dropped stream
-    /// is ignored: the engine aborts such requests through the abort path.
-    pub fn emit(&mut self, text: String, finish: Option<FinishReason>) {
+    /// The update with `text` and the pending tokens, addressed to this sequence's
+    /// stream, or `None` when there is nothing to say. The engine delivers a step's
+    /// updates only after it has recorded the step's statistics ([`Outbox`]).
+    pub fn update(&mut self, text: String, finish: Option<FinishReason>) -> Option<Delivery> {
         if text.is_empty() && self.pending_tokens.is_empty() && finish.is_none() {
-            return;
+            return None;
         }
-        let _ = self.tx.send(RequestOutput {
-            index: self.index,
-            text,
-            token_ids: std::mem::take(&mut self.pending_tokens),
-            logprobs: std::mem::take(&mut self.pending_logprobs),
-            finish_reason: finish,
-            prompt_tokens: self.prompt_len,
-            completion_tokens: self.num_output(),
-            cached_tokens: self.num_cached,
-        });
+        Some(Delivery {
+            tx: self.tx.clone(),
+            output: RequestOutput {
+                index: self.index,
+                text,
+                token_ids: std::mem::take(&mut self.pending_tokens),
+                logprobs: std::mem::take(&mut self.pending_logprobs),
+                finish_reason: finish,
+                prompt_tokens: self.prompt_len,
+                completion_tokens: self.num_output(),
+                cached_tokens: self.num_cached,
+            },
+        })
+    }
+}
+
+/// One update on its way to a request's stream.
+pub struct Delivery {
+    tx: UnboundedSender<RequestOutput>,
+    output: RequestOutput,
+}
+
+/// A step's updates, held back until the step's statistics are recorded: a client that has
+/// its answer and then scrapes `/metrics` must find its request (its prefix-cache hits, its
+/// tokens, its completion) already counted, or a router or test that reads the counters
+/// right after a response would see them lag by a step.
+#[derive(Default)]
+pub struct Outbox(Vec<Delivery>);
+
+impl Outbox {
+    /// Adds an update, if there is one.
+    pub fn push(&mut self, delivery: Option<Delivery>) {
+        self.0.extend(delivery);
+    }
+
+    /// Sends every update in the order they were made. A send to a dropped stream is
+    /// ignored: the engine aborts such requests through the abort path.
+    pub fn deliver(self) {
+        for Delivery { tx, output } in self.0 {
+            let _ = tx.send(output);
+        }
     }
 }
