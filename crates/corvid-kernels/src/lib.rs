@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod dot;
+mod exact_exp;
 mod ggml_type;
 pub mod isa;
 pub mod matmul;

@@ -151,15 +151,21 @@ pub fn exp_shifted(x: &mut [f32]) -> (f32, f64) {
 
 /// `x = exp(x - max)` in place, returning the sum in f64. Partial sums run side by side
 /// (attention calls this for every head and token); in f64 their order does not show in
-/// the f32 result. (glibc's `expf`, not [`crate::vexp`]: the golden test showed the
-/// attention weights to be the one place where its last-bit differences move greedy
-/// tokens at llama.cpp's near-ties.)
+/// the f32 result. (glibc's `expf` exactly, on the SIMD tiers by [`crate::exact_exp`], not
+/// [`crate::vexp`]: the golden test showed the attention weights to be the one place
+/// where last-bit differences move greedy tokens at llama.cpp's near-ties.)
 fn exp_shifted_sum(x: &mut [f32], max: f32) -> f64 {
-    // Two passes: the exp calls alone, then a sum without calls that the compiler keeps
-    // in vector registers (sixteen partial sums: four independent vector add chains).
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
+    // Two passes: the exps alone, then a sum that the compiler keeps in vector registers
+    // (sixteen partial sums: four independent vector add chains).
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::avx2() {
+        // SAFETY: the AVX2 tier implies AVX2 and FMA.
+        unsafe { crate::exact_exp::exp_shifted(x, max) };
+    } else {
+        x.iter_mut().for_each(|v| *v = (*v - max).exp());
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    x.iter_mut().for_each(|v| *v = (*v - max).exp());
     let mut acc = [0.0f64; 16];
     for c in x.chunks(16) {
         for (a, &v) in acc.iter_mut().zip(c) {
