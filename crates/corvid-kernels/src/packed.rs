@@ -150,33 +150,43 @@ pub fn pack_q4_k(blocks: &[BlockQ4K], rows: usize, nb: usize) -> Vec<Q4Kx8> {
     let mut out = Vec::with_capacity(rows / GROUP * nb);
     for g in 0..rows / GROUP {
         for b in 0..nb {
-            let mut p = Q4Kx8 {
-                d: [f16::ZERO; GROUP],
-                dmin: [f16::ZERO; GROUP],
-                sc: [[0; GROUP]; 8],
-                mins: [[[0; 2]; GROUP]; 4],
-                qs: [[[[0; 4]; GROUP]; 8]; 4],
-            };
-            for r in 0..GROUP {
+            out.push(pack_k4_column(|r| {
                 let src = &blocks[(g * GROUP + r) * nb + b];
-                p.d[r] = src.d;
-                p.dmin[r] = src.dmin;
-                for i in 0..8 {
-                    let (sc, m) = scale_min_k4(i, &src.scales);
-                    p.sc[i][r] = sc;
-                    p.mins[i / 2][r][i % 2] = m;
-                }
-                for c in 0..4 {
-                    for j in 0..8 {
-                        let at = 32 * c + 4 * j;
-                        p.qs[c][j][r].copy_from_slice(&src.qs[at..at + 4]);
-                    }
-                }
-            }
-            out.push(p);
+                (src.d, src.dmin, &src.scales, &src.qs)
+            }));
         }
     }
     out
+}
+
+/// One packed column of eight rows of the parts Q4_K and Q5_K share, row `r`'s given by
+/// `row(r)` as `(d, dmin, scales, qs)`: scales and minimums unpacked to bytes, nibbles
+/// interleaved four bytes at a time.
+fn pack_k4_column<'a>(row: impl Fn(usize) -> (f16, f16, &'a [u8; 12], &'a [u8; 128])) -> Q4Kx8 {
+    let mut p = Q4Kx8 {
+        d: [f16::ZERO; GROUP],
+        dmin: [f16::ZERO; GROUP],
+        sc: [[0; GROUP]; 8],
+        mins: [[[0; 2]; GROUP]; 4],
+        qs: [[[[0; 4]; GROUP]; 8]; 4],
+    };
+    for r in 0..GROUP {
+        let (d, dmin, scales, qs) = row(r);
+        p.d[r] = d;
+        p.dmin[r] = dmin;
+        for i in 0..8 {
+            let (sc, m) = scale_min_k4(i, scales);
+            p.sc[i][r] = sc;
+            p.mins[i / 2][r][i % 2] = m;
+        }
+        for c in 0..4 {
+            for j in 0..8 {
+                let at = 32 * c + 4 * j;
+                p.qs[c][j][r].copy_from_slice(&qs[at..at + 4]);
+            }
+        }
+    }
+    p
 }
 
 /// Row `r`'s lane in its `g`-row group and that group's `nb` packed block columns (what a
@@ -206,39 +216,28 @@ pub fn unpack_row_q4_k(packed: &[Q4Kx8], nb: usize, r: usize, out: &mut [f32]) {
     }
 }
 
-/// Packs a `rows × nb`-super-block Q5_K matrix (`rows` a multiple of 8), group-major.
+/// Packs a `rows × nb`-super-block Q5_K matrix (`rows` a multiple of 8), group-major:
+/// [`pack_q4_k`]'s column plus the fifth bits.
 pub fn pack_q5_k(blocks: &[BlockQ5K], rows: usize, nb: usize) -> Vec<Q5Kx8> {
     let mut out = Vec::with_capacity(rows / GROUP * nb);
     for g in 0..rows / GROUP {
         for b in 0..nb {
-            let mut p = Q5Kx8 {
-                d: [f16::ZERO; GROUP],
-                dmin: [f16::ZERO; GROUP],
-                sc: [[0; GROUP]; 8],
-                mins: [[[0; 2]; GROUP]; 4],
-                qh: [[[0; 4]; GROUP]; 8],
-                qs: [[[[0; 4]; GROUP]; 8]; 4],
-            };
+            let src = |r: usize| &blocks[(g * GROUP + r) * nb + b];
+            let k4 = pack_k4_column(|r| (src(r).d, src(r).dmin, &src(r).scales, &src(r).qs));
+            let mut qh = [[[0; 4]; GROUP]; 8];
             for r in 0..GROUP {
-                let src = &blocks[(g * GROUP + r) * nb + b];
-                p.d[r] = src.d;
-                p.dmin[r] = src.dmin;
-                for i in 0..8 {
-                    let (sc, m) = scale_min_k4(i, &src.scales);
-                    p.sc[i][r] = sc;
-                    p.mins[i / 2][r][i % 2] = m;
-                }
-                for (j, c) in src.qh.chunks_exact(4).enumerate() {
-                    p.qh[j][r].copy_from_slice(c);
-                }
-                for c in 0..4 {
-                    for j in 0..8 {
-                        let at = 32 * c + 4 * j;
-                        p.qs[c][j][r].copy_from_slice(&src.qs[at..at + 4]);
-                    }
+                for (j, c) in src(r).qh.chunks_exact(4).enumerate() {
+                    qh[j][r].copy_from_slice(c);
                 }
             }
-            out.push(p);
+            out.push(Q5Kx8 {
+                d: k4.d,
+                dmin: k4.dmin,
+                sc: k4.sc,
+                mins: k4.mins,
+                qh,
+                qs: k4.qs,
+            });
         }
     }
     out
