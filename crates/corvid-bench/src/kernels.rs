@@ -114,6 +114,16 @@ fn best_of(budget: Duration, mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// The int8 peak a format's products are measured against: the 512-bit `vpdpbusd` peak
+/// for the sixteen-row kernel (the only one on 512-bit registers), the tier's 256-bit peak
+/// for every other.
+fn compute_peak(data: &WeightData, peak_256: f64, peak_512: Option<f64>) -> f64 {
+    match (data, peak_512) {
+        (WeightData::Q4_1x16(_), Some(p)) => p,
+        _ => peak_256,
+    }
+}
+
 /// int8 MAC/s of `tier`'s loop, on one thread or on every rayon thread at once.
 fn int8_peak(tier: Isa, wide: bool, all_cores: bool, budget: Duration) -> f64 {
     const ITERS: u64 = 2_000_000;
@@ -226,6 +236,7 @@ fn measure(args: KernelsArgs) -> anyhow::Result<()> {
         );
         // One output buffer per matrix of the largest group.
         let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
+        let peak = compute_peak(&first.data, peak_all, peak_512);
         for &m in &args.m {
             let widest = mats().map(|w| w.rows.max(w.cols)).max().unwrap_or(0);
             let x: Vec<f32> = (0..m * widest)
@@ -243,10 +254,6 @@ fn measure(args: KernelsArgs) -> anyhow::Result<()> {
                 }
             });
             let macs = macs_per_token * m as u64;
-            let peak = match (&first.data, peak_512) {
-                (WeightData::Q4_1x16(_), Some(p)) => p,
-                _ => peak_all,
-            };
             let gmacs = macs as f64 / secs / 1e9;
             let gbs = bytes as f64 / secs / 1e9;
             // Q4_0 runs as packed Q4_1 where the tier has packed kernels: name both.

@@ -224,12 +224,12 @@ pub fn pack_q5_k(blocks: &[BlockQ5K], rows: usize, nb: usize) -> Vec<Q5Kx8> {
         for b in 0..nb {
             let src = |r: usize| &blocks[(g * GROUP + r) * nb + b];
             let k4 = pack_k4_column(|r| (src(r).d, src(r).dmin, &src(r).scales, &src(r).qs));
-            let mut qh = [[[0; 4]; GROUP]; 8];
-            for r in 0..GROUP {
-                for (j, c) in src(r).qh.chunks_exact(4).enumerate() {
-                    qh[j][r].copy_from_slice(c);
-                }
-            }
+            let qh = std::array::from_fn(|j| {
+                std::array::from_fn(|r| {
+                    let at = 4 * j;
+                    src(r).qh[at..at + 4].try_into().expect("four bytes")
+                })
+            });
             out.push(Q5Kx8 {
                 d: k4.d,
                 dmin: k4.dmin,
