@@ -1,6 +1,6 @@
 //! The engine core (vLLM's `EngineCore`): one step is schedule → one batched forward
-//! → sample → record statistics → emit. It runs on the engine thread and owns the model and the KV cache;
-//! the queues belong to the [`Scheduler`].
+//! → sample → record statistics → emit. It runs on the engine thread and owns the model
+//! and the KV cache; the queues belong to the [`Scheduler`].
 
 use crate::config::EngineConfig;
 use crate::kv::KvManager;
