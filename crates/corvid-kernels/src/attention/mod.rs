@@ -191,48 +191,83 @@ impl KvStore {
     /// Stores one token's K and V rows (`n_kv_heads * head_dim` each) at `slot`
     /// (`block * block_size + offset`).
     pub fn write(&mut self, layout: &KvLayout, slot: usize, k: &[f32], v: &[f32]) {
-        self.write_heads(layout, slot, 0, k, v);
+        self.write_tokens(layout, &[slot], 0, k, v);
     }
 
-    /// Stores one token's K and V rows of the KV heads from `first_head` on (as many as
-    /// `k` holds): a tensor-parallel shard writes only its own heads of the block.
-    pub fn write_heads(
+    /// Stores the K and V rows of a step's tokens, token `i` at `slots[i]`, of the KV
+    /// heads from `first_head` on (as many as each token's row of `k` holds: a
+    /// tensor-parallel shard writes only its own heads). Keys and values go to separate
+    /// pools, so they are written on two threads side by side.
+    pub fn write_tokens(
         &mut self,
         layout: &KvLayout,
-        slot: usize,
+        slots: &[usize],
         first_head: usize,
         k: &[f32],
         v: &[f32],
     ) {
         let (bs, hd) = (layout.block_size, layout.head_dim);
-        let (block, s) = (slot / bs, slot % bs);
-        let rows = k.chunks_exact(hd).zip(v.chunks_exact(hd));
-        for (h, (kh, vh)) in (first_head..).zip(rows) {
-            let tile = layout.tile_offset(block, h);
-            let vrow = tile + s * hd..tile + (s + 1) * hd;
-            match self {
-                Self::F16 { k, v } => {
-                    for (d, &x) in kh.iter().enumerate() {
-                        k[tile + d * bs + s] = f16::from_f32(x);
+        let heads = |rows| token_heads(layout, slots, first_head, rows);
+        match self {
+            Self::F16 { k: kp, v: vp } => rayon::join(
+                || {
+                    for (tile, _, s, x) in heads(k) {
+                        for (d, &x) in x.iter().enumerate() {
+                            kp[tile + d * bs + s] = f16::from_f32(x);
+                        }
                     }
-                    for (dst, &x) in v[vrow].iter_mut().zip(vh) {
-                        *dst = f16::from_f32(x);
+                },
+                || {
+                    for (tile, _, s, x) in heads(v) {
+                        for (dst, &x) in vp[tile + s * hd..][..hd].iter_mut().zip(x) {
+                            *dst = f16::from_f32(x);
+                        }
                     }
-                }
-                Self::Q8 {
-                    k,
-                    v,
-                    k_scale,
-                    v_scale,
-                } => {
-                    let at = layout.scale_offset(block, h) + s;
-                    k_scale[at] = quantize_row(kh, |d, q| k[tile + d * bs + s] = q);
-                    let vr = &mut v[vrow];
-                    v_scale[at] = quantize_row(vh, |d, q| vr[d] = q);
-                }
-            }
-        }
+                },
+            ),
+            Self::Q8 {
+                k: kp,
+                v: vp,
+                k_scale,
+                v_scale,
+            } => rayon::join(
+                || {
+                    for (tile, at, s, x) in heads(k) {
+                        k_scale[at] = quantize_row(x, |d, q| kp[tile + d * bs + s] = q);
+                    }
+                },
+                || {
+                    for (tile, at, s, x) in heads(v) {
+                        let row = &mut vp[tile + s * hd..][..hd];
+                        v_scale[at] = quantize_row(x, |d, q| row[d] = q);
+                    }
+                },
+            ),
+        };
     }
+}
+
+/// Each KV head's row of each token of [`KvStore::write_tokens`] (`rows` holds one row
+/// of `width` values per slot, heads from `first_head` on): its tile, the index of its
+/// scale, its slot in the block, and its values.
+fn token_heads<'a>(
+    layout: &'a KvLayout,
+    slots: &'a [usize],
+    first_head: usize,
+    rows: &'a [f32],
+) -> impl Iterator<Item = (usize, usize, usize, &'a [f32])> + 'a {
+    let (bs, hd) = (layout.block_size, layout.head_dim);
+    let width = rows.len() / slots.len().max(1);
+    slots
+        .iter()
+        .zip(rows.chunks_exact(width))
+        .flat_map(move |(&slot, row)| {
+            let (block, s) = (slot / bs, slot % bs);
+            (first_head..).zip(row.chunks_exact(hd)).map(move |(h, x)| {
+                let at = layout.scale_offset(block, h) + s;
+                (layout.tile_offset(block, h), at, s, x)
+            })
+        })
 }
 
 /// Scratch buffers reused across calls so the hot loop does not allocate.

@@ -10,6 +10,7 @@
 use super::attention_tasks::AttentionTasks;
 use super::load_progress::LoadProgress;
 use super::tensor_parallel::{plan, shard_pools, AllReduce, ShardSpec};
+use super::token_rows::{add_residual, gated_activation, norm_rows, QkPrep};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::kv_cache::{gcd, KvCache, KvGroups};
@@ -18,8 +19,9 @@ use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
 use corvid_kernels::attention::{KvLayout, KvStore};
 use corvid_kernels::matmul::matmul_group;
-use corvid_kernels::ops::{add_assign, gelu_tanh_mul, rms_norm, silu_mul, Rope};
+use corvid_kernels::ops::{rms_norm, Rope};
 use corvid_kernels::QMatrix;
+use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::{Mutex, RwLock};
 
@@ -538,10 +540,11 @@ impl Llama {
         let replicated = self.shards.iter().any(|s| !s.spec.writes_kv);
         let mut round = 0;
 
-        for layer in &shard.layers {
-            let slots = &step.slots[layer.kv_group];
-            xn.copy_from_slice(x);
-            rms_norm(&mut xn, &layer.attn_norm, c.rms_norm_eps);
+        let eps = c.rms_norm_eps;
+        if let Some(first) = shard.layers.first() {
+            norm_rows(&mut xn, x, &first.attn_norm, eps);
+        }
+        for (i, layer) in shard.layers.iter().enumerate() {
             matmul_group(
                 &xn,
                 &mut [
@@ -550,32 +553,22 @@ impl Llama {
                     (&layer.wv, &mut v),
                 ],
             );
-            if let Some([bq, bk, bv]) = &layer.bias {
-                for (buf, b) in [(&mut q, bq), (&mut k, bk), (&mut v, bv)] {
-                    for row in buf.chunks_exact_mut(b.len()) {
-                        add_assign(row, b);
-                    }
-                }
-            }
-            if let Some([qn, kn]) = &layer.qk_norm {
-                rms_norm(&mut q, qn, c.rms_norm_eps);
-                rms_norm(&mut k, kn, c.rms_norm_eps);
-            }
             let (rope, tasks) = match (&self.rope_local, &mut local) {
                 (Some(rope), Some(tasks)) if layer.local => (rope, tasks),
                 _ => (&self.rope, &mut global),
             };
-            for (i, m) in meta.iter().enumerate() {
-                rope.apply(&mut q[i * qd..(i + 1) * qd], hd, m.pos);
-                rope.apply(&mut k[i * kvd..(i + 1) * kvd], hd, m.pos);
-            }
+            let prep = QkPrep {
+                bias: layer.bias.as_ref(),
+                qk_norm: layer.qk_norm.as_ref(),
+                rope,
+                head_dim: hd,
+                eps,
+            };
+            prep.apply(meta, &mut q, &mut k, &mut v);
             if spec.writes_kv {
                 let mut all = stores.write().expect("KV stores");
-                let cache = &mut all[layer.kv_store];
-                for (i, &slot) in slots.iter().enumerate() {
-                    let (k, v) = (&k[i * kvd..(i + 1) * kvd], &v[i * kvd..(i + 1) * kvd]);
-                    cache.write_heads(layout, slot, spec.kv_heads.start, k, v);
-                }
+                let slots = &step.slots[layer.kv_group];
+                all[layer.kv_store].write_tokens(layout, slots, spec.kv_heads.start, &k, &v);
             }
             if replicated {
                 reduce.wait();
@@ -593,28 +586,21 @@ impl Llama {
             layer.wo.matmul(&attn, &mut proj);
             reduce.sum(s, round, &mut proj);
             round += 1;
-            if let Some([post_attn, _]) = &layer.post_norms {
-                rms_norm(&mut proj, post_attn, c.rms_norm_eps);
-            }
-            add_assign(x, &proj);
+            let post = layer.post_norms.as_ref();
+            let ffn_in = Some((&mut xn[..], &layer.ffn_norm[..]));
+            add_residual(x, &mut proj, h, post.map(|[a, _]| &a[..]), ffn_in, eps);
 
-            xn.copy_from_slice(x);
-            rms_norm(&mut xn, &layer.ffn_norm, c.rms_norm_eps);
             matmul_group(
                 &xn,
                 &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
             );
-            match c.arch {
-                Arch::Gemma3 => gelu_tanh_mul(&mut gate, &up),
-                _ => silu_mul(&mut gate, &up),
-            }
+            gated_activation(&mut gate, &up, ff, c.arch == Arch::Gemma3);
             layer.w_down.matmul(&gate, &mut proj);
             reduce.sum(s, round, &mut proj);
             round += 1;
-            if let Some([_, post_ffn]) = &layer.post_norms {
-                rms_norm(&mut proj, post_ffn, c.rms_norm_eps);
-            }
-            add_assign(x, &proj);
+            let next = shard.layers.get(i + 1);
+            let next_in = next.map(|l| (&mut xn[..], &l.attn_norm[..]));
+            add_residual(x, &mut proj, h, post.map(|[_, f]| &f[..]), next_in, eps);
         }
     }
 
@@ -645,7 +631,7 @@ impl Llama {
             logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
         }
         logits
-            .chunks_exact(c.vocab_size)
+            .par_chunks_exact(c.vocab_size)
             .map(<[f32]>::to_vec)
             .collect()
     }
