@@ -160,6 +160,16 @@ fn bad_forward_inputs_are_errors() {
     }
 }
 
+/// A step with no sequences at all computes nothing and returns no logits (every
+/// per-token pass over zero tokens is a no-op, not a division by the token count).
+#[test]
+fn empty_batch_is_an_empty_step() {
+    let model = load_model(&tiny("qwen2.gguf"), &LoadOptions::default()).unwrap();
+    let mut kv = KvCache::new(model.config(), 16, 4, KvDtype::F16);
+    let logits = model.forward(&[], &mut kv).expect("an empty step");
+    assert!(logits.is_empty());
+}
+
 /// A GLM-4 config whose partial RoPE leaves an odd number of rotated dimensions, and one
 /// whose FFN width does not match the fused gate/up matrix, are errors naming the file or
 /// the tensor.

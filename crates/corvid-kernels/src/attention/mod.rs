@@ -206,6 +206,9 @@ impl KvStore {
         k: &[f32],
         v: &[f32],
     ) {
+        if slots.is_empty() {
+            return;
+        }
         let (bs, hd) = (layout.block_size, layout.head_dim);
         let heads = |rows| token_heads(layout, slots, first_head, rows);
         match self {
@@ -248,8 +251,8 @@ impl KvStore {
 }
 
 /// Each KV head's row of each token of [`KvStore::write_tokens`] (`rows` holds one row
-/// of `width` values per slot, heads from `first_head` on): its tile, the index of its
-/// scale, its slot in the block, and its values.
+/// per slot of the non-empty `slots`, heads from `first_head` on): its tile, the index of
+/// its scale, its slot in the block, and its values.
 fn token_heads<'a>(
     layout: &'a KvLayout,
     slots: &'a [usize],
@@ -257,7 +260,7 @@ fn token_heads<'a>(
     rows: &'a [f32],
 ) -> impl Iterator<Item = (usize, usize, usize, &'a [f32])> + 'a {
     let (bs, hd) = (layout.block_size, layout.head_dim);
-    let width = rows.len() / slots.len().max(1);
+    let width = rows.len() / slots.len();
     slots
         .iter()
         .zip(rows.chunks_exact(width))

@@ -562,6 +562,7 @@ impl Llama {
                 qk_norm: layer.qk_norm.as_ref(),
                 rope,
                 head_dim: hd,
+                widths: (qd, kvd),
                 eps,
             };
             prep.apply(meta, &mut q, &mut k, &mut v);

@@ -36,6 +36,8 @@ pub(super) struct QkPrep<'a> {
     pub rope: &'a Rope,
     /// Values per head: the width each per-head norm and rotation works on.
     pub head_dim: usize,
+    /// Values per token in `q` (the shard's query heads) and in `k` and `v` (its KV heads).
+    pub widths: (usize, usize),
     /// The norms' epsilon.
     pub eps: f32,
 }
@@ -44,8 +46,7 @@ impl QkPrep<'_> {
     /// Adds the biases, normalizes and rotates the rows of `q`, `k` and `v` (one row per
     /// token of `meta`, at the token's position).
     pub(super) fn apply(&self, meta: &[TokenMeta], q: &mut [f32], k: &mut [f32], v: &mut [f32]) {
-        let n = meta.len();
-        let (qd, kvd) = (q.len() / n.max(1), k.len() / n.max(1));
+        let (qd, kvd) = self.widths;
         q.par_chunks_exact_mut(qd)
             .zip(k.par_chunks_exact_mut(kvd))
             .zip(v.par_chunks_exact_mut(kvd))
