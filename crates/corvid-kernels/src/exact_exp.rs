@@ -143,16 +143,10 @@ pub unsafe fn exp_shifted(x: &mut [f32], max: f32) {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-
-    fn lanes(x: [f32; 8]) -> [f32; 8] {
-        let mut out = [0.0f32; 8];
-        // SAFETY: only called after the AVX2/FMA check.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), expf8(_mm256_loadu_ps(x.as_ptr()))) };
-        out
-    }
+    use crate::vexp::tests::on_lanes;
 
     fn assert_same(x: [f32; 8]) {
-        for (i, y) in lanes(x).into_iter().enumerate() {
+        for (i, y) in on_lanes(expf8, x).into_iter().enumerate() {
             let want = x[i].exp();
             assert!(
                 y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),

@@ -190,15 +190,7 @@ pub fn exp_shifted(x: &mut [f32]) -> (f32, f64) {
 fn exp_shifted_sum(x: &mut [f32], max: f32) -> f64 {
     // Two passes: the exps alone, then a sum that the compiler keeps in vector registers
     // (sixteen partial sums: four independent vector add chains).
-    #[cfg(target_arch = "x86_64")]
-    if crate::isa::avx2() {
-        // SAFETY: the AVX2 tier implies AVX2 and FMA.
-        unsafe { crate::exact_exp::exp_shifted(x, max) };
-    } else {
-        x.iter_mut().for_each(|v| *v = (*v - max).exp());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    x.iter_mut().for_each(|v| *v = (*v - max).exp());
+    exp_minus(x, max);
     let mut acc = [0.0f64; 16];
     for c in x.chunks(16) {
         for (a, &v) in acc.iter_mut().zip(c) {
@@ -206,6 +198,18 @@ fn exp_shifted_sum(x: &mut [f32], max: f32) -> f64 {
         }
     }
     acc.iter().sum()
+}
+
+/// `x = exp(x - max)` in place with glibc's `expf`, eight lanes at a time on the SIMD
+/// tiers ([`crate::exact_exp`]), bit for bit the same either way.
+fn exp_minus(x: &mut [f32], max: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::avx2() {
+        // SAFETY: the AVX2 tier implies AVX2 and FMA.
+        unsafe { crate::exact_exp::exp_shifted(x, max) };
+        return;
+    }
+    x.iter_mut().for_each(|v| *v = (*v - max).exp());
 }
 
 /// The largest element (eight lanes at a time, so it vectorizes); -inf when empty.

@@ -94,14 +94,20 @@ pub unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn exp_lanes(x: [f32; 8]) -> [f32; 8] {
+    /// An eight-lane function of this module or of [`crate::exact_exp`] applied to an
+    /// array, for comparing its lanes with the scalar function.
+    pub(crate) fn on_lanes(f: unsafe fn(__m256) -> __m256, x: [f32; 8]) -> [f32; 8] {
         let mut out = [0.0f32; 8];
         // SAFETY: only called after the AVX2/FMA check.
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), exp8(_mm256_loadu_ps(x.as_ptr()))) };
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), f(_mm256_loadu_ps(x.as_ptr()))) };
         out
+    }
+
+    fn exp_lanes(x: [f32; 8]) -> [f32; 8] {
+        on_lanes(exp8, x)
     }
 
     fn ulps(a: f32, b: f32) -> u32 {

@@ -20,10 +20,13 @@ pub(super) fn norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
     out.par_chunks_exact_mut(h)
         .zip(x.par_chunks_exact(h))
         .with_min_len(MIN_ROWS_PER_TASK)
-        .for_each(|(o, x)| {
-            o.copy_from_slice(x);
-            rms_norm(o, w, eps);
-        });
+        .for_each(|(o, x)| norm_row(o, x, w, eps));
+}
+
+/// One token's `out = rms_norm(x) · w`, leaving the residual row `x` as it is.
+fn norm_row(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    out.copy_from_slice(x);
+    rms_norm(out, w, eps);
 }
 
 /// What turns each token's projected queries and keys into the ones attention reads.
@@ -108,8 +111,7 @@ pub(super) fn add_residual(
             .with_min_len(MIN_ROWS_PER_TASK)
             .for_each(|((x, p), o)| {
                 add(x, p);
-                o.copy_from_slice(x);
-                rms_norm(o, w, eps);
+                norm_row(o, x, w, eps);
             }),
         None => rows
             .with_min_len(MIN_ROWS_PER_TASK)
