@@ -52,6 +52,10 @@ pub struct ThroughputArgs {
     /// Unmeasured warm-up requests.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Sampling temperature of every request (0: greedy, the default, so runs repeat; API
+    /// clients that send none get 1.0, which takes the engine's random-sampling path).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
     /// Write the result as JSON here.
     #[arg(long)]
     pub result_json: Option<PathBuf>,
@@ -184,20 +188,26 @@ fn start(args: &EngineArgs) -> Result<(EngineHandle, Arc<CollectingSink>)> {
     Ok((handle, sink))
 }
 
-fn params(max_tokens: usize) -> SamplingParams {
+fn params(max_tokens: usize, temperature: f32) -> SamplingParams {
     SamplingParams {
         max_tokens: Some(max_tokens),
         ignore_eos: true,
-        temperature: 0.0,
+        temperature,
         ..SamplingParams::default()
     }
 }
 
-fn submit(h: &EngineHandle, tag: &str, i: usize, spec: &RequestSpec) -> Result<RequestStream> {
+fn submit(
+    h: &EngineHandle,
+    tag: &str,
+    i: usize,
+    spec: &RequestSpec,
+    temperature: f32,
+) -> Result<RequestStream> {
     h.add_request(
         format!("bench-{tag}-{i}"),
         PromptInput::Tokens(spec.token_ids()),
-        params(spec.output_len),
+        params(spec.output_len, temperature),
     )
     .map_err(|e| anyhow::anyhow!("request {i}: {e}"))
 }
@@ -215,12 +225,17 @@ fn drain(mut s: RequestStream) -> (usize, Option<Instant>) {
     (n, first)
 }
 
-fn run_all(h: &EngineHandle, tag: &str, specs: &[RequestSpec]) -> Result<(usize, f64)> {
+fn run_all(
+    h: &EngineHandle,
+    tag: &str,
+    specs: &[RequestSpec],
+    temperature: f32,
+) -> Result<(usize, f64)> {
     let t0 = Instant::now();
     let streams = specs
         .iter()
         .enumerate()
-        .map(|(i, s)| submit(h, tag, i, s))
+        .map(|(i, s)| submit(h, tag, i, s, temperature))
         .collect::<Result<Vec<_>>>()?;
     let out = streams.into_iter().map(|s| drain(s).0).sum();
     Ok((out, t0.elapsed().as_secs_f64()))
@@ -240,7 +255,7 @@ fn warm(
     w.input_len = 32;
     w.output_len = 8;
     let specs = workload::generate_n(&w, args.warmup, args.workload.seed ^ 0x77, tok);
-    run_all(h, "warmup", &specs)?;
+    run_all(h, "warmup", &specs, args.temperature)?;
     sink.wait_for_requests(specs.len(), SINK_WAIT);
     sink.take();
     Ok(())
@@ -255,7 +270,7 @@ fn throughput(args: &ThroughputArgs, ea: &EngineArgs) -> Result<ThroughputResult
     }
     warm(&h, &sink, args, tok.as_ref())?;
     sink.take();
-    let (out, elapsed) = run_all(&h, "run", &specs)?;
+    let (out, elapsed) = run_all(&h, "run", &specs, args.temperature)?;
     sink.wait_for_requests(specs.len(), SINK_WAIT);
     let c: Collected = sink.take();
     let cfg = h.config().clone();
@@ -308,7 +323,7 @@ fn single_stream(args: &ThroughputArgs, ea: &EngineArgs) -> Result<SingleStreamR
         let spec =
             workload::generate_n(&w, 1, w.seed.wrapping_add(1000 + rep as u64), tok.as_ref());
         sink.take();
-        run_all(&h, &format!("ss{rep}"), &spec)?;
+        run_all(&h, &format!("ss{rep}"), &spec, args.temperature)?;
         sink.wait_for_requests(1, SINK_WAIT);
         let c = sink.take();
         let st = c
@@ -338,14 +353,14 @@ fn ttft_side(args: &ThroughputArgs, ea: &EngineArgs, caching: bool) -> Result<Tt
     w.workload = WorkloadKind::SharedPrefix;
     // Prime: one request carrying the system prompt (fills the cache when it is on).
     let prime = workload::generate_n(&w, 1, w.seed ^ 0x9e37, tok.as_ref());
-    run_all(&h, "prime", &prime)?;
+    run_all(&h, "prime", &prime, args.temperature)?;
     sink.wait_for_requests(1, SINK_WAIT);
     let specs = workload::generate(&w, tok.as_ref());
     sink.take();
     let mut client = Vec::new();
     for (i, s) in specs.iter().enumerate() {
         let t0 = Instant::now();
-        let (_, first) = drain(submit(&h, "pttft", i, s)?);
+        let (_, first) = drain(submit(&h, "pttft", i, s, args.temperature)?);
         if let Some(f) = first {
             client.push(f.duration_since(t0).as_secs_f64());
         }
