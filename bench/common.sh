@@ -46,6 +46,7 @@ write_env() {
     echo "  \"corvid_isa\": \"${CORVID_ISA:-}\","
     echo "  \"mem_gib\": $(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo),"
     echo "  \"loadavg_at_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
+    echo "  \"temperature\": \"${TEMPERATURE:-0}\","
     echo "  \"model\": \"$(basename "$GGUF")\""
     echo "}"
   } > "$OUT/env-$1.json"

@@ -15,7 +15,8 @@
 # Env: CONCURRENCIES ("1 4 16 64"), WORKLOADS ("fixed sharegpt shared-prefix"),
 #      INPUT_LEN (128), OUTPUT_LEN (64), PROMPTS_PER_CONC (2: prompts = max(8, 2*conc)),
 #      SYSTEMS ("corvid corvid-nobatch llama-server llama-cpp-python"), OUT, RAW, THREADS,
-#      RUN_TIMEOUT (seconds per bench run, 900), PORT (18080).
+#      RUN_TIMEOUT (seconds per bench run, 900), PORT (18080), TEMPERATURE (0: greedy; 1.0
+#      is what an API client that sends none gets).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 CONCURRENCIES="${CONCURRENCIES:-1 4 16 64}"
@@ -78,7 +79,7 @@ for sys in $SYSTEMS; do
         --endpoint "$endpoint" --model "$MODEL_NAME" --workload "$wl" --input-len "$input" \
         --output-len "$OUTPUT_LEN" --num-prompts "$n" --max-concurrency "$c" \
         --request-rate inf --warmup 2 --seed 0 --request-timeout 600 --idle-timeout 120 \
-        --label "$sys" --no-progress \
+        --temperature "${TEMPERATURE:-0}" --label "$sys" --no-progress \
         --result-json "$RAW/serve-$sys-$wl-c$c.json" 2>>"$log" | tee -a "$log" \
         || echo "run failed or timed out: $sys $wl c=$c" | tee -a "$log"
     done

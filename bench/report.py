@@ -347,7 +347,8 @@ def main():
         e = load(p)
         md.append(f"- `{os.path.basename(p)}`: commit {e['commit']}, {e['cpu']}, {e['nproc']} cores, "
                   f"{e['threads']} threads, {e['mem_gib']} GiB, load avg at start {e['loadavg_at_start']}, "
-                  f"model {e['model']}, {e['date_utc']}")
+                  f"model {e['model']}, {e['date_utc']}"
+                  + (f", sampling temperature {e['temperature']}" if e.get("temperature", "0") != "0" else ""))
     md.append("")
     md += single_stream(raw)
     md += tiers(raw)
