@@ -102,6 +102,7 @@ impl EngineCliArgs {
             max_waiting_requests: self.max_waiting_requests,
             enable_kv_cache_events: false,
             tensor_parallel_size: self.tensor_parallel_size,
+            commit_kv_cache: false,
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct EngineConfig {
     pub enable_kv_cache_events: bool,
     /// Shards the model runs on (vLLM's `tensor_parallel_size`; 1 = unsharded).
     pub tensor_parallel_size: usize,
+    /// Whether the KV pool's pages are committed at start ([`EngineArgs::commit_kv_cache`]).
+    pub commit_kv_cache: bool,
 }
 
 impl EngineArgs {
@@ -126,6 +128,7 @@ impl EngineArgs {
             vocab_size: model.vocab_size,
             enable_kv_cache_events: self.enable_kv_cache_events && enable_prefix_caching,
             tensor_parallel_size: self.tensor_parallel_size,
+            commit_kv_cache: self.commit_kv_cache,
         })
     }
 }

@@ -73,12 +73,21 @@ impl EngineCore {
         sink: Option<Arc<dyn StatsSink>>,
         shared: Arc<Shared>,
     ) -> Self {
-        let kv_cache = KvCache::new(
+        let mut kv_cache = KvCache::new(
             model.config(),
             config.block_size,
             config.num_blocks,
             config.kv_cache_dtype.resolve(),
         );
+        if config.commit_kv_cache {
+            let start = Instant::now();
+            kv_cache.commit_pages();
+            tracing::info!(
+                bytes = config.kv_bytes,
+                seconds = start.elapsed().as_secs_f64(),
+                "KV cache pages committed"
+            );
+        }
         let mut kv = KvManager::with_windows(
             config.num_blocks,
             config.block_size,

@@ -211,6 +211,12 @@ pub struct EngineArgs {
     /// share of the cores (vLLM's `tensor_parallel_size`). The KV pool, its blocks and
     /// its metrics are the same for every value: shards write disjoint heads of a block.
     pub tensor_parallel_size: usize,
+    /// Commit every page of the KV pool at start, as llama.cpp (which clears its KV
+    /// buffer) and vLLM (which allocates it on the device) do, instead of as blocks are
+    /// first written, so a server's first burst of requests after a start pays no page
+    /// faults (`corvid serve` sets it unless `--lazy-kv-cache`). Off by default: offline,
+    /// memory grows with what is used.
+    pub commit_kv_cache: bool,
 }
 
 impl EngineArgs {
@@ -240,6 +246,7 @@ impl Default for EngineArgs {
             max_waiting_requests: 1024,
             enable_kv_cache_events: false,
             tensor_parallel_size: 1,
+            commit_kv_cache: false,
         }
     }
 }

@@ -128,7 +128,14 @@ impl KvCache {
         KvGroups::of(config).layers_per_block * layout(config, block_size).block_bytes(dtype)
     }
 
-    /// Allocates a zeroed pool (pages are committed lazily by the OS as blocks are used).
+    /// Commits every page of every store now ([`KvStore::commit_pages`]): a server takes
+    /// its whole KV budget at start instead of under its first load.
+    pub fn commit_pages(&mut self) {
+        self.stores.iter_mut().for_each(KvStore::commit_pages);
+    }
+
+    /// Allocates a zeroed pool (pages are committed lazily by the OS as blocks are used,
+    /// unless [`KvCache::commit_pages`] asks for them all).
     pub fn new(config: &ModelConfig, block_size: usize, num_blocks: usize, dtype: KvDtype) -> Self {
         let layout = layout(config, block_size);
         Self {
@@ -178,6 +185,45 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 26);
+    }
+
+    /// How many of the pages `v`'s buffer spans are resident (`mincore`), and how many it
+    /// spans.
+    fn resident_pages<T>(v: &[T]) -> (usize, usize) {
+        const PAGE: usize = 4096;
+        let start = v.as_ptr() as usize & !(PAGE - 1);
+        let len = v.as_ptr() as usize + std::mem::size_of_val(v) - start;
+        let mut flags = vec![0u8; len.div_ceil(PAGE)];
+        // SAFETY: the range is page-aligned and mapped (it holds `v`); `flags` has one byte
+        // per page of it.
+        let rc = unsafe { libc::mincore(start as *mut libc::c_void, len, flags.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore");
+        (flags.iter().filter(|&&f| f & 1 == 1).count(), flags.len())
+    }
+
+    #[test]
+    fn committing_makes_every_page_of_the_pool_resident() {
+        // 64 MiB per pool: above glibc's largest mmap threshold (32 MiB), so fresh mappings.
+        let mut kv = KvCache::new(&config(1, None), 16, 1 << 20, KvDtype::F16);
+        let pools = |kv: &KvCache| -> Vec<(usize, usize)> {
+            kv.stores
+                .iter()
+                .flat_map(|s| match s {
+                    KvStore::F16 { k, v } => [resident_pages(k), resident_pages(v)],
+                    KvStore::Q8 { .. } => unreachable!("an f16 pool"),
+                })
+                .collect()
+        };
+        for (resident, pages) in pools(&kv) {
+            assert!(
+                resident < pages / 2,
+                "committed lazily: {resident} of {pages} pages"
+            );
+        }
+        kv.commit_pages();
+        for (resident, pages) in pools(&kv) {
+            assert_eq!(resident, pages, "every page committed");
+        }
     }
 
     #[test]

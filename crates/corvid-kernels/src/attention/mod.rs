@@ -142,6 +142,10 @@ fn quantize_row(x: &[f32], mut dst: impl FnMut(usize, i8)) -> f32 {
     scale
 }
 
+/// The smallest page the OS commits memory in ([`KvStore::commit_pages`] writes once per
+/// page of this size, which also reaches every page of a larger size).
+const PAGE_BYTES: usize = 4096;
+
 /// One layer's key and value pools (layout: see the module docs).
 pub enum KvStore {
     /// f16 elements.
@@ -184,6 +188,44 @@ impl KvStore {
                     k_scale: vec![0.0; scales],
                     v_scale: vec![0.0; scales],
                 }
+            }
+        }
+    }
+
+    /// Makes the OS commit every page of the pool now, one write per page (the zero it
+    /// holds), as llama.cpp does by clearing its KV buffer at start: [`KvStore::new`]'s
+    /// pool is committed lazily, so a fresh server's first burst of requests paid the page
+    /// faults (168k in a ShareGPT-like c64 run, BENCHMARKS.md). A gibibyte took 3.6 s on a
+    /// 2-vCPU VM, most of it the hypervisor backing the pages (`MADV_POPULATE_WRITE` was
+    /// no faster there).
+    pub fn commit_pages(&mut self) {
+        fn touch<T>(v: &mut [T]) {
+            let bytes = std::mem::size_of_val(v);
+            let base = v.as_mut_ptr() as *mut u8;
+            // A page apart from the start, then the last byte: its page is the one the
+            // steps miss when the buffer does not start on a page boundary.
+            let last = bytes.checked_sub(1);
+            for at in (0..bytes).step_by(PAGE_BYTES).chain(last) {
+                // SAFETY: `at` < the buffer's byte length; writing the zero it holds (every
+                // element type here is zero at all-zero bytes) changes nothing.
+                unsafe { std::ptr::write_volatile(base.add(at), 0) };
+            }
+        }
+        match self {
+            Self::F16 { k, v } => {
+                touch(k);
+                touch(v);
+            }
+            Self::Q8 {
+                k,
+                v,
+                k_scale,
+                v_scale,
+            } => {
+                touch(k);
+                touch(v);
+                touch(k_scale);
+                touch(v_scale);
             }
         }
     }

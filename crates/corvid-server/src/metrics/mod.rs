@@ -270,6 +270,7 @@ mod tests {
             vocab_size: 320,
             enable_kv_cache_events: false,
             tensor_parallel_size: 1,
+            commit_kv_cache: false,
         }
     }
 
