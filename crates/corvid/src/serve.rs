@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(c.engine.max_waiting_requests, 7);
         assert_eq!(c.engine.tensor_parallel_size, 2);
         assert!(!c.engine.enable_prefix_caching);
-        assert!(c.engine.commit_kv_cache, "a server takes its KV pool at start");
+        assert!(
+            c.engine.commit_kv_cache,
+            "a server takes its KV pool at start"
+        );
         assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(
             c.connections,

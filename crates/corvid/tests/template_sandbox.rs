@@ -129,6 +129,9 @@ fn serve_with_template(template: &str) -> Served {
             "127.0.0.1",
             "--port",
             &port.to_string(),
+            // The server takes its KV pool at start; keep it well under the RSS bound below.
+            "--kv-cache-memory",
+            "64MiB",
             "--model",
         ])
         .arg(&dir)
