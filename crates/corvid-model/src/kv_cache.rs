@@ -220,10 +220,20 @@ mod tests {
                 "committed lazily: {resident} of {pages} pages"
             );
         }
+        // A value where a page's write lands (a page past the buffer's start) survives.
+        let one = half::f16::from_bits(0x3c01); // both bytes nonzero
+        let KvStore::F16 { k, .. } = &mut kv.stores[0] else {
+            unreachable!("an f16 pool")
+        };
+        k[2048] = one;
         kv.commit_pages();
         for (resident, pages) in pools(&kv) {
             assert_eq!(resident, pages, "every page committed");
         }
+        let KvStore::F16 { k, .. } = &kv.stores[0] else {
+            unreachable!("an f16 pool")
+        };
+        assert_eq!(k[2048], one, "contents unchanged");
     }
 
     #[test]

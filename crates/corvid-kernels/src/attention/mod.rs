@@ -192,12 +192,12 @@ impl KvStore {
         }
     }
 
-    /// Makes the OS commit every page of the pool now, one write per page (the zero it
-    /// holds), as llama.cpp does by clearing its KV buffer at start: [`KvStore::new`]'s
-    /// pool is committed lazily, so a fresh server's first burst of requests paid the page
-    /// faults (168k in a ShareGPT-like c64 run, BENCHMARKS.md). A gibibyte took 3.6 s on a
-    /// 2-vCPU VM, most of it the hypervisor backing the pages (`MADV_POPULATE_WRITE` was
-    /// no faster there).
+    /// Makes the OS commit every page of the pool now, one write per page (of the byte it
+    /// holds, so contents never change), as llama.cpp does by clearing its KV buffer at
+    /// start: [`KvStore::new`]'s pool is committed lazily, so a fresh server's first burst
+    /// of requests paid the page faults (168k in a ShareGPT-like c64 run, BENCHMARKS.md). A
+    /// gibibyte took 3.6 s on a 2-vCPU VM, most of it the hypervisor backing the pages
+    /// (`MADV_POPULATE_WRITE` was no faster there).
     pub fn commit_pages(&mut self) {
         fn touch<T>(v: &mut [T]) {
             let bytes = std::mem::size_of_val(v);
@@ -206,9 +206,12 @@ impl KvStore {
             // steps miss when the buffer does not start on a page boundary.
             let last = bytes.checked_sub(1);
             for at in (0..bytes).step_by(PAGE_BYTES).chain(last) {
-                // SAFETY: `at` < the buffer's byte length; writing the zero it holds (every
-                // element type here is zero at all-zero bytes) changes nothing.
-                unsafe { std::ptr::write_volatile(base.add(at), 0) };
+                // SAFETY: `at` < the buffer's byte length, which `v` borrows mutably;
+                // writing back the byte read changes nothing.
+                unsafe {
+                    let p = base.add(at);
+                    std::ptr::write_volatile(p, std::ptr::read_volatile(p));
+                }
             }
         }
         match self {
