@@ -5,7 +5,7 @@
 
 use crate::output::TokenLogprob;
 use crate::params::SamplingParams;
-use corvid_kernels::ops::{argmax, exp_shifted};
+use corvid_kernels::ops::{argmax, exp_shifted, sum_f64};
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::HashMap;
@@ -117,20 +117,14 @@ fn walk(items: impl Iterator<Item = (u32, f64)>, mut r: f64) -> u32 {
 const DRAW_CHUNK: usize = 512;
 
 /// [`draw`] over every token, `w` indexed by token id: whole chunks are skipped by their
-/// sums (sixteen independent partial sums, so they vectorize), and only the chunk the draw
+/// sums ([`sum_f64`], which vectorizes), and only the chunk the draw
 /// falls in is walked token by token. A token-by-token walk is one chain of dependent f64
 /// subtractions, about as slow over a 49,152-token vocabulary as computing the weights.
 fn draw_over_vocabulary(w: &[f32], total: f64, rng: &mut StdRng) -> u32 {
     let mut r = rng.gen::<f64>() * total;
     let mut last = None;
     for (c, chunk) in w.chunks(DRAW_CHUNK).enumerate() {
-        let mut lanes = [0.0f64; 16];
-        for part in chunk.chunks(16) {
-            for (a, &x) in lanes.iter_mut().zip(part) {
-                *a += x as f64;
-            }
-        }
-        let sum: f64 = lanes.iter().sum();
+        let sum = sum_f64(chunk);
         if sum <= 0.0 {
             continue;
         }
@@ -161,7 +155,7 @@ fn draw_over_vocabulary(w: &[f32], total: f64, rng: &mut StdRng) -> u32 {
 fn sample_random(logits: &[f32], p: &SamplingParams, rng: &mut StdRng) -> u32 {
     if p.top_k.is_none() && p.top_p >= 1.0 && p.min_p <= 0.0 {
         // Plain temperature sampling: no filter, no sort.
-        let (w, total) = weights(logits, p.temperature);
+        let (w, _, total) = weights(logits, p.temperature);
         if !(total.is_finite() && total > 0.0) {
             // Every logit -inf (all banned), or some +inf/NaN: nothing to weigh.
             return argmax(logits);
@@ -176,12 +170,13 @@ fn sample_random(logits: &[f32], p: &SamplingParams, rng: &mut StdRng) -> u32 {
     draw(kept.into_iter().zip(probs), mass, rng)
 }
 
-/// Every token's weight `exp(l / T − max(l / T))` (the largest 1) and their sum.
-fn weights(logits: &[f32], temperature: f32) -> (Vec<f32>, f64) {
+/// Every token's weight `exp(l / T − max(l / T))` (the largest 1), `max(l / T)`, and
+/// the weights' sum.
+fn weights(logits: &[f32], temperature: f32) -> (Vec<f32>, f32, f64) {
     let inv_t = 1.0 / temperature;
     let mut w: Vec<f32> = logits.iter().map(|&l| l * inv_t).collect();
-    let (_, total) = exp_shifted(&mut w);
-    (w, total)
+    let (top, total) = exp_shifted(&mut w);
+    (w, top, total)
 }
 
 /// The tokens top-k, then top-p, then min-p leave to draw from, most likely first (ties
@@ -193,17 +188,20 @@ fn nucleus(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
     let top_k = p.top_k.map(|k| k.min(logits.len()));
     // Without top-k the probabilities are over the vocabulary: every token's weight.
     let vocab = top_k.is_none().then(|| weights(logits, p.temperature));
-    // max(l / T) (a positive factor keeps the order; argmax is the vectorized scan).
-    let top = logits[argmax(logits) as usize] * inv_t;
+    // max(l / T): the weights' own, else by argmax (a positive factor keeps the order).
+    let top = vocab.as_ref().map_or_else(
+        || logits[argmax(logits) as usize] * inv_t,
+        |&(_, top, _)| top,
+    );
     let weight = |t: u32| match &vocab {
-        Some((w, _)) => w[t as usize] as f64,
+        Some((w, ..)) => w[t as usize] as f64,
         None => ((logits[t as usize] * inv_t) - top).exp() as f64,
     };
     let mut kept = candidates(
         logits,
         inv_t,
         top,
-        vocab.as_ref().map(|(w, total)| (&w[..], *total)),
+        vocab.as_ref().map(|(w, _, total)| (&w[..], *total)),
         top_k,
         p,
     );
@@ -220,7 +218,7 @@ fn nucleus(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
     let w: Vec<f64> = kept.iter().map(|&t| weight(t)).collect();
     let norm = vocab
         .as_ref()
-        .map_or_else(|| w.iter().sum(), |&(_, total)| total);
+        .map_or_else(|| w.iter().sum(), |&(.., total)| total);
     let probs: Vec<f64> = w.iter().map(|x| x / norm).collect();
     let mut keep = probs.len();
     if p.top_p < 1.0 {
@@ -358,7 +356,7 @@ mod tests {
 
     /// [`nucleus`] as the filters read: the whole vocabulary weighed and sorted, then cut.
     fn nucleus_by_full_sort(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
-        let (w, total) = weights(logits, p.temperature);
+        let (w, _, total) = weights(logits, p.temperature);
         let k = p.top_k.unwrap_or(w.len()).min(w.len());
         let mut order: Vec<u32> = (0..w.len() as u32).collect();
         order.sort_by(|&a, &b| {

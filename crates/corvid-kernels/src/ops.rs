@@ -188,9 +188,15 @@ pub fn exp_shifted(x: &mut [f32]) -> (f32, f64) {
 /// [`crate::vexp`]: the golden test showed the attention weights to be the one place
 /// where last-bit differences move greedy tokens at llama.cpp's near-ties.)
 fn exp_shifted_sum(x: &mut [f32], max: f32) -> f64 {
-    // Two passes: the exps alone, then a sum that the compiler keeps in vector registers
-    // (sixteen partial sums: four independent vector add chains).
+    // Two passes: the exps alone, then the sum.
     exp_minus(x, max);
+    sum_f64(x)
+}
+
+/// The sum of `x` in f64, in sixteen partial sums the compiler keeps in vector registers
+/// (four independent vector add chains, where one running sum is a chain of dependent
+/// adds as long as `x`).
+pub fn sum_f64(x: &[f32]) -> f64 {
     let mut acc = [0.0f64; 16];
     for c in x.chunks(16) {
         for (a, &v) in acc.iter_mut().zip(c) {
