@@ -9,7 +9,7 @@ use crate::sampler::sample;
 use crate::scheduler::Scheduler;
 use crate::sequence::{Outbox, Sequence};
 use crate::stats::{BusyWindow, EngineSnapshot, IterationStats, RequestStats, StatsSink};
-use corvid_model::{CausalLm, KvCache};
+use corvid_model::{CausalLm, KvCache, Logits};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,8 @@ impl Default for Shared {
 pub struct EngineCore {
     model: Arc<dyn CausalLm>,
     kv_cache: KvCache,
+    /// Every step's logits, in one buffer kept across steps.
+    logits: Logits,
     sched: Scheduler,
     eos: Vec<u32>,
     sink: Option<Arc<dyn StatsSink>>,
@@ -98,6 +100,7 @@ impl EngineCore {
             kv.record_events();
         }
         let mut core = Self {
+            logits: Logits::new(model.config().vocab_size),
             model,
             kv_cache,
             sched: Scheduler::new(config.scheduler(), kv),
@@ -156,13 +159,19 @@ impl EngineCore {
             self.publish(start);
             return false;
         }
-        let result = self
-            .model
-            .forward(&self.sched.model_inputs(&plan), &mut self.kv_cache);
+        let result = self.model.forward(
+            &self.sched.model_inputs(&plan),
+            &mut self.kv_cache,
+            &mut self.logits,
+        );
         let now = Instant::now();
-        let logits = result
-            .map_err(|e| tracing::error!("model step failed: {e}"))
-            .ok();
+        let logits = match result {
+            Ok(()) => Some(&mut self.logits),
+            Err(e) => {
+                tracing::error!("model step failed: {e}");
+                None
+            }
+        };
         let eos = &self.eos;
         let mut generated = 0;
         let mut outbox = Outbox::default();

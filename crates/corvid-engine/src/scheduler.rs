@@ -6,7 +6,7 @@
 use crate::kv::{KvManager, SeqKey};
 use crate::output::FinishReason;
 use crate::sequence::Sequence;
-use corvid_model::SeqInput;
+use corvid_model::{Logits, SeqInput};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
@@ -223,14 +223,14 @@ impl Scheduler {
     pub fn update_from_output(
         &mut self,
         out: &SchedulerOutput,
-        logits: Option<Vec<Vec<f32>>>,
+        logits: Option<&mut Logits>,
         mut sample: impl FnMut(&mut Sequence, &mut [f32]) -> Option<FinishReason>,
     ) -> Vec<(Sequence, FinishReason)> {
         let at = self.running_index();
         let mut done: Vec<(SeqKey, FinishReason)> = Vec::new();
         match logits {
-            Some(mut rows) => {
-                let mut rows = rows.iter_mut();
+            Some(rows) => {
+                let mut rows = rows.rows_mut();
                 for sch in &out.scheduled {
                     let seq = &mut self.running[at[&sch.key]];
                     seq.num_computed += sch.num_new;

@@ -8,7 +8,7 @@ use crate::{EngineArgs, EngineError, EngineHandle, StatsSink};
 use corvid_kernels::ops::RopeStyle;
 use corvid_model::config::{Arch, ModelConfig};
 use corvid_model::tokenizer::Tokenizer;
-use corvid_model::{CausalLm, KvCache, SeqInput};
+use corvid_model::{CausalLm, KvCache, Logits, SeqInput};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -92,13 +92,14 @@ impl CausalLm for Paced {
         &self,
         batch: &[SeqInput<'_>],
         kv: &mut KvCache,
-    ) -> corvid_model::Result<Vec<Vec<f32>>> {
+        logits: &mut Logits,
+    ) -> corvid_model::Result<()> {
         let start = Instant::now();
         let step = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
         if self.panic_at_step == Some(step) {
             panic!("injected fault: model step {step} panics");
         }
-        let out = self.inner.forward(batch, kv);
+        let out = self.inner.forward(batch, kv, logits);
         std::thread::sleep(self.step_time.saturating_sub(start.elapsed()));
         out
     }
@@ -153,9 +154,10 @@ impl CausalLm for FakeLm {
         &self,
         batch: &[SeqInput<'_>],
         kv: &mut KvCache,
-    ) -> corvid_model::Result<Vec<Vec<f32>>> {
+        logits: &mut Logits,
+    ) -> corvid_model::Result<()> {
         let bs = kv.layout.block_size;
-        let mut out = Vec::new();
+        let mut picks = Vec::new();
         for s in batch {
             for table in s.block_tables {
                 assert!(
@@ -169,12 +171,13 @@ impl CausalLm for FakeLm {
             if s.want_logits {
                 let last = *s.tokens.last().expect("a scheduled chunk has tokens") as usize;
                 let pos = s.start_pos + s.tokens.len();
-                let mut l = vec![0.0f32; self.config.vocab_size];
-                let pick = self.outputs[(last * 31 + pos * 7) % self.outputs.len()];
-                l[pick as usize] = 10.0;
-                out.push(l);
+                picks.push(self.outputs[(last * 31 + pos * 7) % self.outputs.len()]);
             }
         }
-        Ok(out)
+        logits.reset(picks.len()).fill(0.0);
+        for (row, pick) in logits.rows_mut().zip(picks) {
+            row[pick as usize] = 10.0;
+        }
+        Ok(())
     }
 }

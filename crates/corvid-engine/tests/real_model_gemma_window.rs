@@ -64,7 +64,7 @@ fn keep_everything(model: &dyn CausalLm, prompt: &[u32], steps: usize) -> Vec<u3
             block_tables: &tables,
             want_logits: true,
         };
-        let token = argmax(&model.forward(&[seq], &mut kv).unwrap()[0]);
+        let token = argmax(&model.forward_once(&[seq], &mut kv).unwrap()[0]);
         out.push(token);
         start += input.len();
         input = vec![token];

@@ -18,4 +18,4 @@ pub use config::ModelConfig;
 pub use error::{ModelError, Result};
 pub use kv_cache::{KvCache, KvDtype, KvGroups};
 pub use loader::{load_model, load_tokenizer, LoadOptions};
-pub use model::{CausalLm, SeqInput};
+pub use model::{CausalLm, Logits, SeqInput};

@@ -25,8 +25,82 @@ pub trait CausalLm: Send + Sync {
     /// Shape of the model.
     fn config(&self) -> &ModelConfig;
 
-    /// Runs one step: writes the K/V of every input token into `kv` and returns the
-    /// logits (`vocab_size` each) of the last token of every sequence with
-    /// `want_logits`, in input order.
-    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>>;
+    /// Runs one step: writes the K/V of every input token into `kv` and puts in `logits`
+    /// one row (`vocab_size` wide) for the last token of every sequence with
+    /// `want_logits`, in input order (whatever `logits` held before is replaced).
+    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache, logits: &mut Logits) -> Result<()>;
+
+    /// [`CausalLm::forward`] into a buffer of its own, for a one-off step (tests and
+    /// tools); the engine keeps one buffer for every step instead.
+    fn forward_once(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Logits> {
+        let mut logits = Logits::new(self.config().vocab_size);
+        self.forward(batch, kv, &mut logits)?;
+        Ok(logits)
+    }
+}
+
+/// A step's next-token logits: `rows` rows of `vocab` values in one buffer that the
+/// caller keeps from step to step. A 64-sequence step's logits are 12.6 MB of SmolLM2's
+/// 49,152-token vocabulary; allocated per step (and copied into one vector per row) they
+/// were mapped, zeroed by the kernel and unmapped again every step.
+#[derive(Clone, Debug, Default)]
+pub struct Logits {
+    data: Vec<f32>,
+    vocab: usize,
+}
+
+impl Logits {
+    /// An empty buffer for rows of `vocab` values.
+    pub fn new(vocab: usize) -> Self {
+        Self {
+            data: Vec::new(),
+            vocab,
+        }
+    }
+
+    /// Sets the number of rows and returns all of them, to be overwritten: only rows
+    /// beyond the buffer's largest size so far are allocated (and zeroed).
+    pub fn reset(&mut self, rows: usize) -> &mut [f32] {
+        self.data.resize(rows * self.vocab, 0.0);
+        &mut self.data
+    }
+
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.data.len().checked_div(self.vocab).unwrap_or(0)
+    }
+
+    /// Whether the step produced no rows.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The rows in order, mutable (sampling applies penalties and temperature in place).
+    pub fn rows_mut(&mut self) -> std::slice::ChunksExactMut<'_, f32> {
+        self.data.chunks_exact_mut(self.vocab.max(1))
+    }
+
+    /// The rows in order.
+    pub fn iter(&self) -> std::slice::ChunksExact<'_, f32> {
+        self.data.chunks_exact(self.vocab.max(1))
+    }
+}
+
+impl<'a> IntoIterator for &'a Logits {
+    type Item = &'a [f32];
+    type IntoIter = std::slice::ChunksExact<'a, f32>;
+
+    /// The rows in order.
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<usize> for Logits {
+    type Output = [f32];
+
+    /// Row `i`.
+    fn index(&self, i: usize) -> &[f32] {
+        &self.data[i * self.vocab..(i + 1) * self.vocab]
+    }
 }

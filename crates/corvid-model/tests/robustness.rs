@@ -74,7 +74,7 @@ fn corrupted_gguf_never_panics() {
                 block_tables: &[vec![0]],
                 want_logits: true,
             };
-            let _ = catch_unwind(AssertUnwindSafe(|| model.forward(&[seq], &mut kv)))
+            let _ = catch_unwind(AssertUnwindSafe(|| model.forward_once(&[seq], &mut kv)))
                 .expect("forward panicked");
         }
     }
@@ -151,7 +151,7 @@ fn bad_forward_inputs_are_errors() {
             block_tables: table,
             want_logits: true,
         };
-        let r = model.forward(&[seq], &mut kv);
+        let r = model.forward_once(&[seq], &mut kv);
         assert!(
             matches!(r, Err(ModelError::Input(_))),
             "{tokens:?}/{table:?} gave {:?}",
@@ -166,7 +166,7 @@ fn bad_forward_inputs_are_errors() {
 fn empty_batch_is_an_empty_step() {
     let model = load_model(&tiny("qwen2.gguf"), &LoadOptions::default()).unwrap();
     let mut kv = KvCache::new(model.config(), 16, 4, KvDtype::F16);
-    let logits = model.forward(&[], &mut kv).expect("an empty step");
+    let logits = model.forward_once(&[], &mut kv).expect("an empty step");
     assert!(logits.is_empty());
 }
 

@@ -16,7 +16,9 @@ use corvid_kernels::ops::argmax;
 use corvid_model::default_model::{
     corvid_home, default_model_path, gemma_model_path, installed_or_skip,
 };
-use corvid_model::{load_model, CausalLm, KvCache, KvDtype, KvGroups, LoadOptions, SeqInput};
+use corvid_model::{
+    load_model, CausalLm, KvCache, KvDtype, KvGroups, LoadOptions, Logits, SeqInput,
+};
 use numerics::*;
 use std::path::Path;
 
@@ -212,10 +214,10 @@ fn batched_with_a_shared_prefix(
                 want_logits: true,
             })
             .collect();
-        let logits: Vec<Vec<Vec<f32>>> = models
+        let logits: Vec<Logits> = models
             .iter()
             .zip(&mut caches)
-            .map(|(m, kv)| m.forward(&batch, kv).unwrap())
+            .map(|(m, kv)| m.forward_once(&batch, kv).unwrap())
             .collect();
         // Models are loaded with 1, 2, ... shards in that order.
         for (k, got) in logits.iter().enumerate().skip(1) {

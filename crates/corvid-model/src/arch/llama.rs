@@ -14,14 +14,13 @@ use super::token_rows::{add_residual, gated_activation, norm_rows, QkPrep};
 use crate::config::{Arch, ModelConfig};
 use crate::error::{ModelError, Result};
 use crate::kv_cache::{gcd, KvCache, KvGroups};
-use crate::model::{CausalLm, SeqInput};
+use crate::model::{CausalLm, Logits, SeqInput};
 use crate::weights::convert::{to_matrix, to_vector};
 use crate::weights::{LoadQuantization, TensorSource};
 use corvid_kernels::attention::{KvLayout, KvStore};
 use corvid_kernels::matmul::matmul_group;
 use corvid_kernels::ops::{rms_norm, Rope};
 use corvid_kernels::QMatrix;
-use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::{Mutex, RwLock};
 
@@ -445,7 +444,7 @@ impl CausalLm for Llama {
         &self.config
     }
 
-    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache) -> Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: &[SeqInput<'_>], kv: &mut KvCache, logits: &mut Logits) -> Result<()> {
         self.check(batch, kv)?;
         let step = Step::new(batch, self.kv_groups.len(), kv.layout.block_size);
         let layout = kv.layout;
@@ -455,7 +454,8 @@ impl CausalLm for Llama {
             return self.pool.install(|| {
                 let mut x = self.embed_tokens(batch);
                 self.run_layers(one, 0, &step, &layout, &stores, &reduce, &mut x);
-                Ok(self.logits(batch, &x))
+                self.logits(batch, &x, logits);
+                Ok(())
             });
         }
         let x0 = self.pool.install(|| self.embed_tokens(batch));
@@ -470,7 +470,8 @@ impl CausalLm for Llama {
         };
         run_on_pools(&self.shards, 0, &run);
         let x = out.into_inner().expect("shard 0's output");
-        Ok(self.pool.install(|| self.logits(batch, &x)))
+        self.pool.install(|| self.logits(batch, &x, logits));
+        Ok(())
     }
 }
 
@@ -606,8 +607,8 @@ impl Llama {
     }
 
     /// The final norm and output projection of the last token of each sequence that
-    /// wants logits.
-    fn logits(&self, batch: &[SeqInput<'_>], x: &[f32]) -> Vec<Vec<f32>> {
+    /// wants logits, into `out`.
+    fn logits(&self, batch: &[SeqInput<'_>], x: &[f32], out: &mut Logits) {
         let c = &self.config;
         let h = c.hidden_size;
         let mut last = Vec::new();
@@ -618,22 +619,17 @@ impl Llama {
                 last.extend_from_slice(&x[(end - 1) * h..end * h]);
             }
         }
-        let rows = last.len() / h;
-        if rows == 0 {
-            return Vec::new();
+        let logits = out.reset(last.len() / h);
+        if logits.is_empty() {
+            return;
         }
         rms_norm(&mut last, &self.norm, c.rms_norm_eps);
-        let mut logits = vec![0.0f32; rows * c.vocab_size];
         self.lm_head
             .as_ref()
             .unwrap_or(&self.embed)
-            .matmul(&last, &mut logits);
+            .matmul(&last, logits);
         if let Some(cap) = c.final_logit_softcap {
             logits.iter_mut().for_each(|l| *l = cap * (*l / cap).tanh());
         }
-        logits
-            .par_chunks_exact(c.vocab_size)
-            .map(<[f32]>::to_vec)
-            .collect()
     }
 }

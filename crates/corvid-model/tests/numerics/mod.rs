@@ -74,7 +74,7 @@ pub fn run_with(
         block_tables: &tables,
         want_logits: true,
     };
-    let first = model.forward(&[seq], &mut kv).unwrap().remove(0);
+    let first = model.forward_once(&[seq], &mut kv).unwrap()[0].to_vec();
     let mut got = vec![argmax(&first)];
     while got.len() < steps && !stop.contains(got.last().unwrap()) {
         let tok = [*got.last().unwrap()];
@@ -84,7 +84,7 @@ pub fn run_with(
             block_tables: &tables,
             want_logits: true,
         };
-        got.push(argmax(&model.forward(&[seq], &mut kv).unwrap()[0]));
+        got.push(argmax(&model.forward_once(&[seq], &mut kv).unwrap()[0]));
     }
     (first, got)
 }
@@ -114,7 +114,7 @@ pub fn teacher_forced(model: &dyn CausalLm, prompt: &[u32], next: &[u32]) -> Vec
             block_tables: &tables,
             want_logits: true,
         };
-        out.push(model.forward(&[seq], &mut kv).unwrap().remove(0));
+        out.push(model.forward_once(&[seq], &mut kv).unwrap()[0].to_vec());
         start += tokens.len();
         tokens = vec![token];
     }
