@@ -7,11 +7,14 @@
 # for TIERS (default: the best tier and avx2), alternating systems so drift hits all alike.
 # Env: TIERS="avx512vnni avx2", REPS (default 3), LLAMA_BUILDS="native=DIR avx2=DIR" (llama.cpp
 # bin folders; default: native = $LLAMA_BIN), OFFLINE_PROMPTS (default 64), LLAMA_BENCH_ARGS
-# (extra llama-bench flags per build, e.g. "native=--repack 0").
+# (extra llama-bench flags per build, e.g. "native=--repack 0"), KERNEL_SECONDS (least time per
+# `corvid bench kernels` measurement, default 2: a 0.3 s forward at m = 256 then gets six or
+# more tries at a quiet moment of a VM whose speed swings from second to second).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 REPS="${REPS:-3}"
 OFFLINE_PROMPTS="${OFFLINE_PROMPTS:-64}"
+KERNEL_SECONDS="${KERNEL_SECONDS:-2}"
 best="$("$CORVID" cpu --tiers 2>/dev/null | tail -1)"
 TIERS="${TIERS:-$best avx2}"
 LLAMA_BUILDS="${LLAMA_BUILDS:-native=$LLAMA_BIN}"
@@ -36,7 +39,7 @@ done
 for tier in $TIERS; do
   echo "== corvid, tier $tier"
   export CORVID_ISA="$tier"
-  timeout 900 "$CORVID" bench kernels --result-json "$RAW/kernels-$tier.json"
+  timeout 900 "$CORVID" bench kernels --seconds "$KERNEL_SECONDS" --result-json "$RAW/kernels-$tier.json"
   timeout 900 "$CORVID" bench throughput --mode single-stream --input-len 128 --output-len 128 \
     --repetitions "$REPS" --result-json "$RAW/single-stream-$tier.json"
   for mode in batched nobatch; do

@@ -197,14 +197,12 @@ fn nucleus(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
         Some((w, ..)) => w[t as usize] as f64,
         None => ((logits[t as usize] * inv_t) - top).exp() as f64,
     };
-    let mut kept = candidates(
-        logits,
-        inv_t,
-        top,
-        vocab.as_ref().map(|(w, _, total)| (&w[..], *total)),
-        top_k,
-        p,
-    );
+    // The weights exist exactly when there is no top-k.
+    let bound = match &vocab {
+        Some((w, _, total)) => Bound::Mass(w, *total),
+        None => Bound::Count(top_k.unwrap_or(logits.len())),
+    };
+    let mut kept = candidates(logits, inv_t, top, bound, p);
     let most_likely_first = |a: &u32, b: &u32| {
         logits[*b as usize]
             .total_cmp(&logits[*a as usize])
@@ -240,6 +238,13 @@ fn nucleus(logits: &[f32], p: &SamplingParams) -> (Vec<u32>, Vec<f64>) {
     (kept, probs[..keep].to_vec())
 }
 
+/// What bounds [`candidates`]: top-k's count, or else the vocabulary's weights and their
+/// total, which top-p and min-p are fractions of.
+enum Bound<'a> {
+    Count(usize),
+    Mass(&'a [f32], f64),
+}
+
 /// How far below the top scaled logit (`l / T`) [`candidates`] may reach: weights down
 /// to 10⁻², 10⁻⁴, 10⁻⁶, 10⁻¹², 10⁻²⁴; beyond the last, everything.
 const CANDIDATE_DEPTHS: [f32; 5] = [4.6, 9.2, 13.8, 27.6, 55.3];
@@ -256,8 +261,7 @@ fn candidates(
     logits: &[f32],
     inv_t: f32,
     top: f32,
-    vocab: Option<(&[f32], f64)>,
-    top_k: Option<usize>,
+    bound: Bound<'_>,
     p: &SamplingParams,
 ) -> Vec<u32> {
     let within = |floor: f32| {
@@ -267,13 +271,13 @@ fn candidates(
     };
     for depth in CANDIDATE_DEPTHS {
         let floor = top - depth;
-        match (top_k, vocab) {
-            (Some(k), _) => {
+        match bound {
+            Bound::Count(k) => {
                 if logits.iter().filter(|&&l| l * inv_t >= floor).count() >= k {
                     return within(floor);
                 }
             }
-            (None, Some((w, total))) => {
+            Bound::Mass(w, total) => {
                 if p.min_p > 0.0 && (-depth).exp() <= p.min_p / 2.0 {
                     return within(floor);
                 }
@@ -284,7 +288,6 @@ fn candidates(
                     return set;
                 }
             }
-            (None, None) => break,
         }
     }
     (0..logits.len() as u32).collect()
