@@ -43,7 +43,7 @@ pub trait CausalLm: Send + Sync {
 /// caller keeps from step to step. A 64-sequence step's logits are 12.6 MB of SmolLM2's
 /// 49,152-token vocabulary; allocated per step (and copied into one vector per row) they
 /// were mapped, zeroed by the kernel and unmapped again every step.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug)]
 pub struct Logits {
     data: Vec<f32>,
     vocab: usize,
@@ -63,11 +63,6 @@ impl Logits {
     pub fn reset(&mut self, rows: usize) -> &mut [f32] {
         self.data.resize(rows * self.vocab, 0.0);
         &mut self.data
-    }
-
-    /// The number of rows.
-    pub fn rows(&self) -> usize {
-        self.data.len().checked_div(self.vocab).unwrap_or(0)
     }
 
     /// Whether the step produced no rows.
