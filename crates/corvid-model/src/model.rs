@@ -45,7 +45,11 @@ pub trait CausalLm: Send + Sync {
 /// were mapped, zeroed by the kernel and unmapped again every step.
 #[derive(Debug)]
 pub struct Logits {
+    /// Grows to the largest step's rows and never shrinks: a step with fewer rows than
+    /// the last one would otherwise zero the difference again when the next one grows.
     data: Vec<f32>,
+    /// Values of `data` in use: the current step's rows × `vocab`.
+    len: usize,
     vocab: usize,
 }
 
@@ -54,30 +58,35 @@ impl Logits {
     pub fn new(vocab: usize) -> Self {
         Self {
             data: Vec::new(),
+            len: 0,
             vocab,
         }
     }
 
-    /// Sets the number of rows and returns all of them, to be overwritten: only rows
-    /// beyond the buffer's largest size so far are allocated (and zeroed).
+    /// Sets the number of rows and returns all of them, to be overwritten: they hold
+    /// whatever an earlier step left, and only rows beyond the largest step so far are
+    /// allocated (and zeroed).
     pub fn reset(&mut self, rows: usize) -> &mut [f32] {
-        self.data.resize(rows * self.vocab, 0.0);
-        &mut self.data
+        self.len = rows * self.vocab;
+        if self.data.len() < self.len {
+            self.data.resize(self.len, 0.0);
+        }
+        &mut self.data[..self.len]
     }
 
     /// Whether the step produced no rows.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len == 0
     }
 
     /// The rows in order, mutable (sampling applies penalties and temperature in place).
     pub fn rows_mut(&mut self) -> std::slice::ChunksExactMut<'_, f32> {
-        self.data.chunks_exact_mut(self.vocab.max(1))
+        self.data[..self.len].chunks_exact_mut(self.vocab.max(1))
     }
 
     /// The rows in order.
     pub fn iter(&self) -> std::slice::ChunksExact<'_, f32> {
-        self.data.chunks_exact(self.vocab.max(1))
+        self.data[..self.len].chunks_exact(self.vocab.max(1))
     }
 }
 
@@ -96,6 +105,29 @@ impl std::ops::Index<usize> for Logits {
 
     /// Row `i`.
     fn index(&self, i: usize) -> &[f32] {
-        &self.data[i * self.vocab..(i + 1) * self.vocab]
+        &self.data[..self.len][i * self.vocab..(i + 1) * self.vocab]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Logits;
+
+    #[test]
+    fn a_step_sees_only_its_own_rows_after_a_larger_one() {
+        let mut logits = Logits::new(3);
+        logits
+            .reset(2)
+            .copy_from_slice(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        logits.reset(1).copy_from_slice(&[7.0, 8.0, 9.0]);
+        assert_eq!(logits.iter().collect::<Vec<_>>(), [&[7.0, 8.0, 9.0][..]]);
+        assert_eq!(logits.rows_mut().count(), 1);
+        assert_eq!(&logits[0], &[7.0, 8.0, 9.0]);
+        // Growing again returns both rows (the second as the larger step left it).
+        assert_eq!(logits.reset(2).len(), 6);
+        assert_eq!(&logits[1], &[4.0, 5.0, 6.0]);
+        logits.reset(0);
+        assert!(logits.is_empty());
+        assert_eq!(logits.iter().count(), 0);
     }
 }
