@@ -110,6 +110,37 @@ macro_rules! by_token_count {
     };
 }
 
+/// Runs the packed kernel `$f` (`[wide]`: the sixteen-row one; `[]` otherwise) over every group and run of
+/// `$k` tokens of `$groups`, passing each run's rows of the two per-token arrays `$a`
+/// (quantized activations) and `$b` (their scales or sums), built once per run.
+///
+/// # Safety
+/// As the kernel's: `$w` must be packed for a tier that runs here, and `$a`, `$b` hold
+/// `$nb` entries per token.
+macro_rules! with_token_pairs {
+    ($groups:ident, $g:ident, $k:ident, [$($wide:ident)?] $f:ident, $w:ident, $nb:ident, $a:ident, $b:ident) => {
+        $groups.run::<$g, $k, _>(
+            |t0, tc| {
+                (
+                    token_rows::<_, $k>($a, $nb, t0, tc),
+                    token_rows::<_, $k>($b, $nb, t0, tc),
+                )
+            },
+            |(ys, bs), g, t0, tc, out| unsafe {
+                by_token_count!(
+                    $($wide)? tc,
+                    $f,
+                    out,
+                    &$w[g * $nb..(g + 1) * $nb],
+                    ys.as_slice(),
+                    bs.as_slice(),
+                    t0 == 0
+                )
+            },
+        )
+    };
+}
+
 /// The `nb`-block rows of tokens `t0 .. t0 + tc` of a per-token array (quantized
 /// activations or their scales), padded to `K` (the kernel's token count) with the last one.
 fn token_rows<T, const K: usize>(v: &[T], nb: usize, t0: usize, tc: usize) -> [&[T]; K] {
@@ -524,106 +555,21 @@ impl QMatrix {
             // can run here (`packed_for_cpu`); the activation slices hold `nb` blocks
             // per token.
             match (&self.data, acts) {
-                (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => groups
-                    .run::<GROUP, PACKED_TOKENS, _>(
-                        |t0, tc| {
-                            (
-                                token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
-                                token_rows::<_, PACKED_TOKENS>(scales, nb, t0, tc),
-                            )
-                        },
-                        |(ys, ss), g, t0, tc, out| unsafe {
-                            by_token_count!(
-                                tc,
-                                gemv_q4_1x8,
-                                out,
-                                &w[g * nb..(g + 1) * nb],
-                                ys.as_slice(),
-                                ss.as_slice(),
-                                t0 == 0
-                            )
-                        },
-                    ),
-                (WeightData::Q4_1x16(w), Activations::Q8_1Scaled(q, scales)) => groups
-                    .run::<WIDE_GROUP, WIDE_TOKENS, _>(
-                        |t0, tc| {
-                            (
-                                token_rows::<_, WIDE_TOKENS>(q, nb, t0, tc),
-                                token_rows::<_, WIDE_TOKENS>(scales, nb, t0, tc),
-                            )
-                        },
-                        |(ys, ss), g, t0, tc, out| unsafe {
-                            by_token_count!(
-                                wide tc,
-                                gemv_q4_1x16,
-                                out,
-                                &w[g * nb..(g + 1) * nb],
-                                ys.as_slice(),
-                                ss.as_slice(),
-                                t0 == 0
-                            )
-                        },
-                    ),
-                (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => groups
-                    .run::<GROUP, PACKED_TOKENS, _>(
-                        |t0, tc| {
-                            (
-                                token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
-                                token_rows::<_, PACKED_TOKENS>(scales, nb, t0, tc),
-                            )
-                        },
-                        |(ys, ss), g, t0, tc, out| unsafe {
-                            by_token_count!(
-                                tc,
-                                gemv_q8_0x8,
-                                out,
-                                &w[g * nb..(g + 1) * nb],
-                                ys.as_slice(),
-                                ss.as_slice(),
-                                t0 == 0
-                            )
-                        },
-                    ),
-                (WeightData::Q4Kx8(w), Activations::Q8KPaired(q, pairs)) => groups
-                    .run::<GROUP, PACKED_TOKENS, _>(
-                        |t0, tc| {
-                            (
-                                token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
-                                token_rows::<_, PACKED_TOKENS>(pairs, nb, t0, tc),
-                            )
-                        },
-                        |(ys, ps), g, t0, tc, out| unsafe {
-                            by_token_count!(
-                                tc,
-                                gemv_q4_kx8,
-                                out,
-                                &w[g * nb..(g + 1) * nb],
-                                ys.as_slice(),
-                                ps.as_slice(),
-                                t0 == 0
-                            )
-                        },
-                    ),
-                (WeightData::Q5Kx8(w), Activations::Q8KPaired(q, pairs)) => groups
-                    .run::<GROUP, PACKED_TOKENS, _>(
-                        |t0, tc| {
-                            (
-                                token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
-                                token_rows::<_, PACKED_TOKENS>(pairs, nb, t0, tc),
-                            )
-                        },
-                        |(ys, ps), g, t0, tc, out| unsafe {
-                            by_token_count!(
-                                tc,
-                                gemv_q5_kx8,
-                                out,
-                                &w[g * nb..(g + 1) * nb],
-                                ys.as_slice(),
-                                ps.as_slice(),
-                                t0 == 0
-                            )
-                        },
-                    ),
+                (WeightData::Q4_1x8(w), Activations::Q8_1Scaled(q, scales)) => {
+                    with_token_pairs!(groups, GROUP, PACKED_TOKENS, [] gemv_q4_1x8, w, nb, q, scales)
+                }
+                (WeightData::Q4_1x16(w), Activations::Q8_1Scaled(q, scales)) => {
+                    with_token_pairs!(groups, WIDE_GROUP, WIDE_TOKENS, [wide] gemv_q4_1x16, w, nb, q, scales)
+                }
+                (WeightData::Q8_0x8(w), Activations::Q8_0Scaled(q, scales)) => {
+                    with_token_pairs!(groups, GROUP, PACKED_TOKENS, [] gemv_q8_0x8, w, nb, q, scales)
+                }
+                (WeightData::Q4Kx8(w), Activations::Q8KPaired(q, pairs)) => {
+                    with_token_pairs!(groups, GROUP, PACKED_TOKENS, [] gemv_q4_kx8, w, nb, q, pairs)
+                }
+                (WeightData::Q5Kx8(w), Activations::Q8KPaired(q, pairs)) => {
+                    with_token_pairs!(groups, GROUP, PACKED_TOKENS, [] gemv_q5_kx8, w, nb, q, pairs)
+                }
                 (WeightData::Q6Kx8(w), Activations::Q8K(q)) => groups
                     .run::<GROUP, PACKED_TOKENS, _>(
                         |t0, tc| token_rows::<_, PACKED_TOKENS>(q, nb, t0, tc),
