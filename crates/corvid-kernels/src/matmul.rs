@@ -110,9 +110,9 @@ macro_rules! by_token_count {
     };
 }
 
-/// Runs the packed kernel `$f` (`[wide]`: the sixteen-row one; `[]` otherwise) over every group and run of
-/// `$k` tokens of `$groups`, passing each run's rows of the two per-token arrays `$a`
-/// (quantized activations) and `$b` (their scales or sums), built once per run.
+/// Runs the packed kernel `$f` (`[wide]`: the sixteen-row one; `[]` otherwise) over every
+/// group and run of `$k` tokens of `$groups`, passing each run's rows of the two per-token
+/// arrays `$a` (quantized activations) and `$b` (their scales or sums), built once per run.
 ///
 /// # Safety
 /// As the kernel's: `$w` must be packed for a tier that runs here, and `$a`, `$b` hold
